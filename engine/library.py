@@ -1,0 +1,242 @@
+"""The Library: one directory on disk holding a sound library's store, indexes and models.
+
+This class is earmark's Python API; the CLI, the HTTP server and the benchmarks are thin
+shells over it.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..index import db as store_db
+from ..index.store import EncoderRecord, Root, Segment, Setting, Sound
+from .encoders import DEFAULT_ENCODER, Encoder, EncoderError, load_encoder
+from .ingest import IndexReport, IndexRun
+from .lock import WriterLock
+
+LIBRARY_ENV = "EARMARK_LIBRARY"
+
+
+class LibraryError(Exception):
+    """A library cannot be created, opened or used as asked."""
+
+
+class EncoderMismatch(LibraryError):
+    """The loaded encoder is not the one the library's vectors were made with."""
+
+
+@dataclass
+class SoundInfo:
+    """One sound as listed by ``earmark ls``."""
+
+    id: int
+    root: str
+    path: str
+    status: str
+    duration: float | None
+    sample_rate: int | None
+    channels: int | None
+    segments: int
+    error: str | None
+    content_hash: str | None
+
+    @property
+    def abs_path(self) -> str:
+        return str(Path(self.root) / self.path)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LibraryStatus:
+    """Counts and settings of a library (``earmark status``)."""
+
+    path: str
+    encoder: str
+    encoder_fingerprint: str
+    schema_revision: str
+    roots: list[str]
+    sounds_indexed: int
+    sounds_failed: int
+    sounds_removed: int
+    segments: int
+    hours_indexed: float
+    data_version: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_library_path() -> Path:
+    return Path(os.environ.get(LIBRARY_ENV, "earmark-library"))
+
+
+class Library:
+    """A sound library on disk. ``Library(path)`` opens an existing one; ``Library.init`` makes one."""
+
+    def __init__(self, path: str | Path, *, migrate: bool = False, encoder: Encoder | None = None) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.is_dir():
+            raise LibraryError(f"{self.path}: no such library directory; run `earmark init {path}` first")
+        self._sessions: sessionmaker[Session] = store_db.open_store(self.path, migrate=migrate)
+        self._encoder = encoder
+        self._settings_cache: dict[str, str] | None = None
+
+    # -- creation -----------------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | Path, encoder: str | Encoder = DEFAULT_ENCODER, hop_seconds: float | None = None) -> "Library":
+        """Create a library at ``path`` bound to ``encoder`` (a spec string or an Encoder)."""
+        p = Path(path).expanduser().resolve()
+        if (p / store_db.DB_NAME).exists():
+            raise LibraryError(f"{p} is already an earmark library")
+        enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        hop = hop_seconds if hop_seconds is not None else enc.window_seconds / 2
+        if not 0 < hop <= enc.window_seconds:
+            raise LibraryError(f"hop must be in (0, {enc.window_seconds}] seconds, got {hop}")
+        p.mkdir(parents=True, exist_ok=True)
+        sessions = store_db.open_store(p, create=True)
+        with sessions() as s, s.begin():
+            rec = EncoderRecord(name=enc.name, dim=enc.dim, fingerprint=enc.fingerprint,
+                                sample_rate=enc.sample_rate, window_seconds=enc.window_seconds, config=enc.config())
+            s.add(rec)
+            s.flush()
+            for key, value in {"encoder_id": rec.id, "encoder_spec": enc.name, "hop_seconds": hop, "data_version": 0}.items():
+                s.add(Setting(key=key, value=str(value)))
+        return cls(p, encoder=enc)
+
+    # -- plumbing -----------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s:
+            yield s
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        with self.session() as s:
+            row = s.get(Setting, key)
+            return row.value if row is not None else default
+
+    def set_setting(self, s: Session, key: str, value: object) -> None:
+        row = s.get(Setting, key)
+        if row is None:
+            s.add(Setting(key=key, value=str(value)))
+        else:
+            row.value = str(value)
+
+    def bump_data_version(self, s: Session) -> int:
+        """Increment the store's data version inside the caller's transaction."""
+        row = s.get(Setting, "data_version")
+        row.value = str(int(row.value) + 1)
+        return int(row.value)
+
+    @property
+    def data_version(self) -> int:
+        return int(self.setting("data_version", "0"))
+
+    def encoder_record_id(self) -> int:
+        return int(self.setting("encoder_id"))
+
+    def encoder_record(self) -> EncoderRecord:
+        with self.session() as s:
+            return s.get(EncoderRecord, self.encoder_record_id())
+
+    @property
+    def encoder(self) -> Encoder:
+        """The library's encoder, loaded on first use and checked against its fingerprint."""
+        if self._encoder is None:
+            rec = self.encoder_record()
+            try:
+                self._encoder = load_encoder(rec.name)
+            except EncoderError as exc:
+                raise LibraryError(f"cannot load this library's encoder '{rec.name}': {exc}") from exc
+        rec = self.encoder_record()
+        if self._encoder.fingerprint != rec.fingerprint:
+            raise EncoderMismatch(
+                f"encoder '{self._encoder.name}' has fingerprint {self._encoder.fingerprint} but this library "
+                f"was built with {rec.fingerprint} ({rec.name}); vectors of different encoders never mix — "
+                "create a new library for the new encoder"
+            )
+        return self._encoder
+
+    @property
+    def hop_samples(self) -> int:
+        enc = self.encoder
+        return max(1, int(round(float(self.setting("hop_seconds")) * enc.sample_rate)))
+
+    def compute_codes(self, s: Session, segment_ids: list[int], vectors) -> None:
+        """Concept codes for freshly stored segments (no-op until a codebook is active)."""
+        return None
+
+    # -- verbs --------------------------------------------------------------------------
+    def index(self, paths: Sequence[str | Path], *, include: Sequence[str] = (), exclude: Sequence[str] = (),
+              workers: int = 1, prune: bool = False, progress: bool = False, wait: bool = False) -> IndexReport:
+        """Index files and folders; unchanged files are skipped, moves and duplicates detected."""
+        lock = WriterLock(self.path).acquire(wait=wait)
+        try:
+            run = IndexRun(self, workers=workers, progress=progress)
+            return run.run(paths, include, exclude, prune=prune)
+        finally:
+            lock.release()
+
+    def status(self) -> LibraryStatus:
+        with self.session() as s:
+            counts = dict(s.execute(select(Sound.status, func.count()).group_by(Sound.status)).all())
+            n_seg = s.scalar(select(func.count()).select_from(Segment)) or 0
+            hours = (s.scalar(select(func.sum(Sound.duration)).where(Sound.status == "indexed")) or 0.0) / 3600
+            roots = list(s.scalars(select(Root.path).order_by(Root.id)))
+        rec = self.encoder_record()
+        return LibraryStatus(
+            path=str(self.path), encoder=rec.name, encoder_fingerprint=rec.fingerprint,
+            schema_revision=store_db.current_revision(self._sessions.kw["bind"]) or "",
+            roots=roots, sounds_indexed=counts.get("indexed", 0), sounds_failed=counts.get("failed", 0),
+            sounds_removed=counts.get("removed", 0), segments=n_seg, hours_indexed=hours,
+            data_version=self.data_version,
+        )
+
+    def sounds(self, status: str | None = None, limit: int | None = None) -> list[SoundInfo]:
+        """Sounds with their segment counts, ordered by root and path."""
+        with self.session() as s:
+            seg_counts = select(Segment.sound_id, func.count().label("n")).group_by(Segment.sound_id).subquery()
+            q = (select(Sound, Root.path, func.coalesce(seg_counts.c.n, 0))
+                 .join(Root, Root.id == Sound.root_id)
+                 .outerjoin(seg_counts, seg_counts.c.sound_id == Sound.id)
+                 .order_by(Root.path, Sound.path))
+            if status:
+                q = q.where(Sound.status == status)
+            if limit:
+                q = q.limit(limit)
+            return [SoundInfo(snd.id, root, snd.path, snd.status, snd.duration, snd.sample_rate, snd.channels,
+                              int(n), snd.error, snd.content_hash) for snd, root, n in s.execute(q)]
+
+    def resolve_sound(self, ref: str | int) -> SoundInfo:
+        """A sound by id, by absolute path or by root-relative path."""
+        sounds = self.sounds()
+        if isinstance(ref, int) or str(ref).isdigit():
+            hit = [x for x in sounds if x.id == int(ref)]
+        else:
+            p = str(Path(ref).expanduser().resolve()) if Path(ref).expanduser().exists() else str(ref)
+            hit = [x for x in sounds if x.abs_path == p or x.path == str(ref)]
+        if not hit:
+            raise LibraryError(f"no sound '{ref}' in {self.path}")
+        if len(hit) > 1:
+            raise LibraryError(f"'{ref}' matches {len(hit)} sounds; use the sound id")
+        return hit[0]
+
+    def remove(self, refs: Sequence[str | int]) -> list[SoundInfo]:
+        """Forget sounds (their rows, segments and codes); the files are not touched."""
+        targets = [self.resolve_sound(r) for r in refs]
+        lock = WriterLock(self.path).acquire()
+        try:
+            with self.session() as s, s.begin():
+                for t in targets:
+                    s.delete(s.get(Sound, t.id))
+                self.bump_data_version(s)
+        finally:
+            lock.release()
+        return targets

@@ -1,0 +1,57 @@
+"""Shared fixtures: real audio files written by soundfile, real libraries on disk."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def noise(seconds: float, sr: int, amp: float = 0.3, seed: int = 0) -> np.ndarray:
+    return (amp * np.random.default_rng(seed).uniform(-1, 1, int(seconds * sr))).astype(np.float32)
+
+
+def write(path: Path, audio: np.ndarray, sr: int, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, sr, **kw)
+    return path
+
+
+@pytest.fixture
+def fake_encoder():
+    from fake_encoder import FakeEncoder
+
+    return FakeEncoder()
+
+
+@pytest.fixture
+def sound_dir(tmp_path: Path) -> Path:
+    """A small folder of real audio in several formats, rates and channel counts."""
+    d = tmp_path / "sounds"
+    write(d / "beep.wav", tone(2000, 1.5, 16000), 16000)
+    write(d / "hum.flac", tone(100, 2.0, 44100), 44100)
+    write(d / "noise.ogg", noise(3.0, 22050), 22050, format="OGG", subtype="VORBIS")
+    stereo = np.stack([tone(2000, 1.0, 48000), noise(1.0, 48000)], axis=1)
+    write(d / "sub" / "stereo.wav", stereo, 48000)
+    return d
+
+
+@pytest.fixture
+def library(tmp_path: Path, fake_encoder):
+    from earmark.engine.library import Library
+
+    return Library.init(tmp_path / "lib", encoder=fake_encoder)
