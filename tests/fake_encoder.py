@@ -59,3 +59,15 @@ class FakeEncoder(Encoder):
                 v = np.abs(np.random.default_rng(seed).standard_normal(N_BANDS)).astype(np.float32)
             out.append(v)
         return l2_normalise(np.stack(out))
+
+
+class SlowFakeEncoder(FakeEncoder):
+    """The same vectors, 50 ms per call: lets crash tests kill a run mid-way."""
+
+    name = "py:fake_encoder:SlowFakeEncoder"
+
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        import time
+
+        time.sleep(0.05)
+        return super().embed_audio(windows)

@@ -1,0 +1,191 @@
+"""The `earmark` command line: a thin shell over :class:`earmark.Library`.
+
+Each command parses its arguments, calls one library function and prints the result as a
+table or, with ``--json``, as JSON. Exit codes: 0 success; 1 finished, but some files failed;
+2 bad usage or a malformed query; 3 the library, store or encoder cannot be used; 4 another
+process is writing to the library.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+EXIT_FILES_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LIBRARY = 3
+EXIT_LOCKED = 4
+
+
+def _print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=False)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn earmark's named exceptions into one clear line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .engine.encoders import EncoderError
+        from .engine.library import LibraryError
+        from .engine.lock import LibraryLocked
+        from .index.db import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except LibraryLocked as exc:
+            click.echo(f"earmark: {exc}", err=True)
+            sys.exit(EXIT_LOCKED)
+        except (LibraryError, StoreError, EncoderError, FileNotFoundError) as exc:
+            click.echo(f"earmark: {exc}", err=True)
+            sys.exit(EXIT_LIBRARY)
+
+    return wrapper
+
+
+def _library_option(fn: Callable) -> Callable:
+    return click.option(
+        "--library", "-L", "library_path", type=click.Path(path_type=Path), envvar="EARMARK_LIBRARY",
+        default="earmark-library", show_default=True, help="Library directory (or set EARMARK_LIBRARY).",
+    )(fn)
+
+
+def _json_option(fn: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def open_library(path: Path, migrate: bool = False):
+    from .engine.library import Library
+
+    return Library(path, migrate=migrate)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="earmark")
+def main() -> None:
+    """earmark: find sounds by text, by concepts or by example, and hear why they matched."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.option("--encoder", default="embedded", show_default=True,
+              help="Encoder spec: embedded, hf:DIR_OR_HUB_ID, laion:FILE.pt or py:module:attr.")
+@click.option("--hop", type=float, default=None, help="Hop between windows in seconds (default: half a window).")
+@_library_option
+@handle_errors
+def init(path: Path | None, encoder: str, hop: float | None, library_path: Path) -> None:
+    """Create a new library (PATH, or --library)."""
+    from .engine.library import Library
+
+    lib = Library.init(path or library_path, encoder=encoder, hop_seconds=hop)
+    enc = lib.encoder
+    click.echo(f"created library {lib.path} (encoder {enc.name}, {enc.dim}-d, {enc.window_seconds:g} s windows, "
+               f"fingerprint {enc.fingerprint})")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--include", multiple=True, help="Glob of files to index (repeatable); default: audio extensions.")
+@click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Threads decoding files ahead of the encoder.")
+@click.option("--prune", is_flag=True, help="Mark sounds whose files are gone as removed.")
+@click.option("--wait", is_flag=True, help="Wait for another writer instead of failing.")
+@_library_option
+@_json_option
+@handle_errors
+def index(paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...], workers: int,
+          prune: bool, wait: bool, library_path: Path, as_json: bool) -> None:
+    """Index sound files and folders (unchanged files are skipped)."""
+    lib = open_library(library_path)
+    report = lib.index(list(paths), include=include, exclude=exclude, workers=workers, prune=prune,
+                       progress=not as_json and sys.stderr.isatty(), wait=wait)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        click.echo(f"{report.scanned} files seen: {report.added} added, {report.updated} updated, "
+                   f"{report.duplicates} duplicates, {len(report.moved)} moved, {report.unchanged} unchanged, "
+                   f"{len(report.failed)} failed, {report.pruned} pruned; {report.segments} segments "
+                   f"in {report.seconds:.1f} s")
+        for old, new in report.moved:
+            click.echo(f"  moved   {old} -> {new}")
+        for p in report.missing:
+            click.echo(f"  missing {p} (run with --prune to remove)")
+        for f in report.failed:
+            click.echo(f"  FAILED  {f.path}: {f.reason}")
+    if report.failed:
+        sys.exit(EXIT_FILES_FAILED)
+
+
+@main.command()
+@_library_option
+@_json_option
+@handle_errors
+def status(library_path: Path, as_json: bool) -> None:
+    """Show a library's counts, encoder and schema."""
+    st = open_library(library_path).status()
+    if as_json:
+        _print_json(st.to_dict())
+        return
+    for key, value in st.to_dict().items():
+        click.echo(f"{key:22} {value}")
+
+
+@main.command(name="ls")
+@click.option("--status", "status_filter", type=click.Choice(["indexed", "failed", "removed"]), default=None)
+@click.option("--limit", type=int, default=None)
+@_library_option
+@_json_option
+@handle_errors
+def ls(status_filter: str | None, limit: int | None, library_path: Path, as_json: bool) -> None:
+    """List sounds."""
+    sounds = open_library(library_path).sounds(status=status_filter, limit=limit)
+    if as_json:
+        _print_json([s.to_dict() for s in sounds])
+        return
+    from rich.table import Table
+
+    table = Table("id", "status", "dur (s)", "Hz", "ch", "segs", "path", "error", box=None)
+    for s in sounds:
+        table.add_row(str(s.id), s.status, f"{s.duration:.2f}" if s.duration else "-", str(s.sample_rate or "-"),
+                      str(s.channels or "-"), str(s.segments), s.abs_path, s.error or "")
+    _console().print(table)
+
+
+@main.command()
+@click.argument("sounds", nargs=-1, required=True)
+@_library_option
+@handle_errors
+def rm(sounds: tuple[str, ...], library_path: Path) -> None:
+    """Forget sounds (by id or path); files on disk are not touched."""
+    removed = open_library(library_path).remove(list(sounds))
+    for s in removed:
+        click.echo(f"removed {s.id} {s.abs_path}")
+
+
+@main.command()
+@_library_option
+@handle_errors
+def migrate(library_path: Path) -> None:
+    """Upgrade a library's database to this earmark's schema."""
+    from .index import db
+
+    engine = db.make_engine(Path(library_path) / db.DB_NAME)
+    if not (Path(library_path) / db.DB_NAME).exists():
+        raise FileNotFoundError(f"{library_path}: not an earmark library")
+    before, after = db.upgrade(engine)
+    click.echo(f"library schema {before or 'empty'} -> {after}" if before != after else f"library schema already at {after}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The CLI as a user runs it (click's runner in-process; a subprocess for the entry point)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from earmark.cli import main
+
+ENC = "py:fake_encoder:FakeEncoder"
+
+
+def test_help_lists_commands():
+    out = CliRunner().invoke(main, ["--help"]).output
+    for cmd in ("init", "index", "status", "ls", "rm", "migrate"):
+        assert cmd in out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "earmark.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "index" in out.stdout
+
+
+def test_init_index_ls_rm_status(tmp_path, sound_dir):
+    r = CliRunner()
+    lib = str(tmp_path / "lib")
+    res = r.invoke(main, ["init", lib, "--encoder", ENC])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["index", "--library", lib, str(sound_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["added"] == 4 and report["failed"] == []
+    res = r.invoke(main, ["ls", "--json"], env={"EARMARK_LIBRARY": lib})
+    sounds = json.loads(res.output)
+    assert sorted(s["path"] for s in sounds) == ["beep.wav", "hum.flac", "noise.ogg", "sub/stereo.wav"]
+    res = r.invoke(main, ["rm", "--library", lib, "hum.flac"])
+    assert res.exit_code == 0 and "removed" in res.output
+    st = json.loads(r.invoke(main, ["status", "--library", lib, "--json"]).output)
+    assert st["sounds_indexed"] == 3
+
+
+def test_index_reports_failures_with_exit_code_1(tmp_path, sound_dir):
+    (sound_dir / "broken.wav").write_bytes(b"nope")
+    r = CliRunner()
+    lib = str(tmp_path / "lib")
+    r.invoke(main, ["init", lib, "--encoder", ENC])
+    res = r.invoke(main, ["index", "--library", lib, str(sound_dir)])
+    assert res.exit_code == 1
+    assert "FAILED" in res.output and "broken.wav" in res.output
+
+
+def test_missing_path_and_unknown_encoder_are_clear(tmp_path):
+    r = CliRunner()
+    res = r.invoke(main, ["init", str(tmp_path / "l"), "--encoder", "nope:x"])
+    assert res.exit_code == 3 and "unknown encoder" in res.output
+    lib = str(tmp_path / "lib")
+    r.invoke(main, ["init", lib, "--encoder", ENC])
+    res = r.invoke(main, ["index", "--library", lib, str(tmp_path / "does-not-exist")])
+    assert res.exit_code == 3 and "no such file" in res.output
