@@ -69,6 +69,13 @@ def scan(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -
             if not matches(rel, include, exclude):
                 continue
             try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                # Undecodable bytes in the name (surrogate-escaped): the store keeps UTF-8 text.
+                shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+                problems.append(ScanProblem(shown, "file name is not valid UTF-8; rename the file to index it"))
+                continue
+            try:
                 st = os.stat(abs_path)  # follows file symlinks; a dangling or looping link fails here
             except OSError as exc:
                 problems.append(ScanProblem(rel, f"cannot stat: {exc.strerror or exc}"))
