@@ -1,0 +1,221 @@
+"""Listenable evidence for one hit: mask-in WAV, mask-out WAV and a spectrogram picture.
+
+The hit's audio is analysed with the encoder's STFT; frames are cut into chunks of one encoder
+window (the last chunk is aligned to the end, overlaps averaged) so the decoder sees what the
+encoder saw when indexing. Mask-in audio = ISTFT(M · |X|, ∠X), mask-out = ISTFT((1 − M) · |X|, ∠X).
+Without a decoder the mask is a gradient saliency map, labelled as such in the result, the file
+names and the picture — never silently.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .decoder import MaskDecoder
+from .errors import EvidenceError
+from .saliency import SALIENCY_LABEL, SALIENCY_METHOD, gradient_saliency
+from .stft import STFTParams, istft, magnitude_phase, stft
+
+LMAC_METHOD = "lmac"
+LMAC_LABEL = "L-MAC evidence"
+_DB_RANGE = 80.0  # dB of the spectrogram shown below its peak
+_MAX_PNG_WIDTH = 2000  # px; longer hits are resized in time
+_OVERLAY_RGB = np.array([1.0, 0.55, 0.0])  # orange: masked-in region
+_OVERLAY_ALPHA = 0.6
+
+
+@dataclass(frozen=True)
+class EvidenceMask:
+    """A mask over the hit's linear STFT, with what is needed to resynthesise it."""
+
+    mask: np.ndarray  # (F, T) float32 in [0, 1]
+    magnitude: np.ndarray  # (F, T) float32 linear magnitude
+    phase: np.ndarray  # (F, T) float32 radians
+    method: str  # "lmac" | "gradient-saliency"
+    label: str  # human-readable method label for pictures and pages
+    params: STFTParams
+    sample_rate: int  # Hz of the analysed audio (the encoder's rate)
+    n_samples: int
+    similarity_original: float  # cos(f(X), t), mean over chunks
+    similarity_in: float  # cos(f(M ⊙ X), t)
+    similarity_out: float  # cos(f((1 − M) ⊙ X), t)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Files rendered for one hit and the numbers shown next to them."""
+
+    method: str
+    label: str
+    target_text: str
+    sample_rate: int
+    duration_s: float
+    mask_in_wav: Path
+    mask_out_wav: Path
+    png: Path
+    mask_mean: float  # mean mask value in [0, 1]
+    similarity_original: float
+    similarity_in: float
+    similarity_out: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def _chunk_starts(n_frames: int, chunk: int) -> list[int]:
+    if n_frames <= chunk:
+        return [0]
+    starts = list(range(0, n_frames - chunk + 1, chunk))
+    if starts[-1] + chunk < n_frames:
+        starts.append(n_frames - chunk)  # last chunk aligned to the end
+    return starts
+
+
+def _prepare(waveform: np.ndarray, sample_rate: int, encoder: Any) -> np.ndarray:
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.ndim != 1:
+        raise EvidenceError(f"waveform must be mono (N,), got shape {x.shape}; downmix first")
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise EvidenceError("waveform is empty or contains NaN/Inf")
+    target_rate = int(encoder.sample_rate)
+    if sample_rate != target_rate:
+        import soxr
+
+        x = soxr.resample(x, sample_rate, target_rate).astype(np.float32)
+    return x
+
+
+@torch.no_grad()
+def compute_mask(
+    encoder: Any,
+    waveform: np.ndarray,
+    sample_rate: int,
+    target_text: str,
+    decoder: MaskDecoder | None = None,
+) -> EvidenceMask:
+    """Mask for ``target_text`` over a mono hit of any length (resampled to the encoder's rate)."""
+    params = STFTParams.from_mapping(encoder.stft_params())
+    x = _prepare(waveform, sample_rate, encoder)
+    text = encoder.text_tensor([target_text])
+    device = text.device
+    magnitude, phase = magnitude_phase(stft(torch.from_numpy(x).to(device), params))
+    magnitude, phase = magnitude[0], phase[0]
+    n_freq, n_frames = magnitude.shape
+    chunk = params.n_frames(int(encoder.window_samples))
+    starts = _chunk_starts(n_frames, chunk)
+    padded = magnitude
+    if n_frames < chunk:  # shorter than one window: zero-pad like the indexer pads short files
+        padded = torch.nn.functional.pad(magnitude, (0, chunk - n_frames))
+    chunks = torch.stack([padded[:, s : s + chunk] for s in starts])  # (C, F, chunk)
+    texts = text.expand(len(starts), -1)
+
+    if decoder is not None:
+        decoder.eval()
+        _, fmaps = encoder.embed_from_magnitude(chunks)
+        masks = decoder(fmaps, texts, chunks)
+        method, label = LMAC_METHOD, LMAC_LABEL
+    else:
+        masks = gradient_saliency(encoder, chunks, texts)
+        method, label = SALIENCY_METHOD, SALIENCY_LABEL
+
+    # Stitch: average where the end-aligned last chunk overlaps its neighbour.
+    total = torch.zeros(n_freq, max(n_frames, chunk), device=device)
+    count = torch.zeros(1, max(n_frames, chunk), device=device)
+    for s, m in zip(starts, masks):
+        total[:, s : s + chunk] += m
+        count[:, s : s + chunk] += 1
+    mask = (total / count)[:, :n_frames]
+
+    both = torch.cat([chunks, masks * chunks, (1 - masks) * chunks])
+    emb, _ = encoder.embed_from_magnitude(both)
+    sims = (emb @ text[0]).reshape(3, len(starts)).mean(dim=1).cpu().numpy()
+    return EvidenceMask(
+        mask=mask.float().cpu().numpy(),
+        magnitude=magnitude.float().cpu().numpy(),
+        phase=phase.float().cpu().numpy(),
+        method=method,
+        label=label,
+        params=params,
+        sample_rate=int(encoder.sample_rate),
+        n_samples=int(x.size),
+        similarity_original=float(sims[0]),
+        similarity_in=float(sims[1]),
+        similarity_out=float(sims[2]),
+    )
+
+
+def resynthesise(ev: EvidenceMask) -> tuple[np.ndarray, np.ndarray]:
+    """(mask-in, mask-out) audio, each (n_samples,) float32, with the original phase."""
+    mag = torch.from_numpy(ev.magnitude)[None]
+    phase = torch.from_numpy(ev.phase)[None]
+    m = torch.from_numpy(ev.mask)[None]
+    both = istft(torch.cat([m * mag, (1 - m) * mag]), torch.cat([phase, phase]), ev.params, ev.n_samples)
+    return both[0].numpy(), both[1].numpy()
+
+
+def spectrogram_image(ev: EvidenceMask, title: str) -> "Image.Image":
+    """RGB picture: grey log spectrogram (top 80 dB), masked-in region tinted orange, low Hz at the bottom."""
+    from PIL import Image, ImageDraw
+
+    db = 20.0 * np.log10(ev.magnitude + 1e-8)
+    grey = np.clip((db - (db.max() - _DB_RANGE)) / _DB_RANGE, 0.0, 1.0)[::-1]
+    alpha = (_OVERLAY_ALPHA * ev.mask[::-1])[..., None]
+    rgb = (1.0 - alpha) * (0.9 * grey[..., None]) + alpha * _OVERLAY_RGB
+    img = Image.fromarray((rgb * 255.0 + 0.5).astype(np.uint8), mode="RGB")
+    if img.width > _MAX_PNG_WIDTH:
+        img = img.resize((_MAX_PNG_WIDTH, img.height), Image.Resampling.BILINEAR)
+    header = 18
+    canvas = Image.new("RGB", (max(img.width, 320), img.height + header), (255, 255, 255))
+    canvas.paste(img, (0, header))
+    ImageDraw.Draw(canvas).text((4, 3), title, fill=(0, 0, 0))
+    return canvas
+
+
+def render_evidence(
+    encoder: Any,
+    waveform: np.ndarray,
+    sample_rate: int,
+    target_text: str,
+    decoder: MaskDecoder | None,
+    out_dir: str | Path,
+    stem: str = "evidence",
+) -> Evidence:
+    """Write ``{stem}.{method}.in.wav``, ``.out.wav`` and ``.png`` under ``out_dir``; return what was written.
+
+    WAVs are 16-bit PCM at the encoder's sample rate. ``decoder=None`` uses the labelled
+    gradient-saliency fallback.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ev = compute_mask(encoder, waveform, sample_rate, target_text, decoder)
+    mask_in, mask_out = resynthesise(ev)
+    base = out_dir / f"{stem}.{ev.method}"
+    in_path, out_path, png_path = Path(f"{base}.in.wav"), Path(f"{base}.out.wav"), Path(f"{base}.png")
+    sf.write(in_path, np.clip(mask_in, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
+    sf.write(out_path, np.clip(mask_out, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
+    mask_mean = float(ev.mask.mean())
+    title = (
+        f"{ev.label}: '{target_text}'  mask mean {mask_mean:.2f}  "
+        f"cos orig {ev.similarity_original:.2f} / in {ev.similarity_in:.2f} / out {ev.similarity_out:.2f}"
+    )
+    spectrogram_image(ev, title).save(png_path, format="PNG", compress_level=1)
+    return Evidence(
+        method=ev.method,
+        label=ev.label,
+        target_text=target_text,
+        sample_rate=ev.sample_rate,
+        duration_s=ev.n_samples / ev.sample_rate,
+        mask_in_wav=in_path,
+        mask_out_wav=out_path,
+        png=png_path,
+        mask_mean=mask_mean,
+        similarity_original=ev.similarity_original,
+        similarity_in=ev.similarity_in,
+        similarity_out=ev.similarity_out,
+    )
+
