@@ -158,7 +158,7 @@ def resynthesise(ev: EvidenceMask) -> tuple[np.ndarray, np.ndarray]:
     return both[0].numpy(), both[1].numpy()
 
 
-def spectrogram_image(ev: EvidenceMask, title: str) -> "Image.Image":
+def spectrogram_image(ev: EvidenceMask, title: str, subtitle: str = "") -> "Image.Image":
     """RGB picture: grey log spectrogram (top 80 dB), masked-in region tinted orange, low Hz at the bottom."""
     from PIL import Image, ImageDraw
 
@@ -169,10 +169,12 @@ def spectrogram_image(ev: EvidenceMask, title: str) -> "Image.Image":
     img = Image.fromarray((rgb * 255.0 + 0.5).astype(np.uint8), mode="RGB")
     if img.width > _MAX_PNG_WIDTH:
         img = img.resize((_MAX_PNG_WIDTH, img.height), Image.Resampling.BILINEAR)
-    header = 18
+    header = 30  # two lines of Pillow's default bitmap font
     canvas = Image.new("RGB", (max(img.width, 320), img.height + header), (255, 255, 255))
     canvas.paste(img, (0, header))
-    ImageDraw.Draw(canvas).text((4, 3), title, fill=(0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 2), title, fill=(0, 0, 0))
+    draw.text((4, 15), subtitle, fill=(60, 60, 60))
     return canvas
 
 
@@ -199,11 +201,12 @@ def render_evidence(
     sf.write(in_path, np.clip(mask_in, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
     sf.write(out_path, np.clip(mask_out, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
     mask_mean = float(ev.mask.mean())
-    title = (
-        f"{ev.label}: '{target_text}'  mask mean {mask_mean:.2f}  "
-        f"cos orig {ev.similarity_original:.2f} / in {ev.similarity_in:.2f} / out {ev.similarity_out:.2f}"
+    title = f"{ev.label}: '{target_text}'"
+    subtitle = (
+        f"mask mean {mask_mean:.2f}  cos orig {ev.similarity_original:.2f} / "
+        f"in {ev.similarity_in:.2f} / out {ev.similarity_out:.2f}"
     )
-    spectrogram_image(ev, title).save(png_path, format="PNG", compress_level=1)
+    spectrogram_image(ev, title, subtitle).save(png_path, format="PNG", compress_level=1)
     return Evidence(
         method=ev.method,
         label=ev.label,

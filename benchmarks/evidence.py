@@ -1,0 +1,246 @@
+"""Benchmark of listenable evidence: decoder training, faithfulness table, rendering time.
+
+    python benchmarks/evidence.py                      # embedded encoder, game-sound corpus
+    python benchmarks/evidence.py --encoder toy        # the test suite's toy encoder, tone in noise
+    python benchmarks/evidence.py --write-docs docs/evidence.md
+
+Data (embedded encoder): audio files under --corpus (default /work/cache/earmark-corpus/x, the
+Debian game/sample packages the project indexes), sorted and shuffled with a fixed seed; each
+file's label comes from its path (engine.training.captions: keyword table over path tokens);
+unlabelled files are skipped. One encoder window per file (the loudest of its first windows).
+Files are split into a training and a held-out evaluation set.
+
+Training targets: a segment's "top concepts" are the 3 candidate labels closest to its audio
+embedding (a stand-in for concept codes, which this benchmark does not compute), and its
+"caption" is its path label (drawn with probability 0.5). Candidate texts for the class
+probability: the distinct labels of the evaluation set.
+
+Timing: ``render_evidence`` (mask + two ISTFTs + two WAVs + PNG) on a 10 s hit, CPU, 2 threads,
+median of --timing-runs after one warm-up; the mask computation alone is reported separately.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MARK_START = "<!-- benchmark:start -->"
+MARK_END = "<!-- benchmark:end -->"
+METRICS = ("AI", "AD", "AG", "FF", "Fid_In", "SPS", "COMP")
+LMAC_PAPER = {"AI": 61.62, "AD": 3.83, "AG": 33.48, "FF": 0.40, "Fid_In": 0.82, "SPS": 0.93, "COMP": 9.77}
+
+
+def _toy_data(n_train: int, n_eval: int):
+    sys.path.insert(0, str(REPO / "tests"))
+    from evidence_toy_encoder import ToyBandEncoder, tone_in_noise
+
+    from earmark.engine.evidence.train import SegmentExample
+
+    enc = ToyBandEncoder()
+    x, _ = tone_in_noise(n_train, seed=0)
+    xe, _ = tone_in_noise(n_eval, seed=1)
+    train = [SegmentExample(w, ["tone"], caption="beep") for w in x]
+    candidates = ["tone", "hiss", "rumble"]
+    long_hit = tone_in_noise(1, seed=2, seconds=10.0)[0][0]
+    return enc, train, xe, candidates, long_hit, "toy band encoder (tests/evidence_toy_encoder.py), tone in noise"
+
+
+def _corpus_windows(enc, corpus: Path, n_files: int, seed: int):
+    """(windows (N, S), labels, paths): one loud window per labelled file."""
+    from earmark.engine.audio import AUDIO_EXTENSIONS, AudioError, load_mono
+    from earmark.engine.training.captions import keyword_label, tokens_of
+
+    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    rng = np.random.default_rng(seed)
+    rng.shuffle(files)
+    w = enc.window_samples
+    windows, labels, paths = [], [], []
+    for path in files:
+        if len(windows) >= n_files:
+            break
+        label = keyword_label(tokens_of(str(path.relative_to(corpus))))
+        if not label:
+            continue
+        try:
+            x = load_mono(path, enc.sample_rate, 0.0, 3 * enc.window_seconds)
+        except AudioError:
+            continue
+        if x.size < w:
+            x = np.pad(x, (0, w - x.size))
+        starts = range(0, x.size - w + 1, max(1, w // 2))
+        best = max(starts, key=lambda s: float(np.mean(x[s : s + w] ** 2)))
+        win = x[best : best + w].astype(np.float32)
+        if float(np.sqrt(np.mean(win**2))) < 1e-3:  # near-silent: nothing to explain
+            continue
+        windows.append(win)
+        labels.append(label)
+        paths.append(str(path.relative_to(corpus)))
+    return np.stack(windows), labels, paths
+
+
+def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int):
+    from earmark.engine.evidence.train import SegmentExample
+
+    windows, labels, paths = _corpus_windows(enc, corpus, n_train + n_eval, seed)
+    train_w, train_l = windows[:n_train], labels[:n_train]
+    eval_w, eval_l = windows[n_train:], labels[n_train:]
+    candidates = sorted(set(eval_l))
+    vocab = sorted(set(labels))
+    emb = enc.embed_audio(train_w)
+    text = enc.embed_text(vocab)
+    top = np.argsort(-(emb @ text.T), axis=1)[:, :3]
+    train = [SegmentExample(w, [vocab[j] for j in t], caption=l) for w, t, l in zip(train_w, top, train_l)]
+    # a 10 s hit: four held-out windows end to end, cut to 10 s
+    long_hit = np.concatenate(list(eval_w[:5]))[: int(10 * enc.sample_rate)]
+    desc = f"{len(windows)} windows from {corpus} ({n_train} train / {len(eval_w)} eval), {len(candidates)} candidate labels"
+    return train, eval_w, candidates, long_hit, desc
+
+
+def _time_render(enc, decoder, hit: np.ndarray, runs: int) -> dict[str, float]:
+    from earmark.engine.evidence.render import compute_mask, render_evidence
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fn in (
+            ("render_s", lambda: render_evidence(enc, hit, enc.sample_rate, "the target", decoder, tmp)),
+            ("mask_s", lambda: compute_mask(enc, hit, enc.sample_rate, "the target", decoder)),
+        ):
+            fn()  # warm-up
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[name] = statistics.median(times)
+    return out
+
+
+def _table(scores: dict, n: int) -> str:
+    head = "| method | " + " | ".join(m.replace("_", "-") for m in METRICS) + " |"
+    sep = "|---" * (len(METRICS) + 1) + "|"
+    rows = [head, sep]
+    for method, s in scores.items():
+        d = s.as_dict()
+        rows.append(f"| {method} | " + " | ".join(f"{d[m]:.2f}" for m in METRICS) + " |")
+    rows.append("| L-MAC paper (CNN14, ESC-50 OOD) | " + " | ".join(f"{LMAC_PAPER[m]:.2f}" for m in METRICS) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", default="embedded", help="encoder spec, or 'toy' for the test encoder")
+    ap.add_argument("--corpus", type=Path, default=Path("/work/cache/earmark-corpus/x"))
+    ap.add_argument("--train-files", type=int, default=400)
+    ap.add_argument("--eval-files", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--checkpoint", type=Path, default=REPO / "out" / "evidence" / "decoder.pt")
+    ap.add_argument("--timing-runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--write-docs", type=Path, default=None, help="replace the benchmark section of this markdown file")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from earmark.engine.evidence.evaluate import evaluate_faithfulness
+    from earmark.engine.evidence.train import TrainConfig, iter_batches, train_decoder
+
+    t0 = time.perf_counter()
+    if args.encoder == "toy":
+        enc, train, eval_w, candidates, long_hit, desc = _toy_data(args.train_files, args.eval_files)
+    else:
+        from earmark.engine.encoders import load_encoder
+
+        enc = load_encoder(args.encoder, device="cpu")
+        train, eval_w, candidates, long_hit, desc = _corpus_data(enc, args.corpus, args.train_files, args.eval_files, args.seed)
+    t_data = time.perf_counter() - t0
+    print(f"data: {desc} ({t_data:.0f} s)", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    res = train_decoder(
+        enc,
+        iter_batches(train, args.batch_size, seed=args.seed),
+        args.checkpoint,
+        TrainConfig(steps=args.steps, lr=args.lr, save_every=25, seed=args.seed),
+        negatives=candidates,
+    )
+    t_train = time.perf_counter() - t0
+    hist = res.history
+    first, last = hist[: min(10, len(hist))], hist[-min(10, len(hist)) :]
+    loss_first = float(np.mean([h["total"] for h in first]))
+    loss_last = float(np.mean([h["total"] for h in last]))
+
+    t0 = time.perf_counter()
+    ev = evaluate_faithfulness(enc, eval_w, candidates, res.decoder, batch_size=8, seed=args.seed)
+    t_eval = time.perf_counter() - t0
+    timing = _time_render(enc, res.decoder, long_hit, args.timing_runs)
+    timing_fallback = _time_render(enc, None, long_hit, max(1, args.timing_runs // 2))
+
+    result = {
+        "encoder": args.encoder if args.encoder != "toy" else "toy",
+        "encoder_fingerprint": getattr(enc, "fingerprint", None),
+        "data": desc,
+        "candidates": candidates,
+        "logit_scale": ev.logit_scale,
+        "train": {
+            "steps": res.steps_done,
+            "resumed_from": res.start_step,
+            "batch_size": args.batch_size,
+            "seconds_this_run": t_train,
+            "loss_first10": loss_first,
+            "loss_last10": loss_last,
+            "last": last[-1] if last else None,
+        },
+        "eval_seconds": t_eval,
+        "n_eval_windows": ev.n_windows,
+        "scores": {m: s.as_dict() for m, s in ev.scores.items()},
+        "render_10s_cpu": {**timing, "threads": args.threads},
+        "render_10s_cpu_saliency_fallback": {**timing_fallback, "threads": args.threads},
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+    out_json = args.checkpoint.parent / "benchmark.json"
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=2))
+
+    table = _table(ev.scores, ev.n_windows)
+    section = "\n".join(
+        [
+            MARK_START,
+            f"Encoder: `{result['encoder']}` (fingerprint `{result['encoder_fingerprint']}`). Data: {desc}.",
+            f"Decoder: {res.steps_done} steps of batch {args.batch_size} on CPU "
+            f"(loss {loss_first:.3f} → {loss_last:.3f}, mean of first/last 10 steps). "
+            f"Logit scale s = {ev.logit_scale:g}; {ev.n_windows} held-out windows; "
+            f"{len(candidates)} candidate texts.",
+            "",
+            table,
+            "",
+            f"Rendering a 10 s hit on CPU ({args.threads} threads, median of {args.timing_runs}): "
+            f"full render (mask, 2 ISTFT, 2 WAV, PNG) {timing['render_s']:.3f} s; mask only {timing['mask_s']:.3f} s. "
+            f"Saliency fallback: {timing_fallback['render_s']:.3f} s.",
+            "",
+            f"Produced by `python benchmarks/evidence.py {' '.join(sys.argv[1:])}`; raw numbers in `{out_json.relative_to(REPO) if out_json.is_relative_to(REPO) else out_json}`.",
+            MARK_END,
+        ]
+    )
+    print(section)
+    if args.write_docs:
+        text = args.write_docs.read_text() if args.write_docs.exists() else f"{MARK_START}\n{MARK_END}\n"
+        if MARK_START not in text or MARK_END not in text:
+            text = text.rstrip() + f"\n\n{MARK_START}\n{MARK_END}\n"
+        a, b = text.index(MARK_START), text.index(MARK_END) + len(MARK_END)
+        args.write_docs.write_text(text[:a] + section + text[b:])
+
+
+if __name__ == "__main__":
+    main()
