@@ -174,6 +174,28 @@ def rm(sounds: tuple[str, ...], library_path: Path) -> None:
 
 
 @main.command()
+@click.option("--repair", is_flag=True, help="Rebuild the derived indexes from the database.")
+@_library_option
+@_json_option
+@handle_errors
+def check(repair: bool, library_path: Path, as_json: bool) -> None:
+    """Verify a library's consistency (database and index files)."""
+    rep = open_library(library_path).check(repair=repair)
+    if as_json:
+        _print_json(rep.to_dict())
+    else:
+        for item in rep.checked:
+            click.echo(f"checked  {item}")
+        for item in rep.repaired:
+            click.echo(f"repaired {item}")
+        for item in rep.problems:
+            click.echo(f"PROBLEM  {item}")
+        click.echo("library is consistent" if rep.ok else f"{len(rep.problems)} problem(s) found")
+    if not rep.ok:
+        sys.exit(EXIT_LIBRARY)
+
+
+@main.command()
 @_library_option
 @handle_errors
 def migrate(library_path: Path) -> None:

@@ -9,7 +9,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +19,9 @@ from ..index.store import EncoderRecord, Root, Segment, Setting, Sound
 from .encoders import DEFAULT_ENCODER, Encoder, EncoderError, load_encoder
 from .ingest import IndexReport, IndexRun
 from .lock import WriterLock
+
+if TYPE_CHECKING:
+    from ..index.check import CheckReport
 
 LIBRARY_ENV = "EARMARK_LIBRARY"
 
@@ -227,6 +230,13 @@ class Library:
         if len(hit) > 1:
             raise LibraryError(f"'{ref}' matches {len(hit)} sounds; use the sound id")
         return hit[0]
+
+    def check(self, repair: bool = False) -> "CheckReport":
+        """Verify the store (and the derived indexes); ``repair`` rebuilds what is derived."""
+        from ..index.check import check_store
+
+        with self.session() as s:
+            return check_store(s, self.encoder_record().dim)
 
     def remove(self, refs: Sequence[str | int]) -> list[SoundInfo]:
         """Forget sounds (their rows, segments and codes); the files are not touched."""

@@ -80,3 +80,14 @@ def test_not_a_library_gives_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["status", "--library", str(tmp_path / "nowhere")])
     assert result.exit_code == 3
     assert "earmark init" in result.output
+
+
+def test_check_finds_a_corrupted_vector(library, sound_dir):
+    from sqlalchemy import text
+
+    library.index([sound_dir])
+    assert library.check().ok
+    with library.session() as s, s.begin():
+        s.execute(text("UPDATE segments SET embedding = x'00' WHERE id = (SELECT min(id) FROM segments)"))
+    rep = library.check()
+    assert not rep.ok and any("float32" in p for p in rep.problems)
