@@ -4,16 +4,16 @@
     python benchmarks/evidence.py --encoder toy        # the test suite's toy encoder, tone in noise
     python benchmarks/evidence.py --write-docs docs/evidence.md
 
-Data (embedded encoder): audio files under --corpus (default /work/cache/earmark-corpus/x, the
-Debian game/sample packages the project indexes), sorted and shuffled with a fixed seed; each
-file's label comes from its path (engine.training.captions: keyword table over path tokens);
-unlabelled files are skipped. One encoder window per file (the loudest of its first windows).
-Files are split into a training and a held-out evaluation set.
+Data (embedded encoder): the "library" is the audio inside game archives the encoder never
+trained on (OpenArena pk3, Warzone 2100 wz; unpacked once under the checkpoint's folder), one
+window per file (the loudest of its first windows), shuffled with a fixed seed and split into
+held-out evaluation windows and training windows.
 
-Training targets: a segment's "top concepts" are the 3 candidate labels closest to its audio
-embedding (a stand-in for concept codes, which this benchmark does not compute), and its
-"caption" is its path label (drawn with probability 0.5). Candidate texts for the class
-probability: the distinct labels of the evaluation set.
+Training targets: a window's "top concepts" are the 3 candidate labels closest to its audio
+embedding (a stand-in for concept codes, which this benchmark does not compute); its "caption"
+is the keyword label of its archive path when there is one. Candidate texts (training negatives
+and the class probability of the metrics): the 50 most frequent labels of the encoder's training
+manifest, near-synonyms merged.
 
 Timing: ``render_evidence`` (mask + two ISTFTs + two WAVs + PNG) on a 10 s hit, CPU, 2 threads,
 median of --timing-runs after one warm-up; the mask computation alone is reported separately.
@@ -54,55 +54,109 @@ def _toy_data(n_train: int, n_eval: int):
     return enc, train, xe, candidates, long_hit, "toy band encoder (tests/evidence_toy_encoder.py), tone in noise"
 
 
-def _corpus_windows(enc, corpus: Path, n_files: int, seed: int):
-    """(windows (N, S), labels, paths): one loud window per labelled file."""
-    from earmark.engine.audio import AUDIO_EXTENSIONS, AudioError, load_mono
+# Sounds earmark's encoder never trains on: the audio inside these game archives (zip files).
+HELD_OUT_ARCHIVES = (
+    "x/openarena-data/usr/share/games/openarena/baseoa/pak0.pk3",
+    "x/openarena-data/usr/share/games/openarena/missionpack/mp-pak0.pk3",
+    "x/warzone2100-data/usr/share/games/warzone2100/base.wz",
+)
+N_CANDIDATES = 50
+
+
+def _extract_library(corpus: Path, dest: Path) -> list[Path]:
+    """Unpack the held-out archives' audio members under ``dest`` (once); return the files, sorted."""
+    import zipfile
+
+    for rel in HELD_OUT_ARCHIVES:
+        archive = corpus / rel
+        if not archive.exists():
+            continue
+        with zipfile.ZipFile(archive) as z:
+            for name in z.namelist():
+                if name.lower().endswith((".wav", ".ogg", ".flac")):
+                    target = dest / archive.stem / name
+                    if not target.exists():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(z.read(name))
+    return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def _loud_window(path: Path, enc) -> np.ndarray | None:
+    """The loudest of the first few half-overlapping windows of a file, or None if unreadable/silent."""
+    from earmark.engine.audio import AudioError, load_mono
+
+    w = enc.window_samples
+    try:
+        x = load_mono(path, enc.sample_rate, 0.0, 3 * enc.window_seconds)
+    except AudioError:
+        return None
+    if x.size < w:
+        x = np.pad(x, (0, w - x.size))
+    starts = range(0, x.size - w + 1, max(1, w // 2))
+    best = max(starts, key=lambda s: float(np.mean(x[s : s + w] ** 2)))
+    win = x[best : best + w].astype(np.float32)
+    return win if float(np.sqrt(np.mean(win**2))) >= 1e-3 else None
+
+
+def _candidates(enc, corpus: Path) -> list[str]:
+    """The 50 most frequent labels of the encoder's training manifest, near-synonyms (cos > 0.9) merged."""
+    import collections
+
+    from earmark.engine.training.corpus import read_manifest
+
+    counts = collections.Counter(item.label for item in read_manifest(corpus))
+    labels = [label for label, _ in counts.most_common()]
+    emb = enc.embed_text(labels)
+    kept: list[int] = []
+    for i in range(len(labels)):
+        if all(float(emb[i] @ emb[j]) <= 0.9 for j in kept):
+            kept.append(i)
+        if len(kept) == N_CANDIDATES:
+            break
+    return [labels[i] for i in kept]
+
+
+def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int, work: Path):
+    from earmark.engine.evidence.train import SegmentExample
     from earmark.engine.training.captions import keyword_label, tokens_of
 
-    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    files = _extract_library(corpus, work / "library")
     rng = np.random.default_rng(seed)
-    rng.shuffle(files)
-    w = enc.window_samples
-    windows, labels, paths = [], [], []
-    for path in files:
-        if len(windows) >= n_files:
+    order = rng.permutation(len(files))
+    windows, captions = [], []
+    for i in order:
+        if len(windows) >= n_train + n_eval:
             break
-        label = keyword_label(tokens_of(str(path.relative_to(corpus))))
-        if not label:
-            continue
-        try:
-            x = load_mono(path, enc.sample_rate, 0.0, 3 * enc.window_seconds)
-        except AudioError:
-            continue
-        if x.size < w:
-            x = np.pad(x, (0, w - x.size))
-        starts = range(0, x.size - w + 1, max(1, w // 2))
-        best = max(starts, key=lambda s: float(np.mean(x[s : s + w] ** 2)))
-        win = x[best : best + w].astype(np.float32)
-        if float(np.sqrt(np.mean(win**2))) < 1e-3:  # near-silent: nothing to explain
+        win = _loud_window(files[i], enc)
+        if win is None:
             continue
         windows.append(win)
-        labels.append(label)
-        paths.append(str(path.relative_to(corpus)))
-    return np.stack(windows), labels, paths
-
-
-def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int):
-    from earmark.engine.evidence.train import SegmentExample
-
-    windows, labels, paths = _corpus_windows(enc, corpus, n_train + n_eval, seed)
-    train_w, train_l = windows[:n_train], labels[:n_train]
-    eval_w, eval_l = windows[n_train:], labels[n_train:]
-    candidates = sorted(set(eval_l))
-    vocab = sorted(set(labels))
-    emb = enc.embed_audio(train_w)
-    text = enc.embed_text(vocab)
-    top = np.argsort(-(emb @ text.T), axis=1)[:, :3]
-    train = [SegmentExample(w, [vocab[j] for j in t], caption=l) for w, t, l in zip(train_w, top, train_l)]
-    # a 10 s hit: four held-out windows end to end, cut to 10 s
+        captions.append(keyword_label(tokens_of(str(files[i].relative_to(work / "library")))))
+    windows_arr = np.stack(windows)
+    eval_w, train_w, train_c = windows_arr[:n_eval], windows_arr[n_eval:], captions[n_eval:]
+    candidates = _candidates(enc, corpus)
+    # "Top concepts" of a training window: its 3 nearest candidate labels (a stand-in for concept codes).
+    sims = enc.embed_audio(train_w) @ enc.embed_text(candidates).T
+    top = np.argsort(-sims, axis=1)[:, :3]
+    train = [SegmentExample(w, [candidates[j] for j in t], caption=c) for w, t, c in zip(train_w, top, train_c)]
     long_hit = np.concatenate(list(eval_w[:5]))[: int(10 * enc.sample_rate)]
-    desc = f"{len(windows)} windows from {corpus} ({n_train} train / {len(eval_w)} eval), {len(candidates)} candidate labels"
+    n_cap = sum(c is not None for c in train_c)
+    desc = (
+        f"{len(windows_arr)} windows (one per file) from {len(files)} audio files inside game archives the encoder "
+        f"never trained on (OpenArena pk3, Warzone 2100 wz): {len(train)} train ({n_cap} with a path caption) / "
+        f"{len(eval_w)} held-out eval; candidates = the {len(candidates)} most frequent labels of the encoder's "
+        f"training manifest, near-synonyms (text cos > 0.9) merged"
+    )
     return train, eval_w, candidates, long_hit, desc
+
+
+def _zero_shot_scale(enc) -> float:
+    """The encoder's multiplicative logit scale: ``enc.logit_scale``, else exp of its model's learned log-scale."""
+    from earmark.engine.evidence.objective import logit_scale_of
+
+    if getattr(enc, "logit_scale", None) is None and hasattr(getattr(enc, "model", None), "logit_scale"):
+        return float(enc.model.logit_scale.detach().exp())  # CLIP-style parameter stored as log(s)
+    return logit_scale_of(enc)
 
 
 def _time_render(enc, decoder, hit: np.ndarray, runs: int) -> dict[str, float]:
@@ -153,7 +207,7 @@ def _table(scores: dict, n: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", default="embedded", help="encoder spec, or 'toy' for the test encoder")
-    ap.add_argument("--corpus", type=Path, default=Path("/work/cache/earmark-corpus/x"))
+    ap.add_argument("--corpus", type=Path, default=Path("/work/cache/earmark-corpus"), help="earmark corpus cache (manifest.jsonl, x/)")
     ap.add_argument("--train-files", type=int, default=400)
     ap.add_argument("--eval-files", type=int, default=200)
     ap.add_argument("--steps", type=int, default=300)
@@ -177,8 +231,11 @@ def main() -> None:
         from earmark.engine.encoders import load_encoder
 
         enc = load_encoder(args.encoder, device="cpu")
-        train, eval_w, candidates, long_hit, desc = _corpus_data(enc, args.corpus, args.train_files, args.eval_files, args.seed)
+        train, eval_w, candidates, long_hit, desc = _corpus_data(
+            enc, args.corpus, args.train_files, args.eval_files, args.seed, args.checkpoint.parent
+        )
     t_data = time.perf_counter() - t0
+    scale = _zero_shot_scale(enc)
     print(f"data: {desc} ({t_data:.0f} s)", file=sys.stderr)
 
     t0 = time.perf_counter()
@@ -186,7 +243,7 @@ def main() -> None:
         enc,
         iter_batches(train, args.batch_size, seed=args.seed),
         args.checkpoint,
-        TrainConfig(steps=args.steps, lr=args.lr, save_every=25, seed=args.seed),
+        TrainConfig(steps=args.steps, lr=args.lr, save_every=25, seed=args.seed, logit_scale=scale),
         negatives=candidates,
     )
     t_train = time.perf_counter() - t0
@@ -196,7 +253,7 @@ def main() -> None:
     loss_last = float(np.mean([h["total"] for h in last]))
 
     t0 = time.perf_counter()
-    ev = evaluate_faithfulness(enc, eval_w, candidates, res.decoder, batch_size=8, seed=args.seed)
+    ev = evaluate_faithfulness(enc, eval_w, candidates, res.decoder, batch_size=8, seed=args.seed, logit_scale=scale)
     t_eval = time.perf_counter() - t0
     timing = _time_render(enc, res.decoder, long_hit, args.timing_runs)
     timing_fallback = _time_render(enc, None, long_hit, max(1, args.timing_runs // 2))
