@@ -1,0 +1,79 @@
+"""Search routes: text / concept / like queries, query-by-example uploads, and similar sounds."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+
+from .query_refs import checked_query
+from .state import ServerState, get_state
+from .uploads import saved_upload
+
+router = APIRouter(prefix="/api", tags=["search"])
+
+MAX_K = 200
+MAX_QUERY_CHARS = 2000
+Ranking = Literal["fusion", "dense", "concept"]
+
+
+@dataclass
+class SearchOptions:
+    """Ranking and filters shared by every search route (query string parameters)."""
+
+    k: int = Query(10, ge=1, le=MAX_K, description="number of sounds to return")
+    ranking: Ranking = Query("fusion", description="score by dense similarity, concept similarity, or their fusion")
+    aggregate: str = Query("max", min_length=1, max_length=32,
+                           description="how a sound's segment scores combine into its score (e.g. max)")
+    path_glob: str | None = Query(None, max_length=500, description="only sounds whose path matches this glob")
+    min_duration: float | None = Query(None, ge=0, description="only sounds at least this long (seconds)")
+    max_duration: float | None = Query(None, ge=0, description="only sounds at most this long (seconds)")
+    root: str | None = Query(None, max_length=4096, description="only sounds under this library root")
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"k": self.k, "ranking": self.ranking, "aggregate": self.aggregate, "path_glob": self.path_glob,
+                "min_duration": self.min_duration, "max_duration": self.max_duration, "root": self.root}
+
+
+def with_links(result: dict) -> dict:
+    """Add the URLs a client needs to play and draw each hit."""
+    for hit in result.get("hits", []):
+        sid = hit["sound_id"]
+        hit["audio_url"] = f"/api/sounds/{sid}/audio"
+        hit["peaks_url"] = f"/api/sounds/{sid}/peaks"
+    return result
+
+
+@router.get("/search", summary="Search by free text, +concept / -concept / concept:weight terms, like:SOUND")
+def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS,
+                          description="e.g. 'rain on a tin roof +thunder -music' or 'like:12'"),
+           opts: SearchOptions = Depends(), state: ServerState = Depends(get_state)) -> dict:
+    query = checked_query(q, state)
+    with state.engine_lock:
+        result = state.library.search(query, **opts.kwargs())
+    return with_links(result.to_dict())
+
+
+@router.post("/search/upload", summary="Search by an uploaded example sound (multipart field 'file')")
+def search_upload(file: UploadFile = File(..., description="an audio file (WAV, FLAC, OGG, MP3, ...)"),
+                  q: str = Form("", max_length=MAX_QUERY_CHARS, description="text or concept terms to add"),
+                  opts: SearchOptions = Depends(), state: ServerState = Depends(get_state)) -> dict:
+    extra = checked_query(q, state)
+    with saved_upload(file, state.upload_dir, state.max_upload_bytes) as path:
+        query = f"like:{path} {extra}".strip()
+        with state.engine_lock:
+            result = state.library.search(query, **opts.kwargs())
+    out = with_links(result.to_dict())
+    # The temporary file is gone; do not hand its name back as if it meant something.
+    out.setdefault("query", {})
+    if isinstance(out["query"], dict):
+        out["query"]["example_upload"] = file.filename
+    return out
+
+
+@router.get("/sounds/{sound_id}/similar", tags=["sounds"], summary="Sounds most like this one")
+def similar(sound_id: int, opts: SearchOptions = Depends(), state: ServerState = Depends(get_state)) -> dict:
+    state.sound(sound_id)  # 404 for unknown ids before the engine runs
+    with state.engine_lock:
+        result = state.library.similar(sound_id, **opts.kwargs())
+    return with_links(result.to_dict())

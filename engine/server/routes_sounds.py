@@ -1,0 +1,108 @@
+"""Per-sound routes: metadata, audio (with HTTP range requests), waveform peaks, concepts, evidence."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from .errors import ApiError
+from .files import audio_media_type, resolve_under, sound_file
+from .peaks import MAX_POINTS, waveform_peaks
+from .state import ServerState, get_state
+
+router = APIRouter(prefix="/api/sounds", tags=["sounds"])
+
+MAX_LIST = 1000
+SoundStatus = Literal["indexed", "failed", "removed"]
+
+
+@router.get("", summary="List sounds, ordered by root and path")
+def list_sounds(status: SoundStatus | None = Query(None), limit: int = Query(100, ge=1, le=MAX_LIST),
+                state: ServerState = Depends(get_state)) -> dict:
+    sounds = state.library.sounds(status=status, limit=limit)
+    return {"sounds": [s.to_dict() for s in sounds], "count": len(sounds), "limit": limit}
+
+
+@router.get("/{sound_id}", summary="One sound's metadata")
+def sound(sound_id: int, state: ServerState = Depends(get_state)) -> dict:
+    return state.sound(sound_id).to_dict()
+
+
+@router.get("/{sound_id}/audio", summary="The sound's file; supports Range requests for seeking",
+            response_class=FileResponse)
+def audio(sound_id: int, state: ServerState = Depends(get_state)) -> FileResponse:
+    path = sound_file(state.sound(sound_id), state.roots())
+    # FileResponse answers Range / If-Range itself (206, multi-range, 416), with ETag and Last-Modified.
+    return FileResponse(path, media_type=audio_media_type(path), content_disposition_type="inline",
+                        filename=path.name)
+
+
+@router.get("/{sound_id}/peaks", summary="Waveform thumbnail: min and max per bucket over the whole file")
+def peaks(sound_id: int, points: int = Query(200, ge=1, le=MAX_POINTS),
+          state: ServerState = Depends(get_state)) -> dict:
+    path = sound_file(state.sound(sound_id), state.roots())
+    return {"sound_id": sound_id, **waveform_peaks(path, points).to_dict()}
+
+
+@router.get("/{sound_id}/concepts", summary="The sound's strongest concepts, with its code's fidelity and L0")
+def concepts(sound_id: int, top: int = Query(20, ge=1, le=500), state: ServerState = Depends(get_state)) -> dict:
+    state.sound(sound_id)
+    with state.engine_lock:
+        return state.library.concepts_of(sound_id, top=top)
+
+
+EvidenceFile = Literal["in.wav", "out.wav", "png"]
+
+
+def _evidence(state: ServerState, sound_id: int, start: float, end: float, q: str):
+    info = state.sound(sound_id)
+    if end <= start:
+        raise ApiError(400, "bad_range", f"end ({end} s) must be after start ({start} s)")
+    if info.duration is not None and start >= info.duration:
+        raise ApiError(400, "bad_range", f"start ({start} s) is past the sound's end ({info.duration:.3f} s)")
+    key = (sound_id, round(start, 3), round(end, 3), q, state.library.data_version)
+    ev = state.cached_evidence(key)
+    if ev is None:
+        with state.engine_lock:
+            ev = state.library.evidence(sound_id, start, end, q)
+        state.remember_evidence(key, ev)
+    return ev
+
+
+def _evidence_query(start: float, end: float, q: str) -> str:
+    return f"start={start:g}&end={end:g}&q={quote(q, safe='')}"
+
+
+@router.get("/{sound_id}/evidence", summary="Listenable evidence for a time range of a hit and a query")
+def evidence(sound_id: int, start: float = Query(..., ge=0, description="seconds"),
+             end: float = Query(..., gt=0, description="seconds"),
+             q: str = Query(..., min_length=1, max_length=2000, description="the query (or concept) to explain"),
+             state: ServerState = Depends(get_state)) -> dict:
+    ev = _evidence(state, sound_id, start, end, q)
+    qs = _evidence_query(start, end, q)
+    base = f"/api/sounds/{sound_id}/evidence"
+    info = {k: v for k, v in (ev.to_dict() if hasattr(ev, "to_dict") else {}).items()
+            if k not in ("mask_in_wav", "mask_out_wav", "png")}  # server paths stay on the server
+    # A cache key in the URLs lets browsers cache the files without mixing up queries.
+    tag = hashlib.sha256(qs.encode()).hexdigest()[:12]
+    return {**info, "method": ev.method, "sound_id": sound_id, "start": start, "end": end, "query": q,
+            "mask_in_url": f"{base}/in.wav?{qs}&v={tag}", "mask_out_url": f"{base}/out.wav?{qs}&v={tag}",
+            "png_url": f"{base}/png?{qs}&v={tag}"}
+
+
+@router.get("/{sound_id}/evidence/{kind}", summary="One evidence file: masked-in WAV, masked-out WAV or PNG",
+            response_class=FileResponse)
+def evidence_file(sound_id: int, kind: EvidenceFile, start: float = Query(..., ge=0), end: float = Query(..., gt=0),
+                  q: str = Query(..., min_length=1, max_length=2000),
+                  state: ServerState = Depends(get_state)) -> FileResponse:
+    ev = _evidence(state, sound_id, start, end, q)
+    raw = {"in.wav": ev.mask_in_wav, "out.wav": ev.mask_out_wav, "png": ev.png}[kind]
+    # Evidence is rendered inside the library directory; anything else is not ours to send.
+    path = resolve_under(Path(raw), [state.library.path], "evidence")
+    media = "image/png" if kind == "png" else "audio/wav"
+    return FileResponse(path, media_type=media, content_disposition_type="inline",
+                        filename=f"sound{sound_id}-{ev.method}.{kind}")
