@@ -310,3 +310,111 @@ def test_completions_rank_prefixes_before_word_starts_before_substrings():
     assert rank_completions(words, "rain_on", 10) == ["rain on roof"]
     assert rank_completions(words, "rain", 2) == ["rain on roof", "Rainforest"]
     assert rank_completions(words, "zzz", 5) == []
+
+
+# ---------------------------------------------------------------------------- search and explanations
+def _engine_has(*names: str) -> bool:
+    from earmark.engine.library import Library
+
+    return all(hasattr(Library, n) for n in names)
+
+
+needs_search = pytest.mark.skipif(not _engine_has("search", "similar", "concepts_of", "vocabulary", "evidence"),
+                                  reason="this earmark's Library has no search/similar/concepts_of/vocabulary/evidence")
+
+
+@needs_search
+def test_search_ranks_and_explains(client):
+    resp = client.get("/api/search", params={"q": "high beep tone", "k": 3})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    hits = body["hits"]
+    assert 1 <= len(hits) <= 3 and "query" in body
+    assert hits[0]["path"] in ("beep.wav", "sub/stereo.wav")  # the two 2 kHz sounds
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for h in hits:
+        assert h["audio_url"] == f"/api/sounds/{h['sound_id']}/audio"
+        assert 0 <= h["start"] < h["end"]
+        total = sum(c["contribution"] for c in h["contributions"])
+        assert total == pytest.approx(h["concept_score"], abs=1e-4)  # contributions sum to the concept score
+
+
+@needs_search
+def test_search_rankings_and_filters(client):
+    for ranking in ("dense", "concept", "fusion"):
+        resp = client.get("/api/search", params={"q": "low hum", "ranking": ranking, "k": 5})
+        assert resp.status_code == 200, resp.text
+    dense = client.get("/api/search", params={"q": "low hum", "ranking": "dense", "k": 1}).json()
+    assert dense["hits"][0]["path"] == "hum.flac"
+    sub = client.get("/api/search", params={"q": "beep", "path_glob": "sub/*", "k": 5}).json()["hits"]
+    assert sub and all(h["path"].startswith("sub/") for h in sub)
+    short = client.get("/api/search", params={"q": "beep", "max_duration": 1.6, "k": 10}).json()["hits"]
+    durations = {s["id"]: s["duration"] for s in client.get("/api/sounds").json()["sounds"]}
+    assert short and all(durations[h["sound_id"]] <= 1.6 for h in short)
+
+
+@needs_search
+def test_unknown_concepts_are_400_with_suggestions(client):
+    word = client.get("/api/vocabulary", params={"limit": 1}).json()["concepts"][0]
+    typo = "+" + "_".join(word.split()) + "zq"
+    err = assert_error(client.get("/api/search", params={"q": typo}), 400)
+    assert err["code"] in ("unknown_concept", "query_syntax")
+    if err["code"] == "unknown_concept":
+        assert isinstance(err["suggestions"], list)
+
+
+@needs_search
+def test_like_by_id_and_similar_put_the_sound_itself_first(client):
+    hum = sound_id(client, "hum.flac")
+    like = client.get("/api/search", params={"q": f"like:{hum}", "ranking": "dense", "k": 3})
+    assert like.status_code == 200, like.text
+    assert like.json()["hits"][0]["sound_id"] == hum
+    similar = client.get(f"/api/sounds/{hum}/similar", params={"k": 3, "ranking": "dense"})
+    assert similar.status_code == 200, similar.text
+    ids = [h["sound_id"] for h in similar.json()["hits"]]
+    assert ids and (ids[0] == hum or hum not in ids)
+    assert_error(client.get("/api/sounds/999999/similar"), 404, "sound_not_found")
+
+
+@needs_search
+def test_upload_query_by_example(lib, client):
+    resp = client.post("/api/search/upload", params={"k": 2, "ranking": "dense"},
+                       files={"file": ("example.wav", wav_bytes(1.0), "audio/wav")})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["hits"][0]["path"] in ("beep.wav", "sub/stereo.wav")
+    assert list((lib.path / "server-uploads").glob("*")) == []
+
+
+@needs_search
+def test_concepts_and_vocabulary(client):
+    sid = sound_id(client, "noise.ogg")
+    body = client.get(f"/api/sounds/{sid}/concepts", params={"top": 5}).json()
+    assert body["sound_id"] == sid and len(body["concepts"]) <= 5
+    weights = [c["weight"] for c in body["concepts"]]
+    assert weights == sorted(weights, reverse=True) and all(w >= 0 for w in weights)
+    vocab = client.get("/api/vocabulary", params={"limit": 3}).json()
+    assert vocab["total"] >= 3 and len(vocab["concepts"]) == 3
+    word = vocab["concepts"][1]
+    done = client.get("/api/vocabulary/complete", params={"prefix": word[:4]}).json()["completions"]
+    assert word in done and all(word[:4].lower() in w.lower() for w in done)
+
+
+@needs_search
+def test_evidence_files(client):
+    sid = sound_id(client, "beep.wav")
+    params = {"start": 0.0, "end": 1.0, "q": "high beep tone"}
+    resp = client.get(f"/api/sounds/{sid}/evidence", params=params)
+    assert resp.status_code == 200, resp.text
+    ev = resp.json()
+    assert ev["method"] in ("lmac", "gradient-saliency")
+    assert "mask_in_wav" not in ev  # server paths are not handed out
+    png = client.get(ev["png_url"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    for key in ("mask_in_url", "mask_out_url"):
+        wav = client.get(ev[key])
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+        audio, sr = sf.read(io.BytesIO(wav.content))
+        assert sr > 0 and len(audio) > 0 and np.isfinite(audio).all()
+    assert_error(client.get(f"/api/sounds/{sid}/evidence", params={**params, "end": 0.0}), 422)
+    assert_error(client.get(f"/api/sounds/{sid}/evidence", params={**params, "start": 1.0, "end": 0.5}), 400, "bad_range")
