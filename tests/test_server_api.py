@@ -135,6 +135,9 @@ def test_audio_whole_file_and_byte_ranges(client, sound_dir):
     bad = client.get(f"/api/sounds/{sid}/audio", headers={"Range": f"bytes={len(data) + 10}-"})
     assert bad.status_code == 416
 
+    head = client.head(f"/api/sounds/{sid}/audio")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(data)
+
 
 def test_audio_of_other_formats_has_browser_types(client, sound_dir):
     for path, media in [("hum.flac", "audio/flac"), ("noise.ogg", "audio/ogg")]:
