@@ -76,3 +76,11 @@ def test_evaluation_baselines_on_toy_encoder() -> None:
     assert ones.COMP == pytest.approx(math.log(n_bins), rel=1e-9)
     for s in res.scores.values():
         assert s.n == 6 and 0.0 <= s.Fid_In <= 1.0 and 0 <= s.AI <= 100 and 0 <= s.AD <= 100
+
+
+def test_lmac_method_needs_a_decoder() -> None:
+    from earmark.engine.evidence.errors import EvidenceError
+
+    x, _ = tone_in_noise(2, seed=5)
+    with pytest.raises(EvidenceError, match="trained decoder"):
+        evaluate_faithfulness(ToyBandEncoder(), x, ["tone", "hiss"], decoder=None, methods=["lmac"])

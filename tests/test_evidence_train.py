@@ -13,7 +13,7 @@ from earmark.engine.evidence.stft import STFTParams, magnitude_phase, stft
 from earmark.engine.evidence.train import SegmentExample, TrainConfig, iter_batches, train_decoder
 from evidence_toy_encoder import SAMPLE_RATE, ToyBandEncoder, tone_in_noise
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 NEGATIVES = ["hiss", "rumble", "dog bark"]
 
 
@@ -82,9 +82,9 @@ def test_training_lowers_loss_and_finds_the_tone(tmp_path) -> None:
     x, (lo, hi) = tone_in_noise(32, seed=0)
     segs = [SegmentExample(w, ["tone", "beep"]) for w in x]
     ckpt = tmp_path / "decoder.pt"
-    res = train_decoder(enc, iter_batches(segs, 8, seed=0), ckpt, TrainConfig(steps=80, save_every=40), NEGATIVES, progress=False)
+    res = train_decoder(enc, iter_batches(segs, 8, seed=0), ckpt, TrainConfig(steps=120, save_every=60), NEGATIVES, progress=False)
     losses = np.array([h["total"] for h in res.history])
-    assert len(losses) == 80 and res.steps_done == 80
+    assert len(losses) == 120 and res.steps_done == 120
     assert losses[-10:].mean() < 0.1 * losses[:5].mean()
 
     xt, _ = tone_in_noise(4, seed=99)  # held-out clips

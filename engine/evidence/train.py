@@ -89,7 +89,10 @@ def iter_batches(
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(usable)
-        for a in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+        # full batches only (the remainder joins the next pass); a library smaller than one
+        # batch gives one short batch per pass
+        n_batches = max(1, len(order) // batch_size)
+        for a in range(0, n_batches * batch_size, batch_size):
             idx = order[a : a + batch_size]
             yield TrainingBatch(
                 waveforms=np.stack([np.asarray(segments[i].waveform, np.float32) for i in idx]),
