@@ -84,3 +84,9 @@ def test_lmac_method_needs_a_decoder() -> None:
     x, _ = tone_in_noise(2, seed=5)
     with pytest.raises(EvidenceError, match="trained decoder"):
         evaluate_faithfulness(ToyBandEncoder(), x, ["tone", "hiss"], decoder=None, methods=["lmac"])
+
+
+def test_rounding_is_not_an_increase() -> None:
+    y = np.array([[0.6, 0.4]])
+    assert M.average_increase(y, y + np.array([[1e-9, -1e-9]]))[0] == 0.0
+    assert M.average_increase(y, np.array([[0.61, 0.39]]))[0] == 100.0

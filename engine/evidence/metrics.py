@@ -22,6 +22,10 @@ import numpy as np
 
 _EPS = 1e-10  # guards divisions by Y (AD) and 1 − Y (AG)
 _GINI_EPS = 1e-7  # added to every mask value before the Gini index (Quantus' Sparseness)
+# An "increase" smaller than this (probability units) is float rounding, not an increase: an
+# encoder that normalises level maps a uniformly scaled spectrogram to the same input, and
+# without a tolerance the rounding noise would score AI = 50 % by coin flip.
+AI_TOLERANCE = 1e-6
 
 
 def _probs(p: np.ndarray, name: str) -> np.ndarray:
@@ -44,10 +48,10 @@ def _selected(y: np.ndarray, o: np.ndarray, name_o: str) -> tuple[np.ndarray, np
     return y[rows, c], o[rows, c]
 
 
-def average_increase(y: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """AI_i = 100 · 1[Y_ic < O_ic]: the masked-in input is *more* confident in c (percent)."""
+def average_increase(y: np.ndarray, o: np.ndarray, tol: float = AI_TOLERANCE) -> np.ndarray:
+    """AI_i = 100 · 1[Y_ic + tol < O_ic]: the masked-in input is *more* confident in c (percent)."""
     yc, oc = _selected(y, o, "masked-in probabilities")
-    return 100.0 * (yc < oc).astype(np.float64)
+    return 100.0 * (yc + tol < oc).astype(np.float64)
 
 
 def average_drop(y: np.ndarray, o: np.ndarray) -> np.ndarray:
