@@ -77,7 +77,7 @@ def evaluate_faithfulness(
         candidates = encoder.text_tensor(texts)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     if decoder is not None:
-        decoder.eval()
+        decoder.to(device).eval()
 
     acc: dict[str, dict[str, list[np.ndarray]]] = {m: {"y": [], "o": [], "q": [], "m": []} for m in methods}
     for a in range(0, len(wav), batch_size):

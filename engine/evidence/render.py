@@ -122,7 +122,7 @@ def compute_mask(
     emb, fmaps = encoder.embed_from_magnitude(chunks)
     sim_original = float((emb @ text[0]).mean())
     if decoder is not None:
-        decoder.eval()
+        decoder.to(device).eval()  # a checkpoint loaded on CPU follows the encoder to its device
         masks = decoder(fmaps, texts, chunks)
         method, label = LMAC_METHOD, LMAC_LABEL
     else:
