@@ -4,10 +4,11 @@
     python benchmarks/evidence.py --encoder toy        # the test suite's toy encoder, tone in noise
     python benchmarks/evidence.py --write-docs docs/evidence.md
 
-Data (embedded encoder): the "library" is the audio inside game archives the encoder never
-trained on (OpenArena pk3, Warzone 2100 wz; unpacked once under the checkpoint's folder), one
-window per file (the loudest of its first windows), shuffled with a fixed seed and split into
-held-out evaluation windows and training windows.
+Data (embedded encoder): the "library" is the corpus audio (--corpus x/, the Debian game and
+sample packages) that is *not* in the encoder's training manifest — sounds the shipped encoder
+never trained on — minus tuxpaint's spoken stamp descriptions. One window per file (the loudest
+of its first three half-overlapping windows), shuffled with a fixed seed, split into held-out
+evaluation windows and training windows.
 
 Training targets: a window's "top concepts" are the 3 candidate labels closest to its audio
 embedding (a stand-in for concept codes, which this benchmark does not compute); its "caption"
@@ -54,31 +55,29 @@ def _toy_data(n_train: int, n_eval: int):
     return enc, train, xe, candidates, long_hit, "toy band encoder (tests/evidence_toy_encoder.py), tone in noise"
 
 
-# Sounds earmark's encoder never trains on: the audio inside these game archives (zip files).
-HELD_OUT_ARCHIVES = (
-    "x/openarena-data/usr/share/games/openarena/baseoa/pak0.pk3",
-    "x/openarena-data/usr/share/games/openarena/missionpack/mp-pak0.pk3",
-    "x/warzone2100-data/usr/share/games/warzone2100/base.wz",
-)
 N_CANDIDATES = 50
+# Spoken descriptions of drawing stamps (~7,400 files of one voice reading words): not sound effects.
+EXCLUDED_PACKAGES = ("tuxpaint-stamps-default",)
 
 
-def _extract_library(corpus: Path, dest: Path) -> list[Path]:
-    """Unpack the held-out archives' audio members under ``dest`` (once); return the files, sorted."""
-    import zipfile
+def _unseen_files(corpus: Path) -> list[Path]:
+    """Audio files of the corpus that are not in the encoder's training manifest, sorted.
 
-    for rel in HELD_OUT_ARCHIVES:
-        archive = corpus / rel
-        if not archive.exists():
+    The shipped encoder trains on the manifest's items only (labelled files, capped per label),
+    so these ~2,500 files are sounds it has never seen.
+    """
+    from earmark.engine.audio import AUDIO_EXTENSIONS
+    from earmark.engine.training.corpus import read_manifest
+
+    seen = {os.path.realpath(item.path) for item in read_manifest(corpus)}
+    out = []
+    for p in (corpus / "x").rglob("*"):
+        if p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():
             continue
-        with zipfile.ZipFile(archive) as z:
-            for name in z.namelist():
-                if name.lower().endswith((".wav", ".ogg", ".flac")):
-                    target = dest / archive.stem / name
-                    if not target.exists():
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(z.read(name))
-    return sorted(p for p in dest.rglob("*") if p.is_file())
+        if p.relative_to(corpus / "x").parts[0] in EXCLUDED_PACKAGES or os.path.realpath(p) in seen:
+            continue
+        out.append(p)
+    return sorted(out)
 
 
 def _loud_window(path: Path, enc) -> np.ndarray | None:
@@ -116,11 +115,11 @@ def _candidates(enc, corpus: Path) -> list[str]:
     return [labels[i] for i in kept]
 
 
-def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int, work: Path):
+def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int):
     from earmark.engine.evidence.train import SegmentExample
     from earmark.engine.training.captions import keyword_label, tokens_of
 
-    files = _extract_library(corpus, work / "library")
+    files = _unseen_files(corpus)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(files))
     windows, captions = [], []
@@ -131,7 +130,7 @@ def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int, work: 
         if win is None:
             continue
         windows.append(win)
-        captions.append(keyword_label(tokens_of(str(files[i].relative_to(work / "library")))))
+        captions.append(keyword_label(tokens_of(str(files[i].relative_to(corpus / "x")))))
     windows_arr = np.stack(windows)
     eval_w, train_w, train_c = windows_arr[:n_eval], windows_arr[n_eval:], captions[n_eval:]
     candidates = _candidates(enc, corpus)
@@ -142,8 +141,9 @@ def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int, work: 
     long_hit = np.concatenate(list(eval_w[:5]))[: int(10 * enc.sample_rate)]
     n_cap = sum(c is not None for c in train_c)
     desc = (
-        f"{len(windows_arr)} windows (one per file) from {len(files)} audio files inside game archives the encoder "
-        f"never trained on (OpenArena pk3, Warzone 2100 wz): {len(train)} train ({n_cap} with a path caption) / "
+        f"{len(windows_arr)} windows (one per file, the loudest of its first three) drawn from {len(files)} corpus "
+        f"audio files that are not in the encoder's training manifest (never trained on; tuxpaint spoken "
+        f"descriptions excluded): {len(train)} train ({n_cap} with a path caption) / "
         f"{len(eval_w)} held-out eval; candidates = the {len(candidates)} most frequent labels of the encoder's "
         f"training manifest, near-synonyms (text cos > 0.9) merged"
     )
@@ -231,9 +231,7 @@ def main() -> None:
         from earmark.engine.encoders import load_encoder
 
         enc = load_encoder(args.encoder, device="cpu")
-        train, eval_w, candidates, long_hit, desc = _corpus_data(
-            enc, args.corpus, args.train_files, args.eval_files, args.seed, args.checkpoint.parent
-        )
+        train, eval_w, candidates, long_hit, desc = _corpus_data(enc, args.corpus, args.train_files, args.eval_files, args.seed)
     t_data = time.perf_counter() - t0
     scale = _zero_shot_scale(enc)
     print(f"data: {desc} ({t_data:.0f} s)", file=sys.stderr)
