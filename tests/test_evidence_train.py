@@ -120,3 +120,19 @@ def test_resume_and_fingerprint_check(tmp_path) -> None:
 def test_batches_need_targets() -> None:
     with pytest.raises(EvidenceError, match="concepts or a caption"):
         next(iter_batches([SegmentExample(np.zeros(8000, np.float32), [])], 2))
+
+
+@pytest.mark.gpu
+def test_training_and_rendering_on_gpu(tmp_path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from earmark.engine.evidence.render import render_evidence
+
+    enc = ToyBandEncoder(device="cuda")
+    x, _ = tone_in_noise(8, seed=0)
+    segs = [SegmentExample(w, ["tone"]) for w in x]
+    res = train_decoder(enc, iter_batches(segs, 4), tmp_path / "d.pt", TrainConfig(steps=5), NEGATIVES, progress=False)
+    assert res.decoder.freq_proj.device.type == "cuda"
+    dec, _ = load_checkpoint(tmp_path / "d.pt", enc.fingerprint)  # loaded on CPU, follows the encoder
+    ev = render_evidence(enc, x[0], SAMPLE_RATE, "tone", dec, tmp_path)
+    assert ev.method == "lmac" and ev.png.exists()
