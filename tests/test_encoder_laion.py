@@ -1,0 +1,135 @@
+"""laion backend specifics: spec options, RoBERTa files, checkpoint layout, the CLI end to end.
+
+The tests that need laion-clap are marked ``laion`` and run in their own environment
+(.ci/laion.sh); in the main environment they skip. Spec parsing and the missing-file errors
+that come before any laion-clap import run everywhere.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from earmark.engine.encoders import EncoderError, load_encoder
+from earmark.engine.encoders.laion import LaionSpec, resolve_roberta_dir
+
+HAS_LAION = importlib.util.find_spec("laion_clap") is not None
+needs_laion = [pytest.mark.laion,
+               pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")]
+
+
+def test_spec_parsing() -> None:
+    s = LaionSpec.parse("/m/630k-audioset-best.pt?text=/r&amodel=HTSAT-tiny&fusion=1")
+    assert s == LaionSpec(Path("/m/630k-audioset-best.pt"), "/r", "HTSAT-tiny", True, False)
+    assert LaionSpec.parse("x.pt") == LaionSpec(Path("x.pt"))
+    with pytest.raises(EncoderError, match="unknown option"):
+        LaionSpec.parse("x.pt?txt=/r")
+    with pytest.raises(EncoderError, match="fusion must be 0 or 1"):
+        LaionSpec.parse("x.pt?fusion=yes")
+
+
+def test_roberta_dir_missing_files_are_named(tmp_path, monkeypatch) -> None:
+    d = tmp_path / "roberta"
+    d.mkdir()
+    (d / "vocab.json").write_text("{}")
+    with pytest.raises(EncoderError, match="lacks config.json, merges.txt"):
+        resolve_roberta_dir(str(d))
+    monkeypatch.setenv("EARMARK_ROBERTA_DIR", str(d))
+    with pytest.raises(EncoderError, match="lacks config.json, merges.txt"):
+        resolve_roberta_dir(None)
+
+
+def test_no_roberta_anywhere_says_where_to_put_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("EARMARK_ROBERTA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(EncoderError, match=r"\?text=DIR.*EARMARK_ROBERTA_DIR"):
+        resolve_roberta_dir(None)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    if not HAS_LAION:
+        pytest.skip("laion-clap is not installed here; run .ci/laion.sh")
+    import torch
+
+    from encoder_fixtures import build_tiny_laion_checkpoint
+
+    torch.set_num_threads(1)
+    return build_tiny_laion_checkpoint(tmp_path_factory.mktemp("laion"))
+
+
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+def test_missing_checkpoint_names_the_file(tmp_path) -> None:
+    with pytest.raises(EncoderError, match="nowhere.pt not found"):
+        load_encoder(f"laion:{tmp_path / 'nowhere.pt'}", device="cpu")
+
+
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+def test_roberta_from_env_and_architecture_detection(tiny, monkeypatch) -> None:
+    from earmark.engine.encoders.laion import detect_architecture, load_checkpoint
+
+    ckpt, cfg, roberta = tiny
+    assert detect_architecture(load_checkpoint(ckpt, trust=False)) == ("PANN-6", False)
+    monkeypatch.setenv("EARMARK_ROBERTA_DIR", str(roberta))
+    enc = load_encoder(f"laion:{ckpt}?amodel={cfg}", device="cpu")
+    ref = load_encoder(f"laion:{ckpt}?amodel={cfg}&text={roberta}", device="cpu")
+    assert enc.fingerprint == ref.fingerprint and enc.dim == 512 and enc.sample_rate == 16000
+    assert np.array_equal(enc.embed_text(["rain"]), ref.embed_text(["rain"]))
+
+
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+def test_wrong_audio_model_is_a_clear_error(tiny) -> None:
+    ckpt, _cfg, roberta = tiny
+    with pytest.raises(EncoderError, match="does not fit audio model 'PANN-10'"):
+        load_encoder(f"laion:{ckpt}?amodel=PANN-10&text={roberta}", device="cpu")
+
+
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+def test_embeddings_match_laion_clap_own_inference_path(tiny) -> None:
+    """Our wrapper must give what laion-clap's CLAP.get_audio_embedding / get_text_embedding give."""
+    import torch
+
+    ckpt, cfg, roberta = tiny
+    enc = load_encoder(f"laion:{ckpt}?amodel={cfg}&text={roberta}", device="cpu")
+    x = np.random.default_rng(0).uniform(-0.9, 0.9, (2, enc.window_samples)).astype(np.float32)
+    q = (np.clip(x, -1, 1) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0
+    with torch.no_grad():
+        ref = enc.model.get_audio_embedding(
+            [{"waveform": torch.from_numpy(r), "longer": torch.tensor([False])} for r in q]).numpy()
+        tok = enc.tokenizer(["a dog barks"], padding="max_length", truncation=True, max_length=77, return_tensors="pt")
+        ref_t = enc.model.get_text_embedding(dict(tok)).numpy()
+    np.testing.assert_allclose(enc.embed_audio(x), ref, atol=1e-5)
+    np.testing.assert_allclose(enc.embed_text(["a dog barks"]), ref_t, atol=1e-5)
+
+
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+def test_cli_init_and_index_with_laion_encoder(tiny, tmp_path) -> None:
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from earmark.cli import main
+
+    ckpt, cfg, roberta = tiny
+    spec = f"laion:{ckpt}?amodel={cfg}&text={roberta}"
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    t = np.arange(30000) / 44100
+    sf.write(sounds / "tone.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 44100)
+    lib = str(tmp_path / "lib")
+    r = CliRunner()
+    res = r.invoke(main, ["init", lib, "--encoder", spec])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["index", "--library", lib, str(sounds), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["added"] == 1
