@@ -158,25 +158,25 @@ def _passive_solve(prep: PreparedDictionary, corr: torch.Tensor, mu: torch.Tenso
 
 
 def solve_active_set(prep: PreparedDictionary, z: torch.Tensor, lam: float | torch.Tensor, *,
-                     tol: float = 1e-6, batch_size: int = 256, first_guess: int = 16,
-                     max_steps: int = 500, stats: SolveStats | None = None) -> torch.Tensor:
+                     tol: float = 1e-6, batch_size: int = 256, max_steps: int = 1000,
+                     stats: SolveStats | None = None) -> torch.Tensor:
     """Exact batched solve of min ‖z − Cᵀw‖² + λ‖w‖₁, w ≥ 0 for every row of ``z``.
 
-    Block principal pivoting (Kim & Park 2011) on the non-negative QP ½wᵀGw − (b − μ)ᵀw:
-    guess the support F, solve G_FF w_F = b_F − μ exactly, compute the gradient on the whole
-    dictionary with one GEMM through the residual, and swap every variable that breaks a KKT
-    condition (w_F < 0, or ⟨c_j, z − Cᵀw⟩ > μ + tol off F). Additions per step are capped at
-    max(16, |F|) of the largest violators so the systems stay small; when a row stops
-    improving, Kim & Park's backup rule (swap only the last infeasible index) makes it finish.
+    A block Lawson–Hanson active-set method on the QP ½wᵀGw − (b − μ)ᵀw, w ≥ 0:
+    each outer step computes the gradient on the whole dictionary with one GEMM through the
+    residual and moves the largest KKT violators (up to a per-row block, which doubles while
+    additions stick and halves when they do not) into the support; the inner loop solves
+    G_FF w_F = b_F − μ by a compact Cholesky and steps back to the boundary, dropping concepts
+    whose weight would go negative. Weights stay feasible and the objective never increases,
+    which keeps the method safe on the rank-deficient Gram of 2,000 concepts in 512 dimensions.
 
     Args:
         prep: dictionary from :func:`prepare`.
         z: (n, d) centred, normalised embeddings.
         lam: λ on SpLiCE's scale, a scalar or one per row.
         tol: KKT tolerance on the gradient of the halved objective: at the returned w every
-            concept with weight 0 has ⟨c_j, z − Cᵀw⟩ − λ/2 ≤ tol, every other has it = 0.
-        batch_size: rows solved together (bounds memory: batch · |F|² float64).
-        first_guess: size of the initial support guess (the largest correlations).
+            concept with weight 0 has ⟨c_j, z − Cᵀw⟩ − λ/2 ≤ tol, every other has it ≈ 0.
+        batch_size: rows solved together (bounds memory: batch · k floats, batch · |F|² doubles).
     Returns:
         (n, k) float32 weights, dense (the caller sparsifies).
     """
@@ -187,72 +187,72 @@ def solve_active_set(prep: PreparedDictionary, z: torch.Tensor, lam: float | tor
     out = torch.zeros((n, k), dtype=torch.float32, device=prep.device)
     for start in range(0, n, batch_size):
         sl = slice(start, min(n, start + batch_size))
-        out[sl] = _solve_chunk(prep, z[sl], lam_all[sl] / 2, tol, first_guess, max_steps, stats)
+        out[sl] = _solve_chunk(prep, z[sl], lam_all[sl] / 2, tol, max_steps, stats)
     return out
 
 
-def _solve_chunk(prep: PreparedDictionary, z: torch.Tensor, mu: torch.Tensor, tol: float, first_guess: int,
-                 max_steps: int, stats: SolveStats) -> torch.Tensor:
+def _solve_chunk(prep: PreparedDictionary, z: torch.Tensor, mu: torch.Tensor, tol: float, max_steps: int,
+                 stats: SolveStats) -> torch.Tensor:
     n, k = z.shape[0], prep.n_atoms
     dev = prep.device
     mu32 = mu.float().unsqueeze(1)
-    corr = (z @ prep.atoms.T).double()  # b = Cz
+    corr = (z @ prep.atoms.T).double()  # b = Cz, reused by every small solve
+    w = torch.zeros((n, k), dtype=torch.float64, device=dev)
     passive = torch.zeros((n, k), dtype=torch.bool, device=dev)
-    top = (corr - mu.unsqueeze(1)).topk(min(first_guess, k), dim=1)
-    passive.scatter_(1, top.indices, top.values > 0)
-    w = torch.zeros((n, k), dtype=torch.float32, device=dev)
-    best = torch.full((n,), k + 1, dtype=torch.long, device=dev)
-    chances = torch.full((n,), 3, dtype=torch.long, device=dev)
+    block = torch.full((n,), 16, dtype=torch.long, device=dev)
+    grad = corr.float() - mu32  # −∇ of the halved objective at w = 0
     todo = torch.arange(n, device=dev)
     steps = 0
-    while todo.numel() and steps < max_steps:
-        steps += 1
-        r = todo.numel()
-        f = passive[todo]
-        order, xp, valid = _passive_solve(prep, corr[todo], mu[todo], f)
-        x = torch.zeros((r, k), dtype=torch.float32, device=dev).scatter_(1, order, xp.float())
-        # Gradient on the whole dictionary through the residual: one (R, d) x (d, k) GEMM.
-        grad = (z[todo] - x @ prep.atoms) @ prep.atoms.T - mu32[todo]  # −∇ of the halved objective
-        g_off = grad.masked_fill(f, -float("inf"))
+    while steps < max_steps:
+        # Outer step: KKT check on the whole dictionary, add the largest violators.
+        g_off = grad.masked_fill(passive[todo], -float("inf"))
         viol = g_off > tol
-        neg_p = valid & (xp < 0)
-        n_viol = viol.sum(1)
-        n_inf = neg_p.sum(1) + n_viol
         stats.max_violation = max(stats.max_violation, float(g_off.max().clamp_min(0)))
-        done = n_inf == 0
-        if bool(done.any()):
-            w[todo[done]] = x[done].clamp_min(0)
-        improved = n_inf < best[todo]
-        best[todo] = torch.where(improved, n_inf, best[todo])
-        ch = torch.where(improved, torch.full_like(n_inf, 3), chances[todo] - 1)
-        chances[todo] = ch.clamp_min(0)
-        full = ch >= 0
-        # Additions per row are capped at max(16, |F|) largest violators: small systems, few steps.
-        cap = torch.clamp_min(f.sum(1), 16)
-        add = viol
-        if bool((n_viol > cap).any()):
-            kk = int(min(k, int(cap.max())))
-            vals = g_off.topk(kk, dim=1).values
-            thresh = vals.gather(1, (cap.clamp_max(kk) - 1).unsqueeze(1))
-            add = viol & (g_off >= thresh)
-        swap = torch.zeros_like(f)
-        swap.scatter_(1, order, neg_p)
-        swap |= add
-        if bool((~full & ~done).any()):
-            # Backup rule: swap only the largest-index infeasible variable.
-            infeasible = viol.clone()
-            infeasible.scatter_(1, order, neg_p | infeasible.gather(1, order))
-            last = (infeasible * torch.arange(1, k + 1, device=dev)).argmax(1)
-            single = torch.zeros_like(f)
-            single[torch.arange(r, device=dev), last] = True
-            swap = torch.where(full.unsqueeze(1), swap, single & infeasible)
-        passive[todo] = f ^ swap
-        todo = todo[~done]
+        keep = viol.any(1)
+        todo, g_off, viol = todo[keep], g_off[keep], viol[keep]
+        if not todo.numel():
+            break
+        steps += 1
+        blk = block[todo]
+        kk = int(min(k, int(blk.max())))
+        top = g_off.topk(kk, dim=1)
+        pick = (top.values > tol) & (torch.arange(kk, device=dev).unsqueeze(0) < blk.unsqueeze(1))
+        added = torch.zeros_like(viol).scatter_(1, top.indices, pick)
+        f = passive[todo] | added
+        wr = w[todo]
+        cr, mr = corr[todo], mu[todo]
+        # Inner loop: solve on F, step back to stay feasible, drop zeros; only rows that need it.
+        inner = torch.arange(todo.numel(), device=dev)
+        while inner.numel():
+            order, xp, valid = _passive_solve(prep, cr[inner], mr[inner], f[inner])
+            x = torch.zeros((inner.numel(), k), dtype=torch.float64, device=dev).scatter_(1, order, xp)
+            fi, wi = f[inner], wr[inner]
+            neg = fi & (x <= 0)
+            ok = ~neg.any(1)
+            wr[inner[ok]] = x[ok]
+            if bool(ok.all()):
+                break
+            bad = inner[~ok]
+            x, fi, wi, neg = x[~ok], fi[~ok], wi[~ok], neg[~ok]
+            # Largest step α ∈ [0, 1) from w toward x that keeps every weight ≥ 0.
+            ratio = (wi / (wi - x).clamp_min(1e-300)).masked_fill(~neg, float("inf"))
+            alpha = ratio.min(1, keepdim=True).values.clamp(0, 1)
+            wn = wi + alpha * (x - wi)
+            wn = wn.masked_fill(~fi, 0.0)
+            fn = fi & (wn > 1e-12 * wn.abs().amax(1, keepdim=True).clamp_min(1e-30))
+            wr[bad] = wn.masked_fill(~fn, 0.0)
+            f[bad] = fn
+            inner = bad
+        stuck = ~((wr > 0) & added).any(1)  # none of the additions survived: add fewer next time
+        block[todo] = torch.where(stuck, (blk // 2).clamp_min(1), (blk * 2).clamp_max(k))
+        passive[todo] = f & (wr > 0)
+        w[todo] = wr.masked_fill(~passive[todo], 0.0)
+        grad = (z[todo] - w[todo].float() @ prep.atoms) @ prep.atoms.T - mu32[todo]
     stats.pivot_steps += steps
-    if todo.numel():
+    if todo.numel() and steps >= max_steps:
         raise SolverError(f"active-set solver did not converge in {max_steps} steps for {todo.numel()} rows; "
                           f"raise max_steps or tol")
-    return w
+    return w.float()
 
 
 def solve_admm(prep: PreparedDictionary, z: torch.Tensor, lam: float | torch.Tensor, *, rho: float = 1.0,

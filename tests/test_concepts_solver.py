@@ -1,0 +1,203 @@
+"""The concept solver against sklearn's Lasso(positive=True), and the decompose API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.linear_model import Lasso
+
+from earmark.engine.concepts.decompose import ConceptCodes, decompose, recompose
+from earmark.engine.concepts.dictionary import ConceptDictionary, build_dictionary, centre_dictionary
+from earmark.engine.concepts.solver import (SolverError, SolveStats, objective, prepare, sklearn_alpha,
+                                            solve_active_set, solve_admm)
+
+torch.set_num_threads(1)
+
+
+def correlated_problem(k: int, d: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A dictionary with shared directions (like text embeddings of related words) and mixed targets."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((12, d))
+    atoms = rng.standard_normal((k, 12)) @ base * 0.4 + rng.standard_normal((k, d))
+    atoms, _ = centre_dictionary(atoms)
+    w = np.zeros((n, k))
+    for i in range(n):
+        w[i, rng.choice(k, 12, replace=False)] = rng.random(12)
+    z = w @ atoms + 0.2 * rng.standard_normal((n, d)) / np.sqrt(d)
+    return atoms, (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def real_problem() -> tuple[np.ndarray, np.ndarray]:
+    """Real text embeddings: MiniLM (the embedded encoder's text tower) of AudioSet class names."""
+    from earmark.vocabularies.sources import audioset_labels
+    from sentence_transformers import SentenceTransformer
+    from earmark.engine.encoders.embedded_model import minilm_dir
+
+    labels = [name for name, _ in audioset_labels()]
+    model = SentenceTransformer(minilm_dir(), device="cpu")
+    emb = model.encode(labels + [f"the sound of {l.lower()} and {m.lower()}" for l, m in zip(labels[:40], labels[200:240])],
+                       batch_size=64, normalize_embeddings=True)
+    atoms, mean = centre_dictionary(emb[: len(labels)])
+    z = emb[len(labels):] - mean
+    return atoms, (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def sklearn_codes(atoms: np.ndarray, z: np.ndarray, lam: float) -> np.ndarray:
+    model = Lasso(alpha=sklearn_alpha(lam, atoms.shape[1]), positive=True, fit_intercept=False,
+                  max_iter=100000, tol=1e-10)
+    out = []
+    for row in z:
+        model.fit(atoms.T.astype(np.float64), row.astype(np.float64))
+        out.append(model.coef_.copy())
+    return np.array(out)
+
+
+def assert_matches_sklearn(atoms: np.ndarray, z: np.ndarray, w: np.ndarray, lam: float) -> None:
+    ref = sklearn_codes(atoms, z, lam)
+    a, zt = torch.from_numpy(atoms), torch.from_numpy(z)
+    ours = objective(a, zt, torch.from_numpy(w), lam).numpy()
+    theirs = objective(a, zt, torch.from_numpy(ref), lam).numpy()
+    np.testing.assert_array_less(np.abs(ours - theirs) / theirs, 1e-4)
+    # Same support: weights that matter (above 1e-5) on exactly the same concepts, nothing big on one side only.
+    assert np.array_equal(w > 1e-5, ref > 1e-5) or np.abs(w - ref).max() < 1e-4
+    assert ((w > 0) != (ref > 0)).sum() <= max(1, int(0.01 * (ref > 0).sum()))
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.15, 0.25])
+def test_random_matches_sklearn(lam: float) -> None:
+    atoms, z = correlated_problem(k=300, d=64, n=12, seed=1)
+    stats = SolveStats()
+    w = solve_active_set(prepare(torch.from_numpy(atoms)), torch.from_numpy(z), lam, stats=stats).numpy()
+    assert (w >= 0).all() and (w > 0).sum(1).min() > 0
+    assert_matches_sklearn(atoms, z, w, lam)
+
+
+def test_real_embeddings_match_sklearn() -> None:
+    atoms, z = real_problem()
+    prep = prepare(torch.from_numpy(atoms))
+    for lam in (0.05, 0.15):
+        w = solve_active_set(prep, torch.from_numpy(z[:15]), lam).numpy()
+        assert (w > 0).sum(1).mean() > 3
+        assert_matches_sklearn(atoms, z[:15], w, lam)
+
+
+def test_kkt_conditions_hold_and_rows_are_independent() -> None:
+    atoms, z = correlated_problem(k=500, d=96, n=40, seed=2)
+    prep = prepare(torch.from_numpy(atoms))
+    lam = 0.1
+    w = solve_active_set(prep, torch.from_numpy(z), lam, batch_size=16).numpy()
+    grad = (z - w @ atoms) @ atoms.T - lam / 2  # −∇ of ½‖z − Cᵀw‖² + (λ/2)‖w‖₁
+    assert grad[w == 0].max() <= 1e-5
+    assert np.abs(grad[w > 0]).max() <= 1e-4
+    # A row's code does not depend on which other rows share its batch.
+    alone = solve_active_set(prep, torch.from_numpy(z[7:8]), lam).numpy()
+    np.testing.assert_allclose(alone[0], w[7], atol=1e-5)
+
+
+def test_per_row_lambda_and_monotone_sparsity() -> None:
+    atoms, z = correlated_problem(k=200, d=48, n=6, seed=3)
+    prep = prepare(torch.from_numpy(atoms))
+    l0 = [(solve_active_set(prep, torch.from_numpy(z), lam).numpy() > 0).sum() for lam in (0.02, 0.1, 0.4)]
+    assert l0[0] > l0[1] > l0[2]
+    lams = torch.tensor([0.02, 0.4, 0.02, 0.4, 0.02, 0.4], dtype=torch.float64)
+    mixed = solve_active_set(prep, torch.from_numpy(z), lams).numpy()
+    for i, lam in enumerate(lams.tolist()):
+        np.testing.assert_allclose(mixed[i], solve_active_set(prep, torch.from_numpy(z[i:i + 1]), lam).numpy()[0], atol=1e-5)
+
+
+def test_admm_reference_reaches_the_same_objective() -> None:
+    atoms, z = correlated_problem(k=150, d=40, n=5, seed=4)
+    prep = prepare(torch.from_numpy(atoms))
+    exact = solve_active_set(prep, torch.from_numpy(z), 0.1)
+    admm = solve_admm(prep, torch.from_numpy(z), 0.1, tol=1e-7, max_iter=20000)
+    a, zt = torch.from_numpy(atoms), torch.from_numpy(z)
+    np.testing.assert_allclose(objective(a, zt, admm, 0.1).numpy(), objective(a, zt, exact, 0.1).numpy(), rtol=1e-4)
+
+
+def test_bad_inputs_raise_named_errors() -> None:
+    prep = prepare(torch.randn(10, 4))
+    with pytest.raises(SolverError, match="embeddings must be"):
+        solve_active_set(prep, torch.randn(3, 5), 0.1)
+    with pytest.raises(SolverError, match="lam must be"):
+        solve_active_set(prep, torch.randn(3, 4), -1.0)
+    with pytest.raises(SolverError, match="NaN"):
+        solve_active_set(prep, torch.full((2, 4), float("nan")), 0.1)
+
+
+# ---------------------------------------------------------------------------- decompose API
+class TinyTextEncoder:
+    """Deterministic stand-in for an Encoder's text side: words hash to fixed random vectors."""
+
+    dim = 24
+    fingerprint = "tiny-test-encoder"
+
+    def embed_text(self, texts):
+        import hashlib
+
+        out = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim)
+            out.append(v / np.linalg.norm(v))
+        return np.array(out, np.float32)
+
+
+class TinyVocabulary:
+    def __init__(self, concepts):
+        self.concepts = tuple(concepts)
+        self.hash = "h" + str(len(concepts))
+
+
+def tiny_dictionary(tmp_path=None) -> ConceptDictionary:
+    enc = TinyTextEncoder()
+    vocab = TinyVocabulary([f"concept {i}" for i in range(60)])
+    mean = enc.embed_text(["audio mean"])[0] * 0.3
+    return build_dictionary(enc, vocab, audio_mean=mean, cache_dir=tmp_path)
+
+
+def test_decompose_gives_csr_codes_with_l0_and_fidelity(tmp_path) -> None:
+    d = tiny_dictionary(tmp_path)
+    rng = np.random.default_rng(5)
+    # Audio-like embeddings: the mean plus a few concepts.
+    w_true = np.zeros((8, 60))
+    for i in range(8):
+        w_true[i, rng.choice(60, 3, replace=False)] = 1.0
+    x = w_true @ d.atoms + d.audio_mean * 2
+    codes = decompose(x, d, lam=0.05, device="cpu")
+    assert isinstance(codes, ConceptCodes) and sp.isspmatrix_csr(codes.weights)
+    assert codes.weights.shape == (8, 60) and (codes.weights.data > 0).all()
+    np.testing.assert_array_equal(codes.l0, np.diff(codes.weights.indptr))
+    rec = recompose(codes.weights, d)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(codes.fidelity, np.einsum("ij,ij->i", rec, xn), atol=1e-5)
+    assert codes.fidelity.min() > 0.9
+    for i in range(8):  # the three true concepts are the three heaviest
+        assert {c for c, _ in codes.top(i, 3)} == {f"concept {j}" for j in np.flatnonzero(w_true[i])}
+    # Sparser with a larger λ, and fidelity falls.
+    sparse = decompose(x, d, lam=0.5, device="cpu")
+    assert sparse.l0.sum() < codes.l0.sum() and sparse.fidelity.mean() < codes.fidelity.mean()
+
+
+def test_target_l0_is_reached(tmp_path) -> None:
+    d = tiny_dictionary()
+    x = np.random.default_rng(6).standard_normal((10, 24)).astype(np.float32)
+    codes = decompose(x, d, target_l0=5, device="cpu")
+    assert np.abs(codes.l0 - 5).max() <= 1 and (codes.lam > 0).all()
+    with pytest.raises(SolverError, match="not both"):
+        decompose(x, d, lam=0.1, target_l0=5)
+
+
+def test_dictionary_cache_is_keyed_by_vocabulary_and_encoder(tmp_path) -> None:
+    first = tiny_dictionary(tmp_path)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and "h60" in files[0].name and "tiny-test-encoder" in files[0].name
+    # A cached dictionary is read back, not recomputed: poison the encoder and build again.
+    class Broken(TinyTextEncoder):
+        def embed_text(self, texts):
+            raise AssertionError("cache not used")
+
+    again = build_dictionary(Broken(), TinyVocabulary([f"concept {i}" for i in range(60)]), cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.atoms, first.atoms)
+    np.testing.assert_allclose(np.linalg.norm(first.atoms, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(first.atoms.mean(0) @ first.atoms.mean(0), 0, atol=1e-2)
