@@ -36,8 +36,11 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .engine.concepts.dictionary import DictionaryError
+        from .engine.concepts.solver import SolverError
         from .engine.encoders import EncoderError
         from .engine.library import LibraryError
+        from .vocabularies import VocabularyError
         from .engine.lock import LibraryLocked
         from .index.db import StoreError
 
@@ -46,7 +49,8 @@ def handle_errors(fn: Callable) -> Callable:
         except LibraryLocked as exc:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LOCKED)
-        except (LibraryError, StoreError, EncoderError, FileNotFoundError) as exc:
+        except (LibraryError, StoreError, EncoderError, VocabularyError, DictionaryError, SolverError,
+                FileNotFoundError) as exc:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LIBRARY)
 
@@ -81,13 +85,18 @@ def main() -> None:
 @click.option("--encoder", default="embedded", show_default=True,
               help="Encoder spec: embedded, hf:DIR_OR_HUB_ID, laion:FILE.pt or py:module:attr.")
 @click.option("--hop", type=float, default=None, help="Hop between windows in seconds (default: half a window).")
+@click.option("--vocabulary", default=None, help="Concept vocabulary: baseline, pruned (default), clustered or a file.")
+@click.option("--lam", type=float, default=None, help="Sparsity λ of concept codes (default 0.15; 0.05 gives more concepts).")
+@click.option("--target-l0", type=int, default=None, help="Aim for this many concepts per window instead of a fixed λ.")
 @_library_option
 @handle_errors
-def init(path: Path | None, encoder: str, hop: float | None, library_path: Path) -> None:
+def init(path: Path | None, encoder: str, hop: float | None, vocabulary: str | None, lam: float | None,
+         target_l0: int | None, library_path: Path) -> None:
     """Create a new library (PATH, or --library)."""
     from .engine.library import Library
 
-    lib = Library.init(path or library_path, encoder=encoder, hop_seconds=hop)
+    lib = Library.init(path or library_path, encoder=encoder, hop_seconds=hop, vocabulary=vocabulary, lam=lam,
+                       target_l0=target_l0)
     enc = lib.encoder
     click.echo(f"created library {lib.path} (encoder {enc.name}, {enc.dim}-d, {enc.window_seconds:g} s windows, "
                f"fingerprint {enc.fingerprint})")

@@ -22,6 +22,7 @@ from .lock import WriterLock
 
 if TYPE_CHECKING:
     from ..index.check import CheckReport
+    from .codebook import ActiveCodebook
 
 LIBRARY_ENV = "EARMARK_LIBRARY"
 
@@ -90,16 +91,26 @@ class Library:
             raise LibraryError(f"{self.path}: no such library directory; run `earmark init {path}` first")
         self._sessions: sessionmaker[Session] = store_db.open_store(self.path, migrate=migrate)
         self._encoder = encoder
-        self._settings_cache: dict[str, str] | None = None
+        self._codebook: "ActiveCodebook | None" = None
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
-    def init(cls, path: str | Path, encoder: str | Encoder = DEFAULT_ENCODER, hop_seconds: float | None = None) -> "Library":
-        """Create a library at ``path`` bound to ``encoder`` (a spec string or an Encoder)."""
+    def init(cls, path: str | Path, encoder: str | Encoder = DEFAULT_ENCODER, hop_seconds: float | None = None,
+             vocabulary: str | None = None, lam: float | None = None, target_l0: int | None = None) -> "Library":
+        """Create a library at ``path`` bound to ``encoder`` (a spec string or an Encoder).
+
+        ``vocabulary`` (a shipped name or a file), ``lam`` or ``target_l0`` set how concept
+        codes are computed (defaults: the shipped 'pruned' vocabulary, λ = 0.15).
+        """
+        from .codebook import resolve_vocabulary
+
+        if lam is not None and target_l0 is not None:
+            raise LibraryError("give --lam or --target-l0, not both")
         p = Path(path).expanduser().resolve()
         if (p / store_db.DB_NAME).exists():
             raise LibraryError(f"{p} is already an earmark library")
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        vocab = resolve_vocabulary(vocabulary)  # fail before creating anything
         hop = hop_seconds if hop_seconds is not None else enc.window_seconds / 2
         if not 0 < hop <= enc.window_seconds:
             raise LibraryError(f"hop must be in (0, {enc.window_seconds}] seconds, got {hop}")
@@ -110,7 +121,10 @@ class Library:
                                 sample_rate=enc.sample_rate, window_seconds=enc.window_seconds, config=enc.config())
             s.add(rec)
             s.flush()
-            for key, value in {"encoder_id": rec.id, "encoder_spec": enc.name, "hop_seconds": hop, "data_version": 0}.items():
+            settings = {"encoder_id": rec.id, "encoder_spec": enc.name, "hop_seconds": hop, "data_version": 0,
+                        "vocabulary": vocabulary or vocab.name, "lam": "" if lam is None else lam,
+                        "target_l0": "" if target_l0 is None else target_l0, "codebook_id": ""}
+            for key, value in settings.items():
                 s.add(Setting(key=key, value=str(value)))
         return cls(p, encoder=enc)
 
@@ -172,9 +186,106 @@ class Library:
         enc = self.encoder
         return max(1, int(round(float(self.setting("hop_seconds")) * enc.sample_rate)))
 
+    # -- concept codes ------------------------------------------------------------------
+    @property
+    def cache_dir(self) -> Path:
+        return self.path / "cache"
+
+    def active_codebook(self) -> "ActiveCodebook | None":
+        """The codebook new codes are computed with (None until the library has vectors)."""
+        from .codebook import load_codebook
+
+        cb_id = self.setting("codebook_id") or ""
+        if not cb_id:
+            return None
+        if self._codebook is None or self._codebook.id != int(cb_id):
+            with self.session() as s:
+                self._codebook = load_codebook(s, int(cb_id), self.encoder, self.cache_dir)
+        return self._codebook
+
     def compute_codes(self, s: Session, segment_ids: list[int], vectors) -> None:
-        """Concept codes for freshly stored segments (no-op until a codebook is active)."""
-        return None
+        """Concept codes for freshly stored segments, inside the caller's transaction."""
+        from .codebook import store_codes
+
+        book = self.active_codebook()
+        if book is not None and len(segment_ids):
+            store_codes(s, book, segment_ids, vectors)
+
+    def _new_codebook(self, vocabulary: str, lam: float | None, target_l0: int | None) -> int | None:
+        from .codebook import create_codebook, library_audio_mean, resolve_vocabulary
+
+        vocab = resolve_vocabulary(vocabulary)
+        enc = self.encoder
+        with self.session() as s, s.begin():
+            mean = getattr(enc, "audio_mean", None)
+            if mean is None:
+                mean = library_audio_mean(s, enc.dim)
+            if mean is None:
+                return None
+            cb_id = create_codebook(s, vocab, self.encoder_record_id(), mean, lam, target_l0)
+            self.set_setting(s, "codebook_id", cb_id)
+            for key, value in (("vocabulary", vocabulary), ("lam", "" if lam is None else lam),
+                               ("target_l0", "" if target_l0 is None else target_l0)):
+                self.set_setting(s, key, value)
+            self.bump_data_version(s)
+        self._codebook = None
+        return cb_id
+
+    def ensure_codes(self, progress: bool = False) -> int:
+        """Create the codebook once the library has vectors, and code every segment lacking one.
+
+        Each batch is its own transaction, so an interrupted run resumes here. Returns the
+        number of segments coded.
+        """
+        from tqdm import tqdm
+
+        from .codebook import segments_without_codes, store_codes
+
+        if not self.setting("codebook_id"):
+            lam = self.setting("lam") or None
+            l0 = self.setting("target_l0") or None
+            if self._new_codebook(self.setting("vocabulary") or "pruned", float(lam) if lam else None,
+                                  int(l0) if l0 else None) is None:
+                return 0
+        book = self.active_codebook()
+        done = 0
+        with tqdm(desc="concept codes", unit="seg", disable=not progress) as bar:
+            while True:
+                with self.session() as s, s.begin():
+                    batch = next(segments_without_codes(s, book.id), None)
+                    if batch is None:
+                        break
+                    store_codes(s, book, *batch)
+                    self.bump_data_version(s)
+                done += len(batch[0])
+                bar.update(len(batch[0]))
+        return done
+
+    def use_vocabulary(self, vocabulary: str, lam: float | None = None, target_l0: int | None = None,
+                       progress: bool = False) -> int:
+        """Switch to another vocabulary or sparsity: recompute codes from stored vectors."""
+        from sqlalchemy import delete
+
+        from ..index.store import Code, Codebook
+
+        if lam is not None and target_l0 is not None:
+            raise LibraryError("give lam or target_l0, not both")
+        lock = WriterLock(self.path).acquire()
+        try:
+            old = self.setting("codebook_id")
+            if self._new_codebook(vocabulary, lam, target_l0) is None:
+                with self.session() as s, s.begin():
+                    for key, value in (("vocabulary", vocabulary), ("lam", "" if lam is None else lam),
+                                       ("target_l0", "" if target_l0 is None else target_l0)):
+                        self.set_setting(s, key, value)
+                return 0
+            n = self.ensure_codes(progress=progress)
+            if old:
+                with self.session() as s, s.begin():  # the old codes are no longer reachable
+                    s.execute(delete(Code).where(Code.codebook_id == int(old)))
+            return n
+        finally:
+            lock.release()
 
     # -- verbs --------------------------------------------------------------------------
     def index(self, paths: Sequence[str | Path], *, include: Sequence[str] = (), exclude: Sequence[str] = (),
@@ -183,7 +294,9 @@ class Library:
         lock = WriterLock(self.path).acquire(wait=wait)
         try:
             run = IndexRun(self, workers=workers, progress=progress)
-            return run.run(paths, include, exclude, prune=prune)
+            report = run.run(paths, include, exclude, prune=prune)
+            self.ensure_codes(progress=progress)
+            return report
         finally:
             lock.release()
 

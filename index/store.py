@@ -141,6 +141,7 @@ class Codebook(Base):
     lam: Mapped[float | None] = mapped_column(Float, nullable=True)
     target_l0: Mapped[int | None] = mapped_column(Integer, nullable=True)
     adapter_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    audio_mean: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32[dim]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -50,8 +50,11 @@ def sound_dir(tmp_path: Path) -> Path:
     return d
 
 
+TEST_VOCAB = TESTS_DIR / "data" / "test_vocab.txt"
+
+
 @pytest.fixture
 def library(tmp_path: Path, fake_encoder):
     from earmark.engine.library import Library
 
-    return Library.init(tmp_path / "lib", encoder=fake_encoder)
+    return Library.init(tmp_path / "lib", encoder=fake_encoder, vocabulary=str(TEST_VOCAB))

@@ -101,7 +101,7 @@ import resource, sys
 sys.path.insert(0, {str(TESTS_DIR)!r})
 from fake_encoder import FakeEncoder
 from earmark.engine.library import Library
-lib = Library.init({str(tmp_path / 'lib')!r}, encoder=FakeEncoder())
+lib = Library.init({str(tmp_path / 'lib')!r}, encoder=FakeEncoder(), vocabulary={str(TESTS_DIR / 'data' / 'test_vocab.txt')!r})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rep = lib.index([{str(path)!r}])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -9,7 +9,10 @@ from click.testing import CliRunner
 
 from earmark.cli import main
 
+from conftest import TEST_VOCAB
+
 ENC = "py:fake_encoder:FakeEncoder"
+INIT = ["--encoder", ENC, "--vocabulary", str(TEST_VOCAB)]
 
 
 def test_help_lists_commands():
@@ -26,7 +29,7 @@ def test_console_script_entry_point():
 def test_init_index_ls_rm_status(tmp_path, sound_dir):
     r = CliRunner()
     lib = str(tmp_path / "lib")
-    res = r.invoke(main, ["init", lib, "--encoder", ENC])
+    res = r.invoke(main, ["init", lib, *INIT])
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["index", "--library", lib, str(sound_dir), "--json"])
     assert res.exit_code == 0, res.output
@@ -45,7 +48,7 @@ def test_index_reports_failures_with_exit_code_1(tmp_path, sound_dir):
     (sound_dir / "broken.wav").write_bytes(b"nope")
     r = CliRunner()
     lib = str(tmp_path / "lib")
-    r.invoke(main, ["init", lib, "--encoder", ENC])
+    r.invoke(main, ["init", lib, *INIT])
     res = r.invoke(main, ["index", "--library", lib, str(sound_dir)])
     assert res.exit_code == 1
     assert "FAILED" in res.output and "broken.wav" in res.output
@@ -56,6 +59,6 @@ def test_missing_path_and_unknown_encoder_are_clear(tmp_path):
     res = r.invoke(main, ["init", str(tmp_path / "l"), "--encoder", "nope:x"])
     assert res.exit_code == 3 and "unknown encoder" in res.output
     lib = str(tmp_path / "lib")
-    r.invoke(main, ["init", lib, "--encoder", ENC])
+    r.invoke(main, ["init", lib, *INIT])
     res = r.invoke(main, ["index", "--library", lib, str(tmp_path / "does-not-exist")])
     assert res.exit_code == 3 and "no such file" in res.output

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TESTS_DIR, noise, tone, write
+from conftest import TEST_VOCAB, TESTS_DIR, noise, tone, write
 
 N_FILES = 24
 
@@ -43,7 +43,8 @@ def test_sigkill_mid_run_then_resume_indexes_each_file_once(tmp_path):
         write(src / f"f{i:02d}.wav", audio, 16000)
         expected_windows[f"f{i:02d}.wav"] = {1.0: 1, 1.5: 2, 2.0: 3}[secs]
     lib = tmp_path / "lib"
-    subprocess.run(_earmark("init", str(lib), "--encoder", "py:fake_encoder:SlowFakeEncoder"),
+    subprocess.run(_earmark("init", str(lib), "--encoder", "py:fake_encoder:SlowFakeEncoder",
+                           "--vocabulary", str(TEST_VOCAB)),
                    check=True, env=_env(), capture_output=True)
     proc = subprocess.Popen(_earmark("index", "--library", str(lib), "--workers", "1", str(src)),
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
