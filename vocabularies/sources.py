@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .vocabulary import VocabularyError
 
-__all__ = ["audioset_labels", "audioset_tags", "read_tag_file", "wordnet_sound_terms", "WORDNET_DIR"]
+__all__ = ["WORDNET_DIR", "audioset_labels", "audioset_tags", "read_tag_file", "wordnet_counts", "wordnet_lexicon",
+           "wordnet_sound_terms", "wordnet_synonyms"]
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 
@@ -55,24 +56,26 @@ def audioset_tags() -> list[tuple[str, int]]:
     return list(out.items())
 
 
-# Roots of the WordNet noun hierarchy that are about sound (offsets are WordNet 3.0's, checked
-# by lemma when read so a different release fails loudly rather than silently).
-_NOUN_ROOTS = {"sound": "04981139", "noise": "07387509", "sound": "07371293", "musical_instrument": "03800933",
-               "cry": "07120524", "utterance": "07109847", "animal_communication": "07111047"}
-_SOUND_WORDS = re.compile(r"\b(sound|sounds|noise|noisy|loud|quiet|pitch|tone|tones|audible|ring|hum|"
-                          r"music|musical|voice|cry|bark|whistle|buzz|click|bang|thud|crash|resonant|"
-                          r"shrill|sonorous|echo|clang|roar|hiss|rustle|squeak|chirp|sing|song)\b")
+# Roots of the WordNet 3.0 noun hierarchy (synset offsets) whose hyponyms name sounds or things
+# that make them; checked against the file when read, so another release fails loudly.
+_SOUND_ROOTS = {"04981139": "sound", "07387509": "noise", "07371293": "sound", "03800933": "musical_instrument",
+                "07120524": "cry", "07109847": "utterance", "07111047": "animal_communication"}
+_SOURCE_ROOTS = {"00015388": "animal", "04524313": "vehicle", "03699975": "machine", "03183080": "device",
+                 "11524662": "weather", "07307477": "explosion"}
+_SOUND_WORDS = re.compile(r"\b(sound|sounds|noise|noises|noisy|loud|loudly|pitch|pitched|tone|audible|inaudible|"
+                          r"hum|voice|cry|bark|whistle|buzz|click|bang|thud|crash|resonant|shrill|sonorous|"
+                          r"echo|clang|roar|hiss|rustle|squeak|chirp|tinkle|rumble|murmur)\b")
 
 
-def _wordnet_file(pos: str, folder: Path) -> Path:
-    path = folder / f"data.{pos}"
+def _wordnet_file(name: str, folder: Path) -> Path:
+    path = folder / name
     if not path.exists():
         raise VocabularyError(f"WordNet dict file {path} not found: apt-get install wordnet-base")
     return path
 
 
 def _read_synsets(path: Path) -> dict[str, tuple[list[str], list[tuple[str, str]], str, str]]:
-    """offset → (lemmas, [(pointer symbol, target offset)], lexname number, gloss)."""
+    """offset → (lemmas, [(pointer symbol, target offset)], lexicographer file number, gloss)."""
     out = {}
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -83,8 +86,7 @@ def _read_synsets(path: Path) -> dict[str, tuple[list[str], list[tuple[str, str]
             offset, lexfile, n_words = f[0], f[1], int(f[3], 16)
             words = [f[4 + 2 * i].lower() for i in range(n_words)]
             i = 4 + 2 * n_words
-            n_ptr = int(f[i])
-            ptrs = [(f[i + 1 + 4 * j], f[i + 2 + 4 * j]) for j in range(n_ptr)]
+            ptrs = [(f[i + 1 + 4 * j], f[i + 2 + 4 * j]) for j in range(int(f[i]))]
             out[offset] = (words, ptrs, lexfile, gloss.strip())
     return out
 
@@ -93,32 +95,74 @@ def _clean_lemma(word: str) -> str:
     return re.sub(r"\(.*\)$", "", word).replace("_", " ").strip()
 
 
-def wordnet_sound_terms(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
-    """Sound-related WordNet lemmas: {"noun": [...], "verb": [...], "adj": [...]}.
-
-    nouns: hyponyms (transitively) of sound-related roots (sound, noise, musical instrument,
-    cry, utterance, animal communication); verbs: in verb.perception or with a sound word in
-    the gloss, and hyponyms of "make noise"; adjectives: with a sound word in the gloss.
-    """
-    nouns = _read_synsets(_wordnet_file("noun", folder))
-    roots = [o for o in set(_NOUN_ROOTS.values()) if o in nouns]
-    if not roots:
-        raise VocabularyError(f"{folder} does not look like WordNet 3.0 (sound roots missing)")
-    seen, stack = set(), list(roots)
+def _hyponym_closure(synsets: dict, roots: dict[str, str]) -> set[str]:
+    found = [o for o, lemma in roots.items() if o in synsets and lemma in synsets[o][0]]
+    if not found:
+        raise VocabularyError("the WordNet files do not look like WordNet 3.0 (sound roots missing)")
+    seen, stack = set(), found
     while stack:
         o = stack.pop()
-        if o in seen:
-            continue
-        seen.add(o)
-        stack.extend(t for s, t in nouns[o][1] if s in ("~", "~i"))
-    result = {"noun": sorted({_clean_lemma(w) for o in seen for w in nouns[o][0]})}
-    verbs = _read_synsets(_wordnet_file("verb", folder))
-    # lexfile 39 = verb.perception; keep those whose gloss is about sound, plus sound glosses anywhere.
+        if o not in seen:
+            seen.add(o)
+            stack.extend(t for s, t in synsets[o][1] if s in ("~", "~i"))
+    return seen
+
+
+def wordnet_counts(folder: Path = WORDNET_DIR) -> Counter[str]:
+    """SemCor tag counts per lemma (cntlist.rev: sense key, sense number, count), WordNet's frequencies."""
+    counts: Counter[str] = Counter()
+    with open(_wordnet_file("cntlist.rev", folder), encoding="utf-8") as fh:
+        for line in fh:
+            key, _, cnt = line.split()
+            counts[_clean_lemma(key.split("%")[0])] += int(cnt)
+    return counts
+
+
+def wordnet_lexicon(folder: Path = WORDNET_DIR) -> set[str]:
+    """Every WordNet lemma (all parts of speech), lower case with spaces: the spelling check."""
+    out: set[str] = set()
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(_wordnet_file(f"index.{pos}", folder), encoding="utf-8") as fh:
+            out.update(_clean_lemma(line.split(" ", 1)[0]) for line in fh if not line.startswith(" "))
+    return out
+
+
+def wordnet_synonyms(folder: Path = WORDNET_DIR) -> dict[str, str]:
+    """Lemma → the first lemma of its most frequent noun/verb/adj synset (for merging synonyms)."""
+    out: dict[str, str] = {}
+    for pos in ("noun", "verb", "adj"):
+        synsets = _read_synsets(_wordnet_file(f"data.{pos}", folder))
+        with open(_wordnet_file(f"index.{pos}", folder), encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(" "):
+                    continue
+                f = line.split()
+                lemma, n_synsets, p_cnt = _clean_lemma(f[0]), int(f[2]), int(f[3])
+                first = f[4 + p_cnt + 2] if n_synsets else None  # offsets follow sense_cnt, tagsense_cnt
+                if first in synsets and lemma not in out:
+                    out[lemma] = _clean_lemma(synsets[first][0][0])
+    return out
+
+
+def wordnet_sound_terms(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
+    """Sound-related WordNet lemmas: {"noun", "source", "verb", "adj"} → sorted lists.
+
+    noun: hyponyms of sound, noise, musical instrument, cry, utterance, animal communication;
+    source: hyponyms of animal, vehicle, machine, device, weather, explosion (things heard);
+    verb: perception/communication/contact verbs whose gloss is about sound; adj: adjectives
+    whose first gloss is about sound.
+    """
+    nouns = _read_synsets(_wordnet_file("data.noun", folder))
+    result = {"noun": sorted({_clean_lemma(w) for o in _hyponym_closure(nouns, _SOUND_ROOTS) for w in nouns[o][0]}),
+              "source": sorted({_clean_lemma(w) for o in _hyponym_closure(nouns, _SOURCE_ROOTS) for w in nouns[o][0]})}
+    verbs = _read_synsets(_wordnet_file("data.verb", folder))
+    # Lexicographer files 32 (communication), 35 (contact), 39 (perception), 43 (weather).
     result["verb"] = sorted({_clean_lemma(w) for words, _, lex, gloss in verbs.values()
-                             if _SOUND_WORDS.search(gloss.lower()) for w in words})
-    adjs = _read_synsets(_wordnet_file("adj", folder))
+                             if lex in ("32", "35", "39", "43") and _SOUND_WORDS.search(gloss.split(";")[0].lower())
+                             for w in words})
+    adjs = _read_synsets(_wordnet_file("data.adj", folder))
     result["adj"] = sorted({_clean_lemma(w) for words, _, _, gloss in adjs.values()
-                            if _SOUND_WORDS.search(gloss.lower().split(";")[0]) for w in words})
+                            if _SOUND_WORDS.search(gloss.split(";")[0].lower()) for w in words})
     return result
 
 
