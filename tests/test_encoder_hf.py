@@ -103,7 +103,9 @@ def test_cli_init_and_index_with_hf_encoder(tiny_dir, tmp_path) -> None:
     sf.write(sounds / "noise.flac", np.random.default_rng(0).uniform(-0.3, 0.3, 40000).astype(np.float32), 22050)
     lib = str(tmp_path / "lib")
     r = CliRunner()
-    res = r.invoke(main, ["init", lib, "--encoder", f"hf:{tiny_dir}"])
+    vocab = tmp_path / "concepts.txt"  # a user vocabulary file: the test needs no shipped one
+    vocab.write_text("rain\ndog barking\ncar engine\nbird song\n")
+    res = r.invoke(main, ["init", lib, "--encoder", f"hf:{tiny_dir}", "--vocabulary", str(vocab)])
     assert res.exit_code == 0, res.output
     assert f"hf:{tiny_dir}" in res.output
     res = r.invoke(main, ["index", "--library", lib, str(sounds), "--json"])

@@ -96,7 +96,7 @@ def test_wrong_audio_model_is_a_clear_error(tiny) -> None:
 @pytest.mark.laion
 @pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
 def test_embeddings_match_laion_clap_own_inference_path(tiny) -> None:
-    """Our wrapper must give what laion-clap's CLAP.get_audio_embedding / get_text_embedding give."""
+    """Our wrapper must give what laion-clap's CLAP.forward / get_text_embedding give."""
     import torch
 
     ckpt, cfg, roberta = tiny
@@ -104,8 +104,8 @@ def test_embeddings_match_laion_clap_own_inference_path(tiny) -> None:
     x = np.random.default_rng(0).uniform(-0.9, 0.9, (2, enc.window_samples)).astype(np.float32)
     q = (np.clip(x, -1, 1) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0
     with torch.no_grad():
-        ref = enc.model.get_audio_embedding(
-            [{"waveform": torch.from_numpy(r), "longer": torch.tensor([False])} for r in q]).numpy()
+        # laion-clap's forward with text=None; its Cnn6 takes the waveform tensor itself
+        ref = torch.nn.functional.normalize(enc.model(torch.from_numpy(q), None), dim=-1).numpy()
         tok = enc.tokenizer(["a dog barks"], padding="max_length", truncation=True, max_length=77, return_tensors="pt")
         ref_t = enc.model.get_text_embedding(dict(tok)).numpy()
     np.testing.assert_allclose(enc.embed_audio(x), ref, atol=1e-5)
@@ -128,7 +128,9 @@ def test_cli_init_and_index_with_laion_encoder(tiny, tmp_path) -> None:
     sf.write(sounds / "tone.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 44100)
     lib = str(tmp_path / "lib")
     r = CliRunner()
-    res = r.invoke(main, ["init", lib, "--encoder", spec])
+    vocab = tmp_path / "concepts.txt"  # a user vocabulary file: the test needs no shipped one
+    vocab.write_text("rain\ndog barking\ncar engine\nbird song\n")
+    res = r.invoke(main, ["init", lib, "--encoder", spec, "--vocabulary", str(vocab)])
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["index", "--library", lib, str(sounds), "--json"])
     assert res.exit_code == 0, res.output

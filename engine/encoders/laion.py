@@ -305,6 +305,8 @@ class LaionClapEncoder(Encoder):
         self.sample_rate = int(self.audio_cfg["sample_rate"])
         self.window_seconds = int(self.audio_cfg["clip_samples"]) / self.sample_rate
         self.dim = int(model.joint_embed_shape)
+        # laion-clap's Cnn6/Cnn10 take the waveform tensor; HTSAT and Cnn14 take the input dict.
+        self._wave_only = self.audio_cfg["model_type"] == "PANN" and self.audio_cfg["model_name"] in ("Cnn6", "Cnn10")
 
     @classmethod
     def load(cls, arg: str, device: str | None = None) -> "LaionClapEncoder":
@@ -365,9 +367,11 @@ class LaionClapEncoder(Encoder):
         with torch.inference_mode():
             for i in range(0, len(w), AUDIO_BATCH):
                 wave = torch.from_numpy(np.ascontiguousarray(w[i : i + AUDIO_BATCH])).to(self.device)
-                batch = {"waveform": wave, "longer": torch.zeros((len(wave), 1), dtype=torch.bool, device=self.device)}
+                batch: Any = {"waveform": wave, "longer": torch.zeros((len(wave), 1), dtype=torch.bool, device=self.device)}
                 if self.fusion:
                     batch["mel_fusion"] = fusion_mel(wave, self.audio_cfg)
+                if self._wave_only:
+                    batch = wave
                 emb = self.model.audio_projection(self.model.encode_audio(batch, device=self.device)["embedding"])
                 out.append(emb.float().cpu().numpy())
         if not out:
