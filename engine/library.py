@@ -23,6 +23,7 @@ from .lock import WriterLock
 if TYPE_CHECKING:
     from ..index.check import CheckReport
     from .codebook import ActiveCodebook
+    from .indexes import LibraryIndexes, SyncReport
 
 LIBRARY_ENV = "EARMARK_LIBRARY"
 
@@ -92,6 +93,7 @@ class Library:
         self._sessions: sessionmaker[Session] = store_db.open_store(self.path, migrate=migrate)
         self._encoder = encoder
         self._codebook: "ActiveCodebook | None" = None
+        self._indexes: "LibraryIndexes | None" = None
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
@@ -283,7 +285,47 @@ class Library:
             if old:
                 with self.session() as s, s.begin():  # the old codes are no longer reachable
                     s.execute(delete(Code).where(Code.codebook_id == int(old)))
+            self.commit_indexes()
             return n
+        finally:
+            lock.release()
+
+    # -- derived indexes ----------------------------------------------------------------
+    def indexes(self) -> "LibraryIndexes":
+        """The dense, concept and postings indexes, up to date with the store (in memory)."""
+        from .indexes import LibraryIndexes
+
+        if self._indexes is None:
+            self._indexes = LibraryIndexes(self)
+        if self._indexes.data_version != self.data_version:
+            self._indexes.sync()
+        return self._indexes
+
+    def commit_indexes(self, force_rebuild: bool = False) -> "SyncReport":
+        """Bring the indexes up to date and write new generations (caller holds the lock)."""
+        from .indexes import LibraryIndexes
+
+        if self._indexes is None:
+            self._indexes = LibraryIndexes(self)
+        rep = self._indexes.sync(force_rebuild=force_rebuild)
+        return self._indexes.commit(rep)
+
+    def set_faiss_factory(self, factory: str | None) -> None:
+        """Choose the FAISS index type ("Flat", "HNSW32", "IVF4096,Flat"; None = automatic by size)."""
+        from ..index.dense import DenseIndex
+
+        if factory:
+            DenseIndex.create(self.encoder_record().dim, factory)  # fails fast on a bad string
+        with self.session() as s, s.begin():
+            self.set_setting(s, "faiss_factory", factory or "")
+
+    def rebuild_indexes(self, factory: str | None = None, *, wait: bool = False) -> "SyncReport":
+        """Rebuild (and retrain) every derived index from the store, optionally as another type."""
+        lock = WriterLock(self.path).acquire(wait=wait)
+        try:
+            if factory is not None:
+                self.set_faiss_factory(factory)
+            return self.commit_indexes(force_rebuild=True)
         finally:
             lock.release()
 
@@ -296,6 +338,7 @@ class Library:
             run = IndexRun(self, workers=workers, progress=progress)
             report = run.run(paths, include, exclude, prune=prune)
             self.ensure_codes(progress=progress)
+            self.commit_indexes()
             return report
         finally:
             lock.release()
@@ -347,9 +390,13 @@ class Library:
     def check(self, repair: bool = False) -> "CheckReport":
         """Verify the store (and the derived indexes); ``repair`` rebuilds what is derived."""
         from ..index.check import check_store
+        from .indexes import check_indexes
 
         with self.session() as s:
-            return check_store(s, self.encoder_record().dim)
+            rep = check_store(s, self.encoder_record().dim)
+        if rep.ok or repair:
+            check_indexes(self, rep, repair=repair)
+        return rep
 
     def remove(self, refs: Sequence[str | int]) -> list[SoundInfo]:
         """Forget sounds (their rows, segments and codes); the files are not touched."""
@@ -360,6 +407,7 @@ class Library:
                 for t in targets:
                     s.delete(s.get(Sound, t.id))
                 self.bump_data_version(s)
+            self.commit_indexes()
         finally:
             lock.release()
         return targets

@@ -41,7 +41,7 @@ class WriterLock:
             self._fd = None
 
     def __enter__(self) -> "WriterLock":
-        return self.acquire()
+        return self if self._fd is not None else self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()

@@ -1,0 +1,253 @@
+"""A library's derived indexes, kept in step with the SQLite store.
+
+Three indexes are derived from the store: ``dense`` (FAISS over segment embeddings),
+``concept`` (FAISS over each segment's recomposed embedding normalise(Cᵀw) + mean, the form the
+paper retrieves with) and ``postings`` (scipy.sparse concept postings). Each committed file is a
+generation recorded in ``index_generations`` with the store's data version it reflects. Opening
+loads the newest committed generation and brings it up to date from the store by id
+difference (segment ids are never reused); a missing or unreadable file is rebuilt. Only a
+process holding the writer lock commits new generations; readers catch up in memory.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from ..index.dense import DenseIndex
+from ..index.files import IndexFileError, remove_old_generations, remove_temporaries
+from ..index.sparse import ConceptPostings
+from ..index.store import Code, IndexGeneration, Segment, Setting
+from .concepts.decompose import recompose
+
+if TYPE_CHECKING:
+    from .codebook import ActiveCodebook
+    from .library import Library
+
+log = logging.getLogger("earmark.indexes")
+KINDS = ("dense", "concept", "postings")
+FETCH_BATCH = 20_000
+
+
+@dataclass
+class IndexState:
+    """One loaded index and what it reflects."""
+
+    kind: str
+    obj: Any
+    generation: int
+    data_version: int
+    codebook_id: int | None
+    dirty: bool = False
+    rebuilt: bool = False
+
+
+@dataclass
+class SyncReport:
+    """What bringing the indexes up to date did, per kind."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    rebuilt: list[str] = field(default_factory=list)
+    committed: dict[str, int] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+
+class LibraryIndexes:
+    """The dense, concept and postings indexes of one library."""
+
+    def __init__(self, library: "Library", notify: Callable[[str], None] | None = None) -> None:
+        self.lib = library
+        self.dir = library.path / "indexes"
+        self.states: dict[str, IndexState] = {}
+        self.data_version = -1
+        self.notify = notify or (lambda msg: log.info(msg))
+
+    # -- access ---------------------------------------------------------------------------
+    @property
+    def dense(self) -> DenseIndex:
+        return self.states["dense"].obj
+
+    @property
+    def concept(self) -> DenseIndex | None:
+        st = self.states.get("concept")
+        return st.obj if st else None
+
+    @property
+    def postings(self) -> ConceptPostings | None:
+        st = self.states.get("postings")
+        return st.obj if st else None
+
+    # -- sync -----------------------------------------------------------------------------
+    def sync(self, force_rebuild: bool = False) -> SyncReport:
+        """Load committed generations and bring them up to date with the store (in memory)."""
+        rep = SyncReport()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        book = self.lib.active_codebook()
+        with self.lib.session() as s, s.begin():  # one snapshot: ids and data version agree
+            version = int(s.get(Setting, "data_version").value)
+            factory = (s.get(Setting, "faiss_factory").value if s.get(Setting, "faiss_factory") else "") or None
+            wanted: dict[str, np.ndarray] = {"dense": np.array(s.scalars(select(Segment.id).order_by(Segment.id)).all(), np.int64)}
+            if book is not None:
+                wanted["concept"] = wanted["postings"] = np.array(
+                    s.scalars(select(Code.segment_id).where(Code.codebook_id == book.id).order_by(Code.segment_id)).all(), np.int64)
+            for kind in KINDS:
+                if kind not in wanted:
+                    self.states.pop(kind, None)
+                    continue
+                tag = None if kind == "dense" else book.id
+                st = self.states.get(kind)
+                if st is None or st.codebook_id != tag or force_rebuild:
+                    st = None if force_rebuild else self._load_committed(s, kind, tag)
+                if st is None:
+                    st = self._build(s, kind, wanted[kind], book, factory, version)
+                    rep.rebuilt.append(kind)
+                elif st.data_version != version:
+                    self._catch_up(s, st, wanted[kind], book, rep)
+                if kind != "postings" and st.obj.needs_rebuild:
+                    st = self._build(s, kind, wanted[kind], book, factory, version)
+                    rep.rebuilt.append(kind)
+                elif kind != "postings" and factory is None and self._outgrown(st.obj):
+                    st = self._build(s, kind, wanted[kind], book, None, version)
+                    rep.rebuilt.append(kind)
+                st.data_version = version
+                self.states[kind] = st
+        self.data_version = version
+        for kind in rep.rebuilt:
+            msg = f"rebuilt the {kind} index from the database ({len(wanted.get(kind, []))} segments)"
+            rep.messages.append(msg)
+            self.notify(msg)
+        return rep
+
+    def _outgrown(self, idx: DenseIndex) -> bool:
+        """An exact index that passed the size where the automatic type changes."""
+        return idx.stats().kind == "IndexFlat" and idx.ntotal > DenseIndex.FLAT_LIMIT
+
+    def _load_committed(self, s, kind: str, tag: int | None) -> IndexState | None:
+        row = s.scalar(select(IndexGeneration).where(IndexGeneration.kind == kind)
+                       .order_by(IndexGeneration.generation.desc()).limit(1))
+        if row is None or row.codebook_id != tag:
+            return None
+        path = self.dir / row.file
+        try:
+            obj = ConceptPostings.load(path) if kind == "postings" else DenseIndex.load(path, mmap=False)
+        except (IndexFileError, OSError, ValueError) as exc:
+            self.notify(f"{kind} index generation {row.generation} cannot be read ({exc}); rebuilding")
+            return None
+        return IndexState(kind, obj, row.generation, row.data_version, tag)
+
+    def _vectors(self, s, kind: str, ids: np.ndarray, book: "ActiveCodebook | None"):
+        """Stored vectors (dense), recomposed vectors (concept) or CSR codes (postings) for ids."""
+        from .codebook import read_codes
+
+        if kind == "dense":
+            out = np.zeros((len(ids), self.lib.encoder_record().dim), np.float32)
+            pos = {int(i): n for n, i in enumerate(ids)}
+            for lo in range(0, len(ids), FETCH_BATCH):
+                chunk = [int(i) for i in ids[lo:lo + FETCH_BATCH]]
+                for sid, blob in s.execute(select(Segment.id, Segment.embedding).where(Segment.id.in_(chunk))):
+                    out[pos[sid]] = np.frombuffer(blob, np.float32)
+            return out
+        parts, got = [], []
+        for lo in range(0, len(ids), FETCH_BATCH):
+            got_ids, csr, _ = read_codes(s, book.id, [int(i) for i in ids[lo:lo + FETCH_BATCH]], len(book.concepts))
+            got.append(got_ids)
+            parts.append(csr)
+        import scipy.sparse as sp
+
+        csr = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, len(book.concepts)), dtype=np.float32)
+        if kind == "postings":
+            return csr
+        return recompose(csr, book.dictionary)
+
+    def _build(self, s, kind: str, ids: np.ndarray, book, factory: str | None, version: int) -> IndexState:
+        data = self._vectors(s, kind, ids, book)
+        if kind == "postings":
+            obj = ConceptPostings.from_codes(ids, data, len(book.concepts))
+        elif len(ids):
+            obj = DenseIndex.rebuild(ids, data, factory)
+        else:
+            dim = self.lib.encoder_record().dim
+            obj = DenseIndex.create(dim, factory if factory and not factory.upper().startswith("IVF") else "Flat")
+        return IndexState(kind, obj, -1, version, None if kind == "dense" else book.id, dirty=True, rebuilt=True)
+
+    def _catch_up(self, s, st: IndexState, wanted: np.ndarray, book, rep: SyncReport) -> None:
+        have = np.sort(st.obj.ids())
+        add = np.setdiff1d(wanted, have, assume_unique=True)
+        gone = np.setdiff1d(have, wanted, assume_unique=True)
+        if len(gone):
+            st.obj.remove(gone)
+        if len(add):
+            data = self._vectors(s, st.kind, add, book)
+            if st.kind != "postings" and not st.obj.is_trained:
+                st.obj.train(data)
+            st.obj.add(add, data)
+        if len(add) or len(gone):
+            st.dirty = True
+            rep.added[st.kind] = len(add)
+            rep.removed[st.kind] = len(gone)
+
+    # -- commit ---------------------------------------------------------------------------
+    def commit(self, rep: SyncReport | None = None) -> SyncReport:
+        """Write dirty indexes as new generations (caller holds the writer lock)."""
+        rep = rep or SyncReport()
+        remove_temporaries(self.dir)
+        for kind, st in self.states.items():
+            if not st.dirty:
+                continue
+            with self.lib.session() as s, s.begin():
+                last = s.scalar(select(func.max(IndexGeneration.generation)).where(IndexGeneration.kind == kind))
+                gen = (last or 0) + 1
+                path = st.obj.save(self.dir, gen) if kind == "postings" else st.obj.save(self.dir, gen, kind=kind)
+                n = len(st.obj) if kind == "postings" else st.obj.ntotal
+                s.add(IndexGeneration(kind=kind, generation=gen, file=path.name, n_vectors=int(n),
+                                      data_version=st.data_version, codebook_id=st.codebook_id,
+                                      factory=None if kind == "postings" else st.obj.stats().kind))
+                # older generation rows stay as history; their files go once the new row commits
+                s.execute(delete(IndexGeneration).where(IndexGeneration.kind == kind, IndexGeneration.generation < gen - 5))
+            remove_old_generations(self.dir, kind, keep={gen, gen - 1})  # a reader may still open gen-1
+            st.generation, st.dirty = gen, False
+            rep.committed[kind] = gen
+        return rep
+
+
+def check_indexes(library: "Library", rep, repair: bool = False) -> None:
+    """Compare the committed index files with the store; ``repair`` rebuilds and commits them."""
+    from .lock import WriterLock
+
+    book = library.active_codebook()
+    idx = LibraryIndexes(library, notify=lambda m: None)
+    index_problems: list[str] = []
+    with library.session() as s:
+        version = library.data_version
+        expected = {"dense": set(s.scalars(select(Segment.id)))}
+        if book is not None:
+            codes = set(s.scalars(select(Code.segment_id).where(Code.codebook_id == book.id)))
+            expected["concept"] = expected["postings"] = codes
+            missing_codes = len(expected["dense"] - codes)
+            rep.checked.append("every segment has a concept code")
+            if missing_codes:
+                rep.problems.append(f"{missing_codes} segments have no concept code under the active codebook")
+        for kind, want in expected.items():
+            rep.checked.append(f"{kind} index agrees with the database")
+            st = idx._load_committed(s, kind, None if kind == "dense" else book.id)
+            if st is None:
+                index_problems.append(f"{kind} index: no readable committed generation")
+                continue
+            have = set(int(i) for i in st.obj.ids())
+            if st.data_version != version or have != want:
+                index_problems.append(
+                    f"{kind} index generation {st.generation} is stale: {len(want - have)} segments missing, "
+                    f"{len(have - want)} orphaned vectors")
+    if repair and (index_problems or any("concept code" in p for p in rep.problems)):
+        with WriterLock(library.path).acquire():
+            library.ensure_codes()
+            done = library.commit_indexes(force_rebuild=True)
+        rep.repaired.extend(f"{k} index rebuilt as generation {g}" for k, g in done.committed.items())
+        rep.problems[:] = [p for p in rep.problems if "concept code" not in p]
+    else:
+        rep.problems.extend(index_problems)
