@@ -14,7 +14,7 @@ pytest.importorskip("httpx", reason="httpx is needed by FastAPI's TestClient")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from conftest import noise, tone, write  # noqa: E402
+from conftest import TEST_VOCAB, noise, tone, write  # noqa: E402
 from earmark.engine.server import create_app  # noqa: E402
 from earmark.engine.server.routes_vocabulary import rank_completions  # noqa: E402
 
@@ -34,7 +34,7 @@ def make_library(base: Path):
     write(sounds / "sub" / "stereo.wav", np.stack([tone(2000, 1.0, 48000), noise(1.0, 48000)], axis=1), 48000)
     outside = write(base / "outside" / "private.wav", tone(440, 1.0, 16000), 16000)
     os.symlink(outside, sounds / "escape.wav")
-    lib = Library.init(base / "lib", encoder=FakeEncoder())
+    lib = Library.init(base / "lib", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB))
     report = lib.index([sounds])
     assert not report.to_dict().get("failed"), report.to_dict()
     return lib, sounds
