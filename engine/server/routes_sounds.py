@@ -32,8 +32,9 @@ def sound(sound_id: int, state: ServerState = Depends(get_state)) -> dict:
     return state.sound(sound_id).to_dict()
 
 
-@router.api_route("/{sound_id}/audio", methods=["GET", "HEAD"], response_class=FileResponse,
-                  summary="The sound's file; supports Range requests for seeking")
+@router.head("/{sound_id}/audio", include_in_schema=False)
+@router.get("/{sound_id}/audio", response_class=FileResponse,
+            summary="The sound's file (HEAD too); supports Range requests for seeking")
 def audio(sound_id: int, state: ServerState = Depends(get_state)) -> FileResponse:
     path = sound_file(state.sound(sound_id), state.roots())
     # FileResponse answers Range / If-Range itself (206, multi-range, 416), with ETag and Last-Modified.
