@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from earmark.engine.encoders import EncoderError
+
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'backend':<9} {'device':<6} {'audio s':>8} {'wall s':>8} {'audio-s/s':>10}  weights")
         for spec, weights in specs:
             for device in devices:
-                r = measure(spec, device, weights, args.seconds)
+                try:
+                    r = measure(spec, device, weights, args.seconds)
+                except EncoderError as exc:  # e.g. embedded's text wheel absent in the laion env
+                    print(f"# {spec.split(':')[0]} on {device}: skipped, {exc}")
+                    continue
                 print(f"{r.backend:<9} {r.device:<6} {r.audio_seconds:>8.1f} {r.wall_seconds:>8.2f} "
                       f"{r.rate:>10.1f}  {r.weights}")
 
