@@ -40,12 +40,19 @@ def handle_errors(fn: Callable) -> Callable:
         from .engine.concepts.solver import SolverError
         from .engine.encoders import EncoderError
         from .engine.library import LibraryError
+        from .engine.query.parse import QuerySyntaxError, UnknownConceptError
         from .vocabularies import VocabularyError
         from .engine.lock import LibraryLocked
         from .index.db import StoreError
 
         try:
             return fn(*args, **kwargs)
+        except UnknownConceptError as exc:
+            click.echo(f"earmark: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except QuerySyntaxError as exc:
+            click.echo(f"earmark: bad query: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         except LibraryLocked as exc:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LOCKED)
@@ -202,6 +209,146 @@ def check(repair: bool, library_path: Path, as_json: bool) -> None:
         click.echo("library is consistent" if rep.ok else f"{len(rep.problems)} problem(s) found")
     if not rep.ok:
         sys.exit(EXIT_LIBRARY)
+
+
+def _bar(value: float, scale: float, width: int = 12) -> str:
+    n = 0 if scale <= 0 else int(round(width * max(value, 0.0) / scale))
+    return "█" * n + "·" * (width - n)
+
+
+def print_result(result, as_json: bool) -> None:
+    """A search result as a table (score, file, best window, matched concepts as bars) or JSON."""
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    q = result.query
+    understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in q.concepts[:8]) or "(no concept form)"
+    click.echo(f"query: {q.text!r}  ranking: {q.ranking}  understood as: {understood}")
+    if q.excluded:
+        click.echo(f"excluded: {', '.join(q.excluded)}")
+    if not result.hits:
+        click.echo("no hits")
+        return
+    table = Table("#", "score", "file", "window (s)", "matched concepts", box=None, pad_edge=False)
+    for h in result.hits:
+        shown = h.contributions or h.dense_contributions
+        scale = max((abs(c.contribution) for c in shown), default=0.0)
+        lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}" for c in shown[:3] if c.contribution > 0]
+        extra = f"\n(+ {len(h.duplicates)} identical)" if h.duplicates else ""
+        table.add_row(str(h.rank), f"{h.score:.3f}", h.abs_path + extra, f"{h.start:.1f}–{h.end:.1f}",
+                      "\n".join(lines) or "-")
+    _console().print(table)
+    click.echo(f"{len(result.hits)} hits in {result.timing_ms.get('total', 0):.0f} ms")
+
+
+@main.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of sounds.")
+@click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="fusion", show_default=True,
+              help="dense similarity, concept similarity, or reciprocal-rank fusion of both.")
+@click.option("--aggregate", type=click.Choice(["max", "topk-mean"]), default="max", show_default=True,
+              help="How window scores become a sound's score.")
+@click.option("--path", "path_glob", default=None, help="Only files whose path matches this glob.")
+@click.option("--min-duration", type=float, default=None, help="Seconds.")
+@click.option("--max-duration", type=float, default=None, help="Seconds.")
+@click.option("--root", default=None, help="Only sounds under this root.")
+@_library_option
+@_json_option
+@handle_errors
+def search(query: tuple[str, ...], k: int, ranking: str, aggregate: str, path_glob: str | None,
+           min_duration: float | None, max_duration: float | None, root: str | None, library_path: Path,
+           as_json: bool) -> None:
+    """Search by text, concepts and example: "rain on a roof", "+rain -music", "like:door.wav@1-3"."""
+    lib = open_library(library_path)
+    res = lib.search(" ".join(query), k=k, ranking=ranking, aggregate=aggregate, path_glob=path_glob,
+                     min_duration=min_duration, max_duration=max_duration, root=root)
+    print_result(res, as_json)
+
+
+@main.command()
+@click.argument("sound")
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--start", type=float, default=None, help="Use only the part from START seconds.")
+@click.option("--end", type=float, default=None, help="... to END seconds.")
+@click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="dense", show_default=True)
+@_library_option
+@_json_option
+@handle_errors
+def similar(sound: str, k: int, start: float | None, end: float | None, ranking: str, library_path: Path,
+            as_json: bool) -> None:
+    """Sounds like SOUND (a file, indexed or not, or a sound id)."""
+    print_result(open_library(library_path).similar(sound, k=k, start=start, end=end, ranking=ranking), as_json)
+
+
+@main.command()
+@click.argument("sound")
+@click.option("--query", "-q", required=True, help="The query to explain the match of.")
+@click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="fusion", show_default=True)
+@_library_option
+@_json_option
+@handle_errors
+def explain(sound: str, query: str, ranking: str, library_path: Path, as_json: bool) -> None:
+    """Why SOUND (id or path) matches QUERY: contributions that sum to the concept score."""
+    from dataclasses import asdict
+
+    hit = open_library(library_path).explain(query, sound, ranking=ranking)
+    if as_json:
+        _print_json(asdict(hit))
+        return
+    click.echo(f"{hit.abs_path}  best window {hit.start:.2f}–{hit.end:.2f} s")
+    dense = f"{hit.dense_score:.4f}" if hit.dense_score is not None else "-"
+    concept = f"{hit.concept_score:.4f}" if hit.concept_score is not None else "-"
+    click.echo(f"dense score {dense}   concept score {concept}")
+    if hit.contributions:
+        click.echo("concept score = Σ query weight × hit weight:")
+        for c in hit.contributions:
+            click.echo(f"  {c.concept:28} {c.query_weight:+.3f} × {c.hit_weight:.3f} = {c.contribution:+.4f}")
+        click.echo(f"  {'total':28} {sum(c.contribution for c in hit.contributions):+.4f}")
+    if hit.dense_contributions:
+        share = f"{100 * hit.dense_explained:.0f}%" if hit.dense_explained is not None else "n/a"
+        click.echo(f"concept account of the dense score (covers {share}):")
+        for c in hit.dense_contributions:
+            click.echo(f"  {c.concept:28} {c.contribution:+.4f}")
+    click.echo("the sound's own top concepts: " + ", ".join(f"{c.concept} {c.weight:.2f}" for c in hit.top_concepts))
+
+
+@main.command()
+@click.argument("sound")
+@click.option("--top", type=int, default=20, show_default=True)
+@_library_option
+@_json_option
+@handle_errors
+def concepts(sound: str, top: int, library_path: Path, as_json: bool) -> None:
+    """A sound's top concepts (mean code over its windows), with fidelity and L0."""
+    prof = open_library(library_path).concepts_of(sound, top=top)
+    if as_json:
+        _print_json(prof)
+        return
+    click.echo(f"{prof['path']}: {prof['windows']} windows, {prof['l0']:.1f} concepts per window, "
+               f"fidelity {prof['fidelity']:.3f} (vocabulary {prof['vocabulary']})")
+    scale = max((c["weight"] for c in prof["concepts"]), default=0.0)
+    for c in prof["concepts"]:
+        click.echo(f"  {_bar(c['weight'], scale, 20)} {c['weight']:.3f} {c['concept']}")
+
+
+@main.command()
+@click.option("--faiss", "factory", default=None,
+              help='FAISS factory string for the dense and concept indexes ("Flat", "HNSW32", "IVF4096,Flat").')
+@click.option("--auto", "auto", is_flag=True, help="Go back to the automatic choice by size.")
+@_library_option
+@_json_option
+@handle_errors
+def rebuild(factory: str | None, auto: bool, library_path: Path, as_json: bool) -> None:
+    """Rebuild (and retrain) the indexes from the database, optionally as another FAISS type."""
+    lib = open_library(library_path)
+    rep = lib.rebuild_indexes("" if auto else factory)
+    if as_json:
+        _print_json({"committed": rep.committed, "rebuilt": rep.rebuilt})
+    else:
+        for kind, gen in rep.committed.items():
+            click.echo(f"{kind} index rebuilt as generation {gen}")
 
 
 @main.command()

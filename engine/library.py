@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..index.check import CheckReport
     from .codebook import ActiveCodebook
     from .indexes import LibraryIndexes, SyncReport
+    from .search import Hit, SearchResult
 
 LIBRARY_ENV = "EARMARK_LIBRARY"
 
@@ -324,7 +326,7 @@ class Library:
         lock = WriterLock(self.path).acquire(wait=wait)
         try:
             if factory is not None:
-                self.set_faiss_factory(factory)
+                self.set_faiss_factory(factory or None)
             return self.commit_indexes(force_rebuild=True)
         finally:
             lock.release()
@@ -386,6 +388,64 @@ class Library:
         if len(hit) > 1:
             raise LibraryError(f"'{ref}' matches {len(hit)} sounds; use the sound id")
         return hit[0]
+
+    # -- queries ------------------------------------------------------------------------
+    def search(self, query: str | bytes, *, k: int = 10, ranking: str = "fusion", aggregate: str = "max",
+               path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
+               root: str | None = None, exclude_sounds: Sequence[int] = ()) -> "SearchResult":
+        """Search by text, concepts (+rain -music rain:0.7) and example sounds (like:FILE@a-b)."""
+        from .search import search
+
+        return search(self, query, k=k, ranking=ranking, aggregate=aggregate, path_glob=path_glob,
+                      min_duration=min_duration, max_duration=max_duration, root=root, exclude_sounds=exclude_sounds)
+
+    def similar(self, ref: str | int, k: int = 10, start: float | None = None, end: float | None = None,
+                ranking: str = "dense") -> "SearchResult":
+        """Sounds like a file (indexed or not) or an indexed sound id, the sound itself excluded."""
+        from .query.parse import QuerySyntaxError
+
+        path = self.resolve_sound(ref).abs_path if isinstance(ref, int) or str(ref).isdigit() else str(ref)
+        if '"' in path:
+            raise QuerySyntaxError("file names with double quotes cannot be used with like:", field="like")
+        span = f"@{start or 0:g}-{end:g}" if end is not None else ""
+        me = Path(path).expanduser().resolve()
+        mine = [x.id for x in self.sounds() if Path(x.abs_path) == me]
+        return self.search(f'like:"{path}"{span}', k=k, ranking=ranking, exclude_sounds=mine)
+
+    def explain(self, query: str, ref: str | int, ranking: str = "fusion") -> "Hit":
+        """Why sound ``ref`` matches ``query``: its best window, contributions and dense account."""
+        from .search import search
+
+        snd = self.resolve_sound(ref)
+        res = search(self, query, k=1, ranking=ranking, only_sounds=[snd.id])
+        if not res.hits:
+            raise LibraryError(f"sound {snd.id} ({snd.path}) shares nothing with '{query}' under ranking '{ranking}'")
+        return res.hits[0]
+
+    def concepts_of(self, ref: str | int, top: int = 20) -> dict:
+        """A sound's concept profile: mean code over its windows, its fidelity and L0."""
+        from .codebook import read_codes
+
+        snd = self.resolve_sound(ref)
+        book = self.active_codebook()
+        if book is None:
+            raise LibraryError("this library has no concept codes yet: index some sounds first")
+        with self.session() as s:
+            seg_ids = list(s.scalars(select(Segment.id).where(Segment.sound_id == snd.id).order_by(Segment.id)))
+            _, csr, fid = read_codes(s, book.id, seg_ids, len(book.concepts))
+        if csr.shape[0] == 0:
+            raise LibraryError(f"sound {snd.id} has no concept codes (status {snd.status})")
+        mean = np.asarray(csr.mean(axis=0)).ravel()
+        order = np.argsort(-mean, kind="stable")[:top]
+        return {"sound_id": snd.id, "path": snd.abs_path, "windows": int(csr.shape[0]),
+                "fidelity": float(fid.mean()), "l0": float(np.diff(csr.indptr).mean()),
+                "vocabulary": book.vocabulary.name, "lam": book.lam, "target_l0": book.target_l0,
+                "concepts": [{"concept": book.concepts[i], "weight": float(mean[i])} for i in order if mean[i] > 0]}
+
+    def vocabulary(self) -> list[str]:
+        """The active vocabulary's concepts (empty before the first codes exist)."""
+        book = self.active_codebook()
+        return list(book.concepts) if book else []
 
     def check(self, repair: bool = False) -> "CheckReport":
         """Verify the store (and the derived indexes); ``repair`` rebuilds what is derived."""

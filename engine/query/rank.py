@@ -1,0 +1,86 @@
+"""Ranking: fusing dense and concept scores, windows → sounds, identical files once.
+
+Fusion modes:
+- ``dense``: score = ⟨z_q, z_s⟩ (cosine of unit vectors).
+- ``concept``: score = Σ_c q_c · w_{s,c} over the query's concepts.
+- ``fusion`` (default): reciprocal-rank fusion, score = Σ_lists 1 / (RRF_K + rank), rank from 1,
+  over the dense and concept lists (a segment in only one list gets that list's term). RRF
+  needs no calibration between the two score scales, which differ by an order of magnitude.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the very top ranks
+TOPK_MEAN = 3  # windows averaged per sound in "topk-mean" aggregation
+
+
+@dataclass
+class SegmentHit:
+    segment_id: int
+    sound_id: int
+    score: float
+    start: float
+    end: float
+
+
+@dataclass
+class SoundHit:
+    """A sound's aggregated score and its best window."""
+
+    sound_id: int
+    score: float
+    segment_id: int
+    start: float
+    end: float
+    duplicates: list[int] = field(default_factory=list)
+
+
+def _ranked(scores: dict[int, float]) -> list[int]:
+    return sorted(scores, key=lambda i: (-scores[i], i))
+
+
+def fuse(dense: dict[int, float], concept: dict[int, float], mode: str) -> dict[int, float]:
+    """Segment id → ranking score for ``mode`` ('dense', 'concept' or 'fusion')."""
+    if mode == "dense":
+        return dict(dense)
+    if mode == "concept":
+        return dict(concept)
+    out: dict[int, float] = {}
+    for scores in (dense, concept):
+        for rank, sid in enumerate(_ranked(scores), 1):
+            out[sid] = out.get(sid, 0.0) + 1.0 / (RRF_K + rank)
+    return out
+
+
+def aggregate_segments(hits: Sequence[SegmentHit], mode: str = "max", k: int = TOPK_MEAN) -> list[SoundHit]:
+    """Windows → sounds, best first. ``max``: the best window's score; ``topk-mean``: the mean
+    of the sound's best ``k`` windows (rewards sounds that match throughout). The reported
+    window is always the best one."""
+    by_sound: dict[int, list[SegmentHit]] = {}
+    for h in hits:
+        by_sound.setdefault(h.sound_id, []).append(h)
+    out = []
+    for sound_id, segs in by_sound.items():
+        segs.sort(key=lambda h: (-h.score, h.start))
+        best = segs[0]
+        score = best.score if mode == "max" else sum(h.score for h in segs[:k]) / min(k, len(segs))
+        out.append(SoundHit(sound_id, score, best.segment_id, best.start, best.end))
+    out.sort(key=lambda h: (-h.score, h.sound_id))
+    return out
+
+
+def dedupe_by_hash(hits: Sequence[SoundHit], hashes: dict[int, str | None]) -> list[SoundHit]:
+    """Keep the best-ranked of each set of identical files; the others are listed as duplicates."""
+    seen: dict[str, SoundHit] = {}
+    out = []
+    for h in hits:
+        digest = hashes.get(h.sound_id)
+        if digest and digest in seen:
+            seen[digest].duplicates.append(h.sound_id)
+            continue
+        if digest:
+            seen[digest] = h
+        out.append(h)
+    return out

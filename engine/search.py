@@ -1,0 +1,361 @@
+"""Search: a parsed query → query vectors → index search → ranked sounds with explanations.
+
+Pipeline (DESIGN.md, "Queries and explanations"):
+1. parse the query (engine/query/parse.py): free text, +concept / -concept / concept:weight,
+   like:FILE[@start-end], filters;
+2. plan: one dense vector (text, example sound and explicit concepts embedded and summed) and
+   one concept vector q over the vocabulary (the dense vector's own concept code, plus explicit
+   terms); every query has a concept form, shown to the user as "what earmark understood";
+3. search: dense FAISS (⟨z_q, z_s⟩) and/or concept postings (Σ_c q_c·w_{s,c}), restricted to the
+   segments the filters and -concepts allow;
+4. rank: fuse (reciprocal-rank fusion by default), aggregate windows to sounds, show identical
+   files once;
+5. explain: per hit, each shared concept's q_c, w_{s,c} and contribution (they sum exactly to
+   the concept score), the hit's own top concepts, and the concept account of its dense score.
+"""
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from ..index.store import Root, Segment, Sound
+from .encoders.base import l2_normalise
+from .query.explain import explain_concepts, explain_dense
+from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
+from .query.rank import SegmentHit, aggregate_segments, dedupe_by_hash, fuse
+
+if TYPE_CHECKING:
+    from .library import Library
+
+RANKINGS = ("fusion", "dense", "concept")
+AGGREGATES = ("max", "topk-mean")
+SEGMENTS_PER_HIT = 8  # segment candidates fetched per requested sound (several windows per file)
+TOP_CONCEPTS = 8
+
+
+@dataclass
+class ConceptWeight:
+    concept: str
+    weight: float
+
+
+@dataclass
+class QueryForm:
+    """What earmark understood: the parsed parts and the concept form of the whole query."""
+
+    text: str
+    free_text: str
+    concepts: list[ConceptWeight]  # the query's concept vector, heaviest first
+    excluded: list[str]
+    like: list[str]
+    filters: dict
+    ranking: str
+
+
+@dataclass
+class Contribution:
+    concept: str
+    query_weight: float
+    hit_weight: float
+    contribution: float
+
+
+@dataclass
+class Hit:
+    """One sound found, with where and why."""
+
+    rank: int
+    sound_id: int
+    path: str
+    abs_path: str
+    score: float  # the ranking score (fusion: RRF; dense: cosine; concept: Σ q·w)
+    dense_score: float | None
+    concept_score: float | None
+    start: float  # best window, seconds
+    end: float
+    segment_id: int
+    duration: float | None
+    contributions: list[Contribution] = field(default_factory=list)
+    top_concepts: list[ConceptWeight] = field(default_factory=list)
+    dense_explained: float | None = None  # share of the dense score the concept account covers
+    dense_contributions: list[Contribution] = field(default_factory=list)  # concept account of the dense score
+    duplicates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    query: QueryForm
+    hits: list[Hit]
+    timing_ms: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Plan:
+    parsed: ParsedQuery
+    dense: np.ndarray | None
+    concept: np.ndarray | None  # (V,) float32, negatives for excluded concepts
+    exclude: list[int]
+
+
+def _like_vector(lib: "Library", path: str, start: float | None, end: float | None) -> np.ndarray:
+    """Mean embedding of a file's windows in [start, end) (stored vectors when it is indexed)."""
+    from .audio import AudioError, probe, stream_mono
+    from .windows import iter_windows
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise QuerySyntaxError(f"like: file '{path}' does not exist", field="like")
+    stored = _stored_vectors(lib, p.resolve(), start, end)
+    if stored is not None:
+        return l2_normalise(stored.mean(axis=0, keepdims=True))[0]
+    enc = lib.encoder
+    try:
+        info = probe(p)
+        chunks = stream_mono(p, enc.sample_rate, info)
+        sr = enc.sample_rate
+        a = int(round((start or 0.0) * sr))
+        b = None if end is None else int(round(end * sr))
+
+        def cut():
+            pos = 0
+            for c in chunks:
+                lo, hi = pos, pos + c.size
+                pos = hi
+                s0 = max(a - lo, 0)
+                s1 = c.size if b is None else min(b - lo, c.size)
+                if s1 > s0:
+                    yield c[s0:s1]
+
+        wins = [w.samples for w in iter_windows(cut(), sr, enc.window_samples, lib.hop_samples)]
+    except AudioError as exc:
+        raise QuerySyntaxError(f"like: {exc}", field="like") from exc
+    if not wins:
+        raise QuerySyntaxError(f"like: '{path}' has no audio in the requested range", field="like")
+    vecs = np.concatenate([enc.embed_audio(np.stack(wins[i:i + 32])) for i in range(0, len(wins), 32)])
+    return l2_normalise(vecs.mean(axis=0, keepdims=True))[0]
+
+
+def _stored_vectors(lib: "Library", path: Path, start: float | None, end: float | None) -> np.ndarray | None:
+    with lib.session() as s:
+        q = (select(Segment.start, Segment.end, Segment.embedding).join(Sound, Sound.id == Segment.sound_id)
+             .join(Root, Root.id == Sound.root_id).where(Sound.status == "indexed"))
+        rows = [r for r in s.execute(q.where(Root.path == str(path.parent))
+                                     .where(Sound.path == path.name))]
+        if not rows:
+            for root in s.scalars(select(Root.path)):
+                try:
+                    rel = path.relative_to(root).as_posix()
+                except ValueError:
+                    continue
+                rows = list(s.execute(q.where(Root.path == root).where(Sound.path == rel)))
+                if rows:
+                    break
+    if not rows:
+        return None
+    lo, hi = start or 0.0, end if end is not None else float("inf")
+    chosen = [np.frombuffer(e, np.float32) for a, b, e in rows if a < hi and b > lo]
+    return np.stack(chosen) if chosen else None
+
+
+def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
+    """Turn a parsed query into a dense vector and a concept vector."""
+    book = lib.active_codebook()
+    vocab = book.concepts if book else ()
+    parts: list[np.ndarray] = []
+    enc = lib.encoder
+    if parsed.free_text:
+        parts.append(enc.embed_text([parsed.free_text])[0])
+    for like in parsed.like:
+        parts.append(_like_vector(lib, like.path, like.start, like.end))
+    positives = [t for t in parsed.concepts if t.weight > 0]
+    if positives:
+        emb = enc.embed_text([vocab[t.index] for t in positives])
+        parts.append(l2_normalise((emb * np.array([[t.weight] for t in positives], np.float32)).sum(0, keepdims=True))[0])
+    dense = l2_normalise(np.sum(parts, axis=0, keepdims=True))[0] if parts else None
+    concept = None
+    exclude: list[int] = []
+    if book is not None:
+        concept = np.zeros(len(vocab), np.float32)
+        if dense is not None and (parsed.free_text or parsed.like):
+            code = book.decompose(dense[None, :]).weights
+            concept[code.indices] = code.data
+        scale = float(concept.max()) if concept.max() > 0 else 1.0
+        for t in parsed.concepts:
+            if t.weight > 0:
+                concept[t.index] = max(concept[t.index], t.weight * scale)
+            else:
+                concept[t.index] = t.weight * scale
+                exclude.append(t.index)
+    return _Plan(parsed, dense, concept, exclude)
+
+
+def _allowed_segments(lib: "Library", parsed: ParsedQuery) -> np.ndarray | None:
+    f = parsed.filters
+    if not (f.path_glob or f.min_duration is not None or f.max_duration is not None or f.root):
+        return None
+    with lib.session() as s:
+        q = (select(Segment.id, Sound.path, Sound.duration, Root.path).join(Sound, Sound.id == Segment.sound_id)
+             .join(Root, Root.id == Sound.root_id))
+        if f.min_duration is not None:
+            q = q.where(Sound.duration >= f.min_duration)
+        if f.max_duration is not None:
+            q = q.where(Sound.duration <= f.max_duration)
+        ids = []
+        for sid, path, _dur, root in s.execute(q):
+            if f.root and not (root == f.root or Path(root).name == f.root or root.startswith(f.root.rstrip("/") + "/")):
+                continue
+            if f.path_glob and not (fnmatch.fnmatch(path, f.path_glob) or fnmatch.fnmatch(str(Path(root) / path), f.path_glob)):
+                continue
+            ids.append(sid)
+    return np.array(ids, np.int64)
+
+
+def _excluded_segments(idx, exclude: list[int]) -> np.ndarray:
+    if not exclude or idx.postings is None:
+        return np.zeros(0, np.int64)
+    out = []
+    n = max(len(idx.postings), 1)
+    for c in exclude:
+        q = np.zeros(idx.postings.n_concepts, np.float32)
+        q[c] = 1.0
+        _, ids = idx.postings.concept_search(q, n)
+        out.append(ids[0][ids[0] >= 0])
+    return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = "fusion", aggregate: str = "max",
+           path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
+           root: str | None = None, exclude_sounds: Sequence[int] = (),
+           only_sounds: Sequence[int] | None = None) -> SearchResult:
+    """Run a query against ``lib`` (see module docstring); ``exclude_sounds`` are never hits,
+    ``only_sounds`` (when given) are the only candidates."""
+    if ranking not in RANKINGS:
+        raise QuerySyntaxError(f"ranking must be one of {', '.join(RANKINGS)}, got '{ranking}'", field="ranking")
+    if aggregate not in AGGREGATES:
+        raise QuerySyntaxError(f"aggregate must be one of {', '.join(AGGREGATES)}, got '{aggregate}'", field="aggregate")
+    if not 1 <= k <= 1000:
+        raise QuerySyntaxError(f"k must be between 1 and 1000, got {k}", field="k")
+    t = {"start": time.perf_counter()}
+    book = lib.active_codebook()
+    parsed = parse_query(query, book.concepts if book else ())
+    parsed.filters.merge(path_glob=path_glob, min_duration=min_duration, max_duration=max_duration, root=root)
+    t["parse"] = time.perf_counter()
+    plan = plan_query(lib, parsed)
+    if ranking != "dense" and plan.concept is None:
+        ranking = "dense"  # a library without concept codes yet: said in the query form
+    t["encode"] = time.perf_counter()
+    idx = lib.indexes()
+    allowed = _allowed_segments(lib, parsed)
+    if only_sounds is not None:
+        with lib.session() as s:
+            mine = np.array(s.scalars(select(Segment.id).where(Segment.sound_id.in_([int(x) for x in only_sounds]))).all(), np.int64)
+        allowed = mine if allowed is None else np.intersect1d(allowed, mine)
+    banned = _excluded_segments(idx, plan.exclude)
+    if len(banned):
+        base = allowed if allowed is not None else idx.dense.ids()
+        allowed = np.setdiff1d(base, banned)
+    k_seg = k * SEGMENTS_PER_HIT
+    dense_hits: dict[int, float] = {}
+    concept_hits: dict[int, float] = {}
+    if ranking in ("dense", "fusion") and plan.dense is not None:
+        sc, ids = idx.dense.search(plan.dense[None, :], k_seg, allowed_ids=allowed)
+        dense_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
+    if ranking in ("concept", "fusion") and plan.concept is not None and (plan.concept > 0).any():
+        sc, ids = idx.postings.concept_search(plan.concept, k_seg, allowed_ids=allowed, exclude=plan.exclude or None)
+        concept_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
+    t["search"] = time.perf_counter()
+    scored = fuse(dense_hits, concept_hits, ranking)
+    seg_ids = list(scored)
+    meta = _segment_meta(lib, seg_ids)
+    seg_hits = [SegmentHit(sid, meta[sid]["sound_id"], scored[sid], meta[sid]["start"], meta[sid]["end"])
+                for sid in seg_ids if sid in meta]
+    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate) if h.sound_id not in set(exclude_sounds)]
+    sound_meta = _sound_meta(lib, [h.sound_id for h in sounds])
+    sounds = dedupe_by_hash(sounds, {sid: m["content_hash"] for sid, m in sound_meta.items()})[:k]
+    t["rank"] = time.perf_counter()
+    hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book)
+    t["explain"] = time.perf_counter()
+    form = _query_form(query, parsed, plan, book, ranking)
+    stages = ["parse", "encode", "search", "rank", "explain"]
+    timing, prev = {}, t["start"]
+    for st in stages:
+        timing[st] = round((t[st] - prev) * 1000, 3)
+        prev = t[st]
+    timing["total"] = round((t["explain"] - t["start"]) * 1000, 3)
+    return SearchResult(form, hits, timing)
+
+
+def _segment_meta(lib: "Library", seg_ids: Sequence[int]) -> dict[int, dict]:
+    if not seg_ids:
+        return {}
+    with lib.session() as s:
+        rows = s.execute(select(Segment.id, Segment.sound_id, Segment.start, Segment.end)
+                         .where(Segment.id.in_([int(i) for i in seg_ids])))
+        return {r[0]: {"sound_id": r[1], "start": r[2], "end": r[3]} for r in rows}
+
+
+def _sound_meta(lib: "Library", sound_ids: Sequence[int]) -> dict[int, dict]:
+    if not sound_ids:
+        return {}
+    with lib.session() as s:
+        rows = s.execute(select(Sound.id, Sound.path, Root.path, Sound.content_hash, Sound.duration)
+                         .join(Root, Root.id == Sound.root_id).where(Sound.id.in_([int(i) for i in sound_ids])))
+        return {r[0]: {"path": r[1], "abs_path": str(Path(r[2]) / r[1]), "content_hash": r[3], "duration": r[4]}
+                for r in rows}
+
+
+def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits, book) -> list[Hit]:
+    hits = []
+    for rank, h in enumerate(sounds, 1):
+        m = sound_meta[h.sound_id]
+        hit = Hit(rank=rank, sound_id=h.sound_id, path=m["path"], abs_path=m["abs_path"], score=float(h.score),
+                  dense_score=dense_hits.get(h.segment_id), concept_score=concept_hits.get(h.segment_id),
+                  start=float(h.start), end=float(h.end), segment_id=h.segment_id, duration=m["duration"],
+                  duplicates=[sound_meta[d]["abs_path"] for d in h.duplicates if d in sound_meta])
+        if book is not None and idx.postings is not None and h.segment_id in idx.postings:
+            code = idx.postings.codes_of(h.segment_id)
+            c_ids, c_w = np.asarray(code.concept_ids), np.asarray(code.weights)
+            order = np.argsort(-c_w, kind="stable")[:TOP_CONCEPTS]
+            hit.top_concepts = [ConceptWeight(book.concepts[int(c_ids[i])], float(c_w[i])) for i in order]
+            if plan.concept is not None:
+                exp = explain_concepts(plan.concept, c_ids, c_w, book.concepts)
+                hit.contributions = [Contribution(c.concept, c.query_weight, c.hit_weight, c.contribution)
+                                     for c in exp.contributions]
+                if hit.concept_score is None:
+                    hit.concept_score = exp.score
+            if plan.dense is not None:
+                dense = hit.dense_score if hit.dense_score is not None else _dense_score(lib, h.segment_id, plan.dense)
+                hit.dense_score = dense
+                dexp = explain_dense(plan.dense, dense, c_ids, c_w, book.dictionary, book.concepts)
+                hit.dense_explained = dexp.share
+                hit.dense_contributions = [Contribution(c.concept, c.query_weight, c.hit_weight, c.contribution)
+                                           for c in dexp.contributions]
+        hits.append(hit)
+    return hits
+
+
+def _dense_score(lib: "Library", segment_id: int, q: np.ndarray) -> float:
+    with lib.session() as s:
+        blob = s.scalar(select(Segment.embedding).where(Segment.id == segment_id))
+    return float(np.frombuffer(blob, np.float32) @ q)
+
+
+def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str) -> QueryForm:
+    concepts: list[ConceptWeight] = []
+    if plan.concept is not None and book is not None:
+        nz = np.flatnonzero(plan.concept)
+        order = nz[np.argsort(-np.abs(plan.concept[nz]), kind="stable")]
+        concepts = [ConceptWeight(book.concepts[int(i)], float(plan.concept[i])) for i in order[:20]]
+    shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return QueryForm(text=shown, free_text=parsed.free_text, concepts=concepts,
+                     excluded=[book.concepts[i] for i in plan.exclude] if book else [],
+                     like=[c.path for c in parsed.like], filters=parsed.filters.to_dict(), ranking=ranking)
