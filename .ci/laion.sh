@@ -32,7 +32,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "$WANT" > "$STAMP"
 fi
 PY="$VENV/bin/python"
-"$PY" -m pip list 2>/dev/null | grep -i -E "^(torch|torchvision|numpy|laion-clap|transformers) " || true
+"$PY" -m pip list 2>/dev/null | grep -i -E "^(torch|numpy|laion.clap|transformers) " || true
 
 # Fail loudly here rather than skip: in this environment laion_clap must import.
 "$PY" -c "from earmark.engine.encoders.laion import clap_module; clap_module()"

@@ -135,3 +135,24 @@ def test_cli_init_and_index_with_laion_encoder(tiny, tmp_path) -> None:
     res = r.invoke(main, ["index", "--library", lib, str(sounds), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["added"] == 1
+
+
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+def test_fusion_mel_matches_librosa_htk_power_mel() -> None:
+    """fusion_mel stands in for laion-clap's torchaudio get_mel; librosa (htk, no norm) is its reference."""
+    import librosa
+    import torch
+
+    from earmark.engine.encoders.laion import fusion_mel
+
+    cfg = {"sample_rate": 48000, "window_size": 1024, "hop_size": 480, "mel_bins": 64, "fmin": 50, "fmax": 14000}
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 48000).astype(np.float32)
+    ours = fusion_mel(torch.from_numpy(x)[None], cfg)[0].numpy()
+    ref = librosa.feature.melspectrogram(y=x, sr=48000, n_fft=1024, hop_length=480, win_length=1024, center=True,
+                                         pad_mode="reflect", power=2.0, n_mels=64, fmin=50, fmax=14000,
+                                         htk=True, norm=None)
+    ref_db = librosa.power_to_db(ref, ref=1.0, amin=1e-10, top_db=None).T
+    assert ours.shape == (4, ref_db.shape[0], 64)
+    assert np.array_equal(ours[0], ours[3])
+    np.testing.assert_allclose(ours[0], ref_db, atol=1e-3)
