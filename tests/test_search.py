@@ -1,0 +1,187 @@
+"""Search on a library of generated sounds whose content is known."""
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import noise, tone, write
+from earmark.engine.query.parse import QuerySyntaxError, UnknownConceptError, parse_query
+
+
+@pytest.fixture
+def known(library, tmp_path):
+    d = tmp_path / "known"
+    write(d / "white_noise.wav", noise(3.0, 16000, seed=1), 16000)
+    write(d / "beep.wav", tone(2000, 2.0, 16000), 16000)
+    write(d / "hum.flac", tone(90, 2.5, 44100), 44100)
+    write(d / "sub" / "beep_then_noise.wav", np.concatenate([tone(2000, 1.0, 16000), noise(2.0, 16000, seed=2)]), 16000)
+    shutil.copy(d / "beep.wav", d / "sub" / "beep_copy.wav")
+    library.index([d])
+    return library, d
+
+
+def paths(res):
+    return [h.path for h in res.hits]
+
+
+@pytest.mark.parametrize("ranking", ["fusion", "dense", "concept"])
+def test_noise_outranks_a_beep_for_plus_noise(known, ranking):
+    lib, _ = known
+    order = paths(lib.search("+noise", ranking=ranking))
+    assert order[0] in ("white_noise.wav", "sub/beep_then_noise.wav")
+    if "beep.wav" in order:
+        assert order.index("white_noise.wav") < order.index("beep.wav")
+
+
+def test_text_query_finds_the_beep_first(known):
+    lib, _ = known
+    order = paths(lib.search("a high beep", ranking="dense"))
+    # beep_then_noise opens with the same beep, so its best window ties with beep.wav
+    assert order[0] in ("beep.wav", "sub/beep_then_noise.wav")
+    assert order.index("beep.wav") < order.index("white_noise.wav")
+    assert order.index("beep.wav") < order.index("hum.flac")
+
+
+def test_contributions_sum_exactly_to_the_concept_score(known):
+    lib, _ = known
+    for q in ("+noise", "+beep +hum", "high beep", "rain:0.5 noise:2"):
+        for h in lib.search(q, ranking="concept").hits:
+            assert math.isclose(sum(c.contribution for c in h.contributions), h.concept_score, rel_tol=1e-5, abs_tol=1e-6)
+            assert math.isclose(h.score, h.concept_score, rel_tol=1e-6)
+            for c in h.contributions:
+                assert math.isclose(c.query_weight * c.hit_weight, c.contribution, rel_tol=1e-5)
+
+
+def test_minus_concept_excludes(known):
+    lib, _ = known
+    with_noise = lib.search("+beep", k=10, ranking="dense")
+    without = lib.search("+beep -noise", k=10, ranking="dense")
+    postings = lib.indexes().postings
+    noise_id = lib.vocabulary().index("noise")
+    for h in without.hits:
+        assert noise_id not in set(postings.codes_of(h.segment_id).concept_ids.tolist())
+    assert "white_noise.wav" in paths(with_noise) and "white_noise.wav" not in paths(without)
+    assert without.query.excluded == ["noise"]
+
+
+def test_identical_files_are_shown_once(known):
+    lib, d = known
+    res = lib.search("a high beep", ranking="dense")
+    beeps = [h for h in res.hits if h.path in ("beep.wav", "sub/beep_copy.wav")]
+    assert len(beeps) == 1 and len(beeps[0].duplicates) == 1
+
+
+def test_like_file_finds_that_file_first(known, tmp_path):
+    lib, d = known
+    assert paths(lib.search(f"like:{d / 'hum.flac'}"))[0] == "hum.flac"
+    # a file that is not in the library is embedded on the fly
+    probe = write(tmp_path / "probe.wav", tone(90, 1.7, 22050), 22050)
+    assert paths(lib.search(f"like:{probe}", ranking="dense"))[0] == "hum.flac"
+    # a time range picks the part of the file: the noise half of beep_then_noise
+    res = lib.search(f"like:{d / 'sub' / 'beep_then_noise.wav'}@1.5-3", ranking="dense", k=2)
+    assert set(paths(res)) == {"sub/beep_then_noise.wav", "white_noise.wav"}
+
+
+def test_similar_excludes_the_sound_itself_but_not_its_copy(known):
+    lib, d = known
+    res = lib.similar(str(d / "beep.wav"))
+    assert res.hits[0].path == "sub/beep_copy.wav"
+    assert all(h.path != "beep.wav" for h in res.hits)
+
+
+def test_best_window_time_range(known):
+    lib, _ = known
+    res = lib.search("+beep", ranking="concept", path_glob="sub/*")
+    hit = next(h for h in res.hits if h.path == "sub/beep_then_noise.wav")
+    assert hit.start == 0.0  # the beep is in the first second
+
+
+def test_filters(known):
+    lib, _ = known
+    assert set(paths(lib.search("noise dur:>2.8"))) == {"white_noise.wav", "sub/beep_then_noise.wav"}
+    assert set(paths(lib.search("noise", path_glob="sub/*"))) <= {"sub/beep_then_noise.wav", "sub/beep_copy.wav"}
+    assert paths(lib.search("beep dur:<1")) == []
+
+
+def test_explain_and_dense_account(known):
+    lib, _ = known
+    hit = lib.explain("+noise", "white_noise.wav", ranking="dense")
+    assert hit.dense_contributions and hit.dense_explained is not None
+    assert 0 < hit.dense_explained <= 1.5
+    assert hit.top_concepts[0].weight >= hit.top_concepts[-1].weight
+
+
+def test_query_form_says_what_earmark_understood(known):
+    lib, _ = known
+    form = lib.search("a high beep").query
+    assert form.free_text == "a high beep"
+    assert form.concepts and all(c.weight > 0 for c in form.concepts)
+    assert form.concepts[0].weight >= form.concepts[-1].weight
+
+
+VOCAB = ["rain", "thunder", "dog barking", "music", "white noise"]
+
+
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ('"rain on a', "unbalanced double quote"),
+        ("", "nothing to search for"),
+        ("   ", "nothing to search for"),
+        ("-music", "nothing to search for"),
+        ("+ rain", "needs a concept"),
+        ("++rain", "unknown operator"),
+        ("foo:bar rain", "unknown operator 'foo:'"),
+        ("rain:abc", "unknown operator"),
+        ("x" * 10240, "limit is 2000"),
+        (b"rain \xff\xfe", "not valid UTF-8"),
+        ("like:", "needs a file"),
+        ("like:a.wav@5-2", "ends before it starts"),
+        ("rain dur:abc", "must be >N"),
+        ("rain:0", "non-zero"),
+        ("rain\x00", "control characters"),
+    ],
+)
+def test_malformed_queries_give_clear_errors(query, message):
+    with pytest.raises(QuerySyntaxError, match=message):
+        parse_query(query, VOCAB)
+
+
+def test_unknown_concept_suggests():
+    with pytest.raises(UnknownConceptError) as err:
+        parse_query("+thundr", VOCAB)
+    assert err.value.suggestions[0] == "thunder"
+
+
+def test_parse_forms():
+    p = parse_query('rain on a roof +"dog barking" -music white_noise:0.5 like:"my file.wav"@1.5-4 path:*/sfx/* dur:2-10', VOCAB)
+    assert p.free_text == "rain on a roof"
+    assert [(c.text, c.weight) for c in p.concepts] == [("dog barking", 1.0), ("music", -1.0), ("white noise", 0.5)]
+    assert (p.like[0].path, p.like[0].start, p.like[0].end) == ("my file.wav", 1.5, 4.0)
+    assert (p.filters.path_glob, p.filters.min_duration, p.filters.max_duration) == ("*/sfx/*", 2.0, 10.0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+def test_fuzz_parser_never_crashes(q):
+    try:
+        parse_query(q, VOCAB)
+    except QuerySyntaxError:
+        pass
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list('+-:"@ .abcnoiserwt0123')), max_size=40))
+def test_fuzz_search_gives_result_or_clear_error(known, q):
+    lib, _ = known
+    try:
+        res = lib.search(q, k=3)
+    except QuerySyntaxError:
+        return
+    for h in res.hits:
+        assert np.isfinite(h.score)
