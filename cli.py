@@ -41,6 +41,7 @@ def handle_errors(fn: Callable) -> Callable:
         from .engine.encoders import EncoderError
         from .engine.library import LibraryError
         from .engine.query.parse import QuerySyntaxError, UnknownConceptError
+        from .engine.evidence.errors import EvidenceError
         from .vocabularies import VocabularyError
         from .engine.lock import LibraryLocked
         from .index.db import StoreError
@@ -57,7 +58,7 @@ def handle_errors(fn: Callable) -> Callable:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LOCKED)
         except (LibraryError, StoreError, EncoderError, VocabularyError, DictionaryError, SolverError,
-                FileNotFoundError) as exc:
+                EvidenceError, FileNotFoundError) as exc:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LIBRARY)
 
@@ -349,6 +350,84 @@ def rebuild(factory: str | None, auto: bool, library_path: Path, as_json: bool) 
     else:
         for kind, gen in rep.committed.items():
             click.echo(f"{kind} index rebuilt as generation {gen}")
+
+
+class _EvidenceGroup(click.Group):
+    """`earmark evidence SOUND -q Q` renders; `earmark evidence train|eval` are subcommands."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands:
+            return "render", self.commands["render"], args
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_EvidenceGroup)
+def evidence() -> None:
+    """Listenable evidence (L-MAC): `earmark evidence SOUND -q QUERY`, `evidence train`, `evidence eval`."""
+
+
+@evidence.command(name="render")
+@click.argument("sound")
+@click.option("--query", "-q", required=True, help="What the evidence should show (text or +concept).")
+@click.option("--start", type=float, default=None, help="Window start in seconds (default: the best window).")
+@click.option("--end", type=float, default=None)
+@_library_option
+@_json_option
+@handle_errors
+def evidence_render(sound: str, query: str, start: float | None, end: float | None, library_path: Path,
+                    as_json: bool) -> None:
+    """Write the mask-in WAV, mask-out WAV and spectrogram PNG for SOUND and QUERY."""
+    ev = open_library(library_path).evidence(sound, query, start, end)
+    if as_json:
+        _print_json(ev.to_dict())
+        return
+    click.echo(f"{ev.path} {ev.start:.2f}–{ev.end:.2f} s, target '{ev.target}'")
+    click.echo(f"method: {ev.label}")
+    if ev.method != "lmac":
+        click.echo("  (no trained decoder in this library: run `earmark evidence train` for L-MAC masks)")
+    click.echo(f"  mask-in  {ev.mask_in_wav}")
+    click.echo(f"  mask-out {ev.mask_out_wav}")
+    click.echo(f"  picture  {ev.png}")
+
+
+@evidence.command(name="train")
+@click.option("--steps", type=int, default=600, show_default=True, help="Total steps (resumes a checkpoint).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-segments", type=int, default=2000, show_default=True, help="Windows sampled from the library.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_library_option
+@_json_option
+@handle_errors
+def evidence_train(steps: int, batch_size: int, max_segments: int, seed: int, library_path: Path, as_json: bool) -> None:
+    """Train the library's L-MAC decoder on its own sounds (self-supervised; resumable)."""
+    res = open_library(library_path).train_evidence(steps=steps, batch_size=batch_size, max_segments=max_segments,
+                                                     seed=seed, progress=not as_json)
+    last = res.history[-1] if res.history else {}
+    if as_json:
+        _print_json({"checkpoint": str(res.checkpoint_path), "steps_done": res.steps_done, "last": last})
+    else:
+        click.echo(f"decoder at {res.checkpoint_path}: {res.steps_done} steps; last loss terms {last}")
+
+
+@evidence.command(name="eval")
+@click.option("--windows", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_library_option
+@_json_option
+@handle_errors
+def evidence_eval(windows: int, seed: int, library_path: Path, as_json: bool) -> None:
+    """Faithfulness of the decoder's masks against random, all-ones and gradient-saliency masks."""
+    from dataclasses import asdict
+
+    res = open_library(library_path).evaluate_evidence(n_windows=windows, seed=seed)
+    rows = {m: asdict(sc) for m, sc in res.scores.items()}
+    if as_json:
+        _print_json({"n_windows": res.n_windows, "scores": rows})
+        return
+    cols = list(next(iter(rows.values())).keys())
+    click.echo("method".ljust(20) + "".join(c.rjust(9) for c in cols))
+    for m, r in rows.items():
+        click.echo(m.ljust(20) + "".join(f"{float(r[c]):9.3f}" for c in cols))
 
 
 @main.command()

@@ -442,6 +442,31 @@ class Library:
                 "vocabulary": book.vocabulary.name, "lam": book.lam, "target_l0": book.target_l0,
                 "concepts": [{"concept": book.concepts[i], "weight": float(mean[i])} for i in order if mean[i] > 0]}
 
+    # -- evidence -------------------------------------------------------------------------
+    def evidence(self, ref: str | int, query: str, start: float | None = None, end: float | None = None):
+        """Render listenable evidence (mask-in/out WAVs and a PNG) for sound ``ref`` and ``query``."""
+        from .library_evidence import render_for_sound
+
+        return render_for_sound(self, ref, query, start, end)
+
+    def train_evidence(self, steps: int = 600, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
+                       progress: bool = False):
+        """Train (or resume) the library's L-MAC decoder on its own segments."""
+        from .library_evidence import train
+
+        lock = WriterLock(self.path).acquire()
+        try:
+            return train(self, steps=steps, batch_size=batch_size, max_segments=max_segments, seed=seed,
+                         progress=progress)
+        finally:
+            lock.release()
+
+    def evaluate_evidence(self, n_windows: int = 64, seed: int = 0):
+        """Faithfulness (AI, AD, AG, FF, Fid-In, SPS, COMP) of L-MAC against the baselines."""
+        from .library_evidence import evaluate
+
+        return evaluate(self, n_windows=n_windows, seed=seed)
+
     def vocabulary(self) -> list[str]:
         """The active vocabulary's concepts (empty before the first codes exist)."""
         book = self.active_codebook()

@@ -82,7 +82,7 @@ class _Tower(nn.Module):
 class ToyBandEncoder(Encoder, DifferentiableAudioEncoder):
     """See module docstring. 8 kHz, 1 s windows, n_fft 256, hop 64; embedding dim 8."""
 
-    name = "py:tests.evidence_toy_encoder:ToyBandEncoder"
+    name = "py:evidence_toy_encoder:ToyBandEncoder"  # tests/ is on sys.path (conftest)
     dim = N_GROUPS
     sample_rate = SAMPLE_RATE
     window_seconds = 1.0

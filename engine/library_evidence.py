@@ -1,0 +1,191 @@
+"""Listenable evidence for a library's hits: where decoders live, which audio they read.
+
+The L-MAC maths lives in engine/evidence/; this module connects it to a library: the decoder
+checkpoint (LIBRARY/models/lmac-decoder.pt, tied to the encoder fingerprint), training examples
+from the library's own segments and concept codes, and rendered files under LIBRARY/evidence/.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from ..index.store import Root, Segment, Sound
+from .audio import load_mono
+
+if TYPE_CHECKING:
+    from .library import Library
+
+DECODER_FILE = "lmac-decoder.pt"
+
+
+def _error(message: str) -> Exception:
+    from .library import LibraryError
+
+    return LibraryError(message)
+
+
+def decoder_path(lib: "Library") -> Path:
+    return lib.path / "models" / DECODER_FILE
+
+
+def load_decoder(lib: "Library"):
+    """The library's trained decoder, or None (rendering then uses the labelled saliency fallback)."""
+    from .evidence import load_checkpoint
+
+    path = decoder_path(lib)
+    if not path.exists():
+        return None
+    enc = lib.encoder
+    device = "cuda" if _on_cuda(enc) else "cpu"
+    decoder, _meta = load_checkpoint(path, enc.fingerprint, device)
+    return decoder
+
+
+def _on_cuda(enc: Any) -> bool:
+    dev = getattr(enc, "device", "cpu")
+    return str(dev).startswith("cuda")
+
+
+def window_audio(lib: "Library", abs_path: str, start: float, end: float | None = None) -> np.ndarray:
+    """One encoder window of a file starting at ``start`` seconds (zero-padded like indexing)."""
+    enc = lib.encoder
+    n = enc.window_samples
+    audio = load_mono(abs_path, enc.sample_rate, start, start + enc.window_seconds if end is None else end)
+    out = np.zeros(max(n, audio.size), np.float32)
+    out[: audio.size] = audio
+    return out[: max(n, audio.size)]
+
+
+def _target_text(lib: "Library", query: str) -> str:
+    from .query.parse import parse_query
+
+    book = lib.active_codebook()
+    parsed = parse_query(query, book.concepts if book else ())
+    if parsed.free_text:
+        return parsed.free_text
+    positives = [t.text for t in parsed.concepts if t.weight > 0]
+    if positives:
+        return " and ".join(positives)
+    raise _error("evidence needs a text or +concept target; like: queries have no text to explain")
+
+
+@dataclass
+class EvidenceFiles:
+    """What `earmark evidence` wrote, and how it was made."""
+
+    sound_id: int
+    path: str
+    start: float
+    end: float
+    target: str
+    method: str  # "lmac" or "gradient-saliency" (no trained decoder)
+    label: str
+    mask_in_wav: str
+    mask_out_wav: str
+    png: str
+    mask_mean: float
+    similarity_original: float
+    similarity_in: float | None
+    similarity_out: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def render_for_sound(lib: "Library", ref: str | int, query: str, start: float | None = None,
+                     end: float | None = None) -> EvidenceFiles:
+    """Evidence WAVs and PNG for sound ``ref`` and ``query`` (the best window when no range is given)."""
+    from .evidence import render_evidence
+
+    snd = lib.resolve_sound(ref)
+    if start is None:
+        hit = lib.explain(query, snd.id)
+        start, end = hit.start, hit.end
+    end = end if end is not None else start + lib.encoder.window_seconds
+    target = _target_text(lib, query)
+    wave = window_audio(lib, snd.abs_path, start, end)
+    key = hashlib.sha256(f"{snd.content_hash}|{start}|{end}|{target}".encode()).hexdigest()[:12]
+    out_dir = lib.path / "evidence" / f"sound-{snd.id}"
+    ev = render_evidence(lib.encoder, wave, lib.encoder.sample_rate, target, load_decoder(lib), out_dir, stem=key)
+    return EvidenceFiles(snd.id, snd.abs_path, float(start), float(end), target, ev.method, ev.label,
+                         str(ev.mask_in_wav), str(ev.mask_out_wav), str(ev.png), ev.mask_mean,
+                         ev.similarity_original, ev.similarity_in, ev.similarity_out)
+
+
+def training_examples(lib: "Library", max_segments: int = 2000, top_k: int = 5, seed: int = 0) -> list:
+    """SegmentExamples from the library: each window's audio and its own top concepts."""
+    from .codebook import read_codes
+    from .evidence import SegmentExample
+
+    book = lib.active_codebook()
+    if book is None:
+        raise _error("the library has no concept codes yet: index some sounds first")
+    with lib.session() as s:
+        rows = s.execute(select(Segment.id, Segment.start, Sound.path, Root.path)
+                         .join(Sound, Sound.id == Segment.sound_id).join(Root, Root.id == Sound.root_id)
+                         .where(Sound.status == "indexed").order_by(Segment.id)).all()
+        if len(rows) > max_segments:
+            pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_segments, replace=False))
+            rows = [rows[i] for i in pick]
+        ids, csr, _ = read_codes(s, book.id, [r[0] for r in rows], len(book.concepts))
+    pos = {int(i): n for n, i in enumerate(ids)}
+    cache: dict[str, np.ndarray] = {}
+    enc = lib.encoder
+    examples = []
+    for seg_id, start, rel, root in rows:
+        if seg_id not in pos:
+            continue
+        path = str(Path(root) / rel)
+        if path not in cache:
+            cache = {path: load_mono(path, enc.sample_rate)}  # one file at a time in memory
+        audio = cache[path]
+        a = int(round(start * enc.sample_rate))
+        win = np.zeros(enc.window_samples, np.float32)
+        chunk = audio[a:a + enc.window_samples]
+        win[: chunk.size] = chunk
+        row = csr.getrow(pos[seg_id])
+        order = np.argsort(-row.data, kind="stable")[:top_k]
+        concepts = [book.concepts[int(row.indices[i])] for i in order]
+        examples.append(SegmentExample(win, concepts, None))
+    return examples
+
+
+def train(lib: "Library", steps: int = 600, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
+          progress: bool = True):
+    """Train (or resume) the library's decoder on its own segments; returns the TrainResult."""
+    from .evidence import TrainConfig, iter_batches, train_decoder
+
+    examples = training_examples(lib, max_segments=max_segments, seed=seed)
+    book = lib.active_codebook()
+    path = decoder_path(lib)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Frequent concepts of the library serve as extra negatives: the target must beat them.
+    counts: dict[str, int] = {}
+    for ex in examples:
+        for c in ex.concepts[:3]:
+            counts[c] = counts.get(c, 0) + 1
+    negatives = [c for c, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:32]]
+    cfg = TrainConfig(steps=steps, seed=seed)
+    return train_decoder(lib.encoder, iter_batches(examples, batch_size, seed=seed), path, cfg,
+                         negatives=negatives, encoder_fingerprint=lib.encoder.fingerprint, progress=progress)
+
+
+def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None):
+    """Faithfulness of the library's decoder against the baselines, on the library's windows."""
+    from .evidence import evaluate_faithfulness
+
+    examples = training_examples(lib, max_segments=n_windows, seed=seed)
+    if not examples:
+        raise _error("no indexed segments to evaluate on")
+    wav = np.stack([ex.waveform for ex in examples])
+    counts: dict[str, int] = {}
+    for ex in examples:
+        for c in ex.concepts[:3]:
+            counts[c] = counts.get(c, 0) + 1
+    candidates = [c for c, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:50]]
+    return evaluate_faithfulness(lib.encoder, wav, candidates, decoder=load_decoder(lib), methods=methods, seed=seed)
