@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
+from .errors import ApiError
 from .query_refs import checked_query
 from .state import ServerState, get_state
 from .uploads import saved_upload
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/api", tags=["search"])
 MAX_K = 200
 MAX_QUERY_CHARS = 2000
 Ranking = Literal["fusion", "dense", "concept"]
+Aggregate = Literal["max", "topk-mean"]
 
 
 @dataclass
@@ -23,8 +25,7 @@ class SearchOptions:
 
     k: int = Query(10, ge=1, le=MAX_K, description="number of sounds to return")
     ranking: Ranking = Query("fusion", description="score by dense similarity, concept similarity, or their fusion")
-    aggregate: str = Query("max", min_length=1, max_length=32,
-                           description="how a sound's segment scores combine into its score (e.g. max)")
+    aggregate: Aggregate = Query("max", description="how a sound's window scores combine: best window, or mean of the top ones")
     path_glob: str | None = Query(None, max_length=500, description="only sounds whose path matches this glob")
     min_duration: float | None = Query(None, ge=0, description="only sounds at least this long (seconds)")
     max_duration: float | None = Query(None, ge=0, description="only sounds at most this long (seconds)")
@@ -48,9 +49,8 @@ def with_links(result: dict) -> dict:
 def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS,
                           description="e.g. 'rain on a tin roof +thunder -music' or 'like:12'"),
            opts: SearchOptions = Depends(), state: ServerState = Depends(get_state)) -> dict:
-    query = checked_query(q, state)
     with state.engine_lock:
-        result = state.library.search(query, **opts.kwargs())
+        result = state.library.search(checked_query(q, state), **opts.kwargs())
     return with_links(result.to_dict())
 
 
@@ -58,10 +58,10 @@ def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS,
 def search_upload(file: UploadFile = File(..., description="an audio file (WAV, FLAC, OGG, MP3, ...)"),
                   q: str = Form("", max_length=MAX_QUERY_CHARS, description="text or concept terms to add"),
                   opts: SearchOptions = Depends(), state: ServerState = Depends(get_state)) -> dict:
-    extra = checked_query(q, state)
     with saved_upload(file, state.upload_dir, state.max_upload_bytes) as path:
-        query = f"like:{path} {extra}".strip()
         with state.engine_lock:
+            # The upload lies in the library directory, not in a root: only the client's own terms are checked.
+            query = f'like:"{path}" {checked_query(q, state)}'.strip()
             result = state.library.search(query, **opts.kwargs())
     out = with_links(result.to_dict())
     # The temporary file is gone; do not hand its name back as if it meant something.
@@ -71,9 +71,15 @@ def search_upload(file: UploadFile = File(..., description="an audio file (WAV, 
     return out
 
 
-@router.get("/sounds/{sound_id}/similar", tags=["sounds"], summary="Sounds most like this one")
-def similar(sound_id: int, opts: SearchOptions = Depends(), state: ServerState = Depends(get_state)) -> dict:
+@router.get("/sounds/{sound_id}/similar", tags=["sounds"], summary="Sounds most like this one (itself left out)")
+def similar(sound_id: int, k: int = Query(10, ge=1, le=MAX_K),
+            ranking: Ranking = Query("dense", description="dense similarity by default"),
+            start: float | None = Query(None, ge=0, description="compare only this part of the sound (seconds)"),
+            end: float | None = Query(None, gt=0, description="end of that part (seconds)"),
+            state: ServerState = Depends(get_state)) -> dict:
     state.sound(sound_id)  # 404 for unknown ids before the engine runs
+    if start is not None and end is not None and end <= start:
+        raise ApiError(400, "bad_range", f"end ({end} s) must be after start ({start} s)")
     with state.engine_lock:
-        result = state.library.similar(sound_id, **opts.kwargs())
+        result = state.library.similar(sound_id, k=k, ranking=ranking, start=start, end=end)
     return with_links(result.to_dict())

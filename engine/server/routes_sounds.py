@@ -1,7 +1,6 @@
 """Per-sound routes: metadata, audio (with HTTP range requests), waveform peaks, concepts, evidence."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -59,45 +58,55 @@ def concepts(sound_id: int, top: int = Query(20, ge=1, le=500), state: ServerSta
 EvidenceFile = Literal["in.wav", "out.wav", "png"]
 
 
-def _evidence(state: ServerState, sound_id: int, start: float, end: float, q: str):
+def _evidence(state: ServerState, sound_id: int, start: float | None, end: float | None, q: str):
     info = state.sound(sound_id)
-    if end <= start:
+    sound_file(info, state.roots())  # the engine reads this file: it must be one the server may read
+    if start is not None and end is not None and end <= start:
         raise ApiError(400, "bad_range", f"end ({end} s) must be after start ({start} s)")
-    if info.duration is not None and start >= info.duration:
+    if start is None and end is not None:
+        raise ApiError(400, "bad_range", "give start with end (seconds), or neither for the best window")
+    if info.duration is not None and start is not None and start >= info.duration:
         raise ApiError(400, "bad_range", f"start ({start} s) is past the sound's end ({info.duration:.3f} s)")
-    key = (sound_id, round(start, 3), round(end, 3), q, state.library.data_version)
+    key = (sound_id, start, end, q, state.library.data_version)
     ev = state.cached_evidence(key)
     if ev is None:
         with state.engine_lock:
-            ev = state.library.evidence(sound_id, start, end, q)
+            ev = state.library.evidence(sound_id, q, start=start, end=end)
         state.remember_evidence(key, ev)
     return ev
 
 
-def _evidence_query(start: float, end: float, q: str) -> str:
-    return f"start={start:g}&end={end:g}&q={quote(q, safe='')}"
+def _evidence_query(start: float | None, end: float | None, q: str) -> str:
+    parts = [f"q={quote(q, safe='')}"]
+    if start is not None:
+        parts.append(f"start={start:g}")
+    if end is not None:
+        parts.append(f"end={end:g}")
+    return "&".join(parts)
 
 
 @router.get("/{sound_id}/evidence", summary="Listenable evidence for a time range of a hit and a query")
-def evidence(sound_id: int, start: float = Query(..., ge=0, description="seconds"),
-             end: float = Query(..., gt=0, description="seconds"),
+def evidence(sound_id: int,
+             start: float | None = Query(None, ge=0, description="seconds; leave out for the best window"),
+             end: float | None = Query(None, gt=0, description="seconds"),
              q: str = Query(..., min_length=1, max_length=2000, description="the query (or concept) to explain"),
              state: ServerState = Depends(get_state)) -> dict:
     ev = _evidence(state, sound_id, start, end, q)
     qs = _evidence_query(start, end, q)
     base = f"/api/sounds/{sound_id}/evidence"
-    info = {k: v for k, v in (ev.to_dict() if hasattr(ev, "to_dict") else {}).items()
-            if k not in ("mask_in_wav", "mask_out_wav", "png")}  # server paths stay on the server
-    # A cache key in the URLs lets browsers cache the files without mixing up queries.
-    tag = hashlib.sha256(qs.encode()).hexdigest()[:12]
-    return {**info, "method": ev.method, "sound_id": sound_id, "start": start, "end": end, "query": q,
+    info = {k: v for k, v in ev.to_dict().items()
+            if k not in ("mask_in_wav", "mask_out_wav", "png", "path")}  # server paths stay on the server
+    # The data version in the URLs keeps browsers from showing evidence of an older library state.
+    tag = state.library.data_version
+    return {**info, "query": q,
             "mask_in_url": f"{base}/in.wav?{qs}&v={tag}", "mask_out_url": f"{base}/out.wav?{qs}&v={tag}",
             "png_url": f"{base}/png?{qs}&v={tag}"}
 
 
 @router.get("/{sound_id}/evidence/{kind}", summary="One evidence file: masked-in WAV, masked-out WAV or PNG",
             response_class=FileResponse)
-def evidence_file(sound_id: int, kind: EvidenceFile, start: float = Query(..., ge=0), end: float = Query(..., gt=0),
+def evidence_file(sound_id: int, kind: EvidenceFile, start: float | None = Query(None, ge=0),
+                  end: float | None = Query(None, gt=0),
                   q: str = Query(..., min_length=1, max_length=2000),
                   state: ServerState = Depends(get_state)) -> FileResponse:
     ev = _evidence(state, sound_id, start, end, q)
