@@ -128,3 +128,24 @@ def build_tiny_laion_checkpoint(out_dir: Path, seed: int = 0, fusion: bool = Fal
     ckpt = out_dir / ("tiny-fusion.pt" if fusion else "tiny.pt")
     torch.save({"epoch": 1, "state_dict": state}, ckpt)
     return ckpt, cfg_path, roberta_dir
+
+
+def build_stock_laion_checkpoint(out_dir: Path, amodel: str = "HTSAT-tiny", fusion: bool = False,
+                                 seed: int = 0) -> tuple[Path, Path]:
+    """A random CLAP with one of laion-clap's stock configs (the published checkpoints' shapes).
+
+    Returns (checkpoint.pt, roberta_dir). Full size (HTSAT-tiny: ~28M audio parameters): slow tests only.
+    """
+    import torch
+    from transformers import RobertaConfig, RobertaModel
+
+    from earmark.engine.encoders.laion import build_clap_model, read_model_config
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    roberta_dir = build_tiny_roberta_dir(out_dir / "roberta")
+    torch.manual_seed(seed)
+    text_branch = RobertaModel(RobertaConfig.from_pretrained(str(roberta_dir)), add_pooling_layer=True)
+    model = build_clap_model(read_model_config(amodel), text_branch, enable_fusion=fusion)
+    ckpt = out_dir / f"{amodel}{'-fusion' if fusion else ''}.pt"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    return ckpt, roberta_dir

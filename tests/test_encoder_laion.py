@@ -156,3 +156,31 @@ def test_fusion_mel_matches_librosa_htk_power_mel() -> None:
     assert ours.shape == (4, ref_db.shape[0], 64)
     assert np.array_equal(ours[0], ours[3])
     np.testing.assert_allclose(ours[0], ref_db, atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.laion
+@pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed here; run .ci/laion.sh")
+@pytest.mark.parametrize("fusion", [False, True], ids=["htsat", "htsat-fusion"])
+def test_stock_htsat_tiny_shapes_detected_and_match_laion(tmp_path, fusion) -> None:
+    """The published checkpoints' architecture (HTSAT-tiny, 10 s at 48 kHz), random weights."""
+    import torch
+
+    from earmark.engine.encoders.laion import fusion_mel
+    from encoder_fixtures import build_stock_laion_checkpoint
+
+    ckpt, roberta = build_stock_laion_checkpoint(tmp_path, "HTSAT-tiny", fusion)
+    enc = load_encoder(f"laion:{ckpt}?text={roberta}", device="cpu")  # architecture auto-detected
+    assert enc.config() == {"backend": "laion", "amodel": "HTSAT-tiny", "fusion": fusion}
+    assert (enc.sample_rate, enc.window_samples, enc.dim) == (48000, 480000, 512)
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, enc.window_samples)).astype(np.float32)
+    v = enc.embed_audio(x)
+    q = torch.from_numpy((np.clip(x, -1, 1) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0)
+    items = [{"waveform": r, "longer": torch.tensor([False])} for r in q]
+    if fusion:
+        for item in items:
+            item["mel_fusion"] = fusion_mel(item["waveform"][None], enc.audio_cfg)[0]
+    with torch.no_grad():
+        ref = enc.model.get_audio_embedding(items).numpy()  # laion-clap's own batching path
+    np.testing.assert_allclose(v, ref, atol=1e-5)
+    np.testing.assert_allclose(enc.embed_audio(x[1:]), v[1:], atol=2e-5)
