@@ -135,7 +135,7 @@ async function runSearch(ev) {
       params.set("q", q);
       result = await api(`/api/search?${params}`);
     }
-    if (q && !/^like:\S+$/.test(q)) state.lastText = q;
+    state.lastText = file || /^like:\S+$/.test(q) ? "" : q;  // evidence explains this text
     showResults(result, file ? `like ${file.name}${q ? " + " + q : ""}` : q);
   } catch (e) {
     showError(e.info && e.info.message ? e.info : { message: e.message });
@@ -147,7 +147,8 @@ async function runSearch(ev) {
 async function findSimilar(hit) {
   setBusy(true);
   try {
-    const result = await api(`/api/sounds/${hit.sound_id}/similar?${searchParams()}`);
+    const result = await api(`/api/sounds/${hit.sound_id}/similar?k=${encodeURIComponent($("#k").value || "10")}`);
+    state.lastText = "";  // results of an example sound: evidence explains each hit's top concept
     showResults(result, `similar to ${hit.path}`);
     window.scrollTo({ top: 0, behavior: "smooth" });
   } catch (e) {
@@ -195,17 +196,16 @@ function replaceUnknown(message, suggestion) {
   runSearch();
 }
 
+// "What earmark understood": the query's concept form, exclusions and filters.
 function describeQuery(query, label) {
-  const parts = [`${label}`];
+  const parts = [label];
   if (query && typeof query === "object") {
-    const terms = query.concept_terms || query.concepts || query.terms;
-    if (Array.isArray(terms) && terms.length) {
-      parts.push("concepts: " + terms.map((t) => typeof t === "string" ? t : `${t.concept ?? t.name}${t.weight !== undefined ? ":" + fmt(t.weight, 2) : ""}`).join(", "));
+    if (Array.isArray(query.concepts) && query.concepts.length) {
+      parts.push("reads as " + query.concepts.slice(0, 6).map((c) => `${c.concept} ${fmt(c.weight, 2)}`).join(", "));
     }
-    const decomposition = query.decomposition || query.query_concepts;
-    if (Array.isArray(decomposition) && decomposition.length) {
-      parts.push("reads as: " + decomposition.slice(0, 6).map((t) => t.concept ?? t).join(", "));
-    }
+    if (Array.isArray(query.excluded) && query.excluded.length) parts.push("without " + query.excluded.join(", "));
+    const filters = Object.entries(query.filters || {}).filter(([, v]) => v !== null && v !== undefined);
+    if (filters.length) parts.push(filters.map(([k, v]) => `${k} ${v}`).join(", "));
   }
   return parts.join(" · ");
 }
@@ -234,7 +234,9 @@ function renderHit(hit, rank) {
   $(".play-best", li).addEventListener("click", () => playRange(audio, hasRange ? hit.start : 0, hasRange ? hit.end : null));
   $(".similar", li).addEventListener("click", () => findSimilar(hit));
   $(".show-evidence", li).addEventListener("click", () => showEvidence(li, hit));
-  renderBars($(".bars", li), hit.contributions || []);
+  // Concept contributions to the score; under dense ranking, the concept account of the dense score.
+  const bars = (hit.contributions && hit.contributions.length) ? hit.contributions : (hit.dense_contributions || []);
+  renderBars($(".bars", li), bars);
   renderChips($(".top-concepts", li), hit.top_concepts || []);
   drawWaveform($(".wave", li), hit, audio);
   return li;
