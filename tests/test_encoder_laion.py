@@ -83,6 +83,10 @@ def test_roberta_from_env_and_architecture_detection(tiny, monkeypatch) -> None:
     ref = load_encoder(f"laion:{ckpt}?amodel={cfg}&text={roberta}", device="cpu")
     assert enc.fingerprint == ref.fingerprint and enc.dim == 512 and enc.sample_rate == 16000
     assert np.array_equal(enc.embed_text(["rain"]), ref.embed_text(["rain"]))
+    moved = cfg.parent / "elsewhere" / cfg.name  # where the JSON config lies is not part of the fingerprint
+    moved.parent.mkdir(exist_ok=True)
+    moved.write_text(cfg.read_text())
+    assert load_encoder(f"laion:{ckpt}?amodel={moved}", device="cpu").fingerprint == ref.fingerprint
 
 
 @pytest.mark.laion

@@ -343,7 +343,9 @@ class LaionClapEncoder(Encoder):
             )
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        config = {"backend": "laion", "amodel": amodel, "model_cfg": model_cfg, "fusion": fusion,
+        # The config's content, not where a JSON config lies, goes into the fingerprint.
+        amodel_name = Path(amodel).stem if amodel.endswith(".json") else amodel
+        config = {"backend": "laion", "amodel": amodel_name, "model_cfg": model_cfg, "fusion": fusion,
                   "text_max_tokens": TEXT_MAX_TOKENS, "roberta": RobertaConfig.from_pretrained(str(roberta_dir)).to_dict()}
         config["roberta"].pop("transformers_version", None)
         config["roberta"].pop("_name_or_path", None)
