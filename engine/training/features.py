@@ -119,6 +119,8 @@ def compute_features(
         # packages to the corpus does not change (or re-compute) the augmentations of others.
         h = int(_key(it.path, str(seed), "pitch-draw"), 16)
         semitones = (-2.0, -1.0, 1.0, 2.0)[h % 4] if (h >> 8) % 10_000 < pitch_prob * 10_000 else 0.0
+        if it.rule == "music":  # a pitch-shifted song is still a song; skip the long decode
+            semitones = 0.0
         plain_path = cache / f"{_key(it.path, cfg_tag, str(max_windows), 'plain')}.npy"
         pitch_path = cache / f"{_key(it.path, cfg_tag, f'{semitones}', 'pitch')}.npy"
         try:
@@ -155,7 +157,8 @@ def compute_features(
     while len(mix_pairs) < n_mixes and tries < 20 * n_mixes and len(decoded) > 1:
         tries += 1
         a, b = rng.choice(decoded, size=2, replace=False)
-        if items[a].label != items[b].label:
+        # Music tracks are long to decode and rarely useful in a mixture: leave them out.
+        if items[a].label != items[b].label and items[a].rule != "music" and items[b].rule != "music":
             mix_pairs.append((int(a), int(b), float(rng.uniform(-6.0, 6.0))))
     # Each mixture is cached on its own (paths + level), so a changed corpus reuses what it can.
     mix_dir = cache / "mix"
