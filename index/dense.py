@@ -415,7 +415,16 @@ class DenseIndex:
             raise IndexFileError(f"index file {p} is missing; rebuild it from the database")
         if mmap is None:
             mmap = p.stat().st_size > cls.MMAP_THRESHOLD_BYTES
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        flags = 0
+        if mmap:
+            # IVF files (fourcc 'Iw..') map their inverted lists with IO_FLAG_MMAP; the code
+            # arrays of flat-code types (Flat, SQ, PQ, HNSW storage) need IO_FLAG_MMAP_IFC.
+            # FAISS refuses the two together on IVF files.
+            with open(p, "rb") as fh:
+                is_ivf = fh.read(2) == b"Iw"
+            flags = faiss.IO_FLAG_READ_ONLY | (
+                faiss.IO_FLAG_MMAP if is_ivf else faiss.IO_FLAG_MMAP_IFC
+            )
         try:
             index = faiss.read_index(str(p), flags)
         except RuntimeError as exc:
