@@ -232,13 +232,15 @@ def print_result(result, as_json: bool) -> None:
     if not result.hits:
         click.echo("no hits")
         return
+    roots = sorted({h.abs_path[: len(h.abs_path) - len(h.path)].rstrip("/") for h in result.hits})
+    click.echo(f"in {', '.join(roots)}")
     table = Table("#", "score", "file", "window (s)", "matched concepts", box=None, pad_edge=False)
     for h in result.hits:
         shown = h.contributions or h.dense_contributions
         scale = max((abs(c.contribution) for c in shown), default=0.0)
         lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}" for c in shown[:3] if c.contribution > 0]
         extra = f"\n(+ {len(h.duplicates)} identical)" if h.duplicates else ""
-        table.add_row(str(h.rank), f"{h.score:.3f}", h.abs_path + extra, f"{h.start:.1f}–{h.end:.1f}",
+        table.add_row(str(h.rank), f"{h.score:.3f}", h.path + extra, f"{h.start:.1f}–{h.end:.1f}",
                       "\n".join(lines) or "-")
     _console().print(table)
     click.echo(f"{len(result.hits)} hits in {result.timing_ms.get('total', 0):.0f} ms")
@@ -350,6 +352,28 @@ def rebuild(factory: str | None, auto: bool, library_path: Path, as_json: bool) 
     else:
         for kind, gen in rep.committed.items():
             click.echo(f"{kind} index rebuilt as generation {gen}")
+
+
+@main.command()
+@click.argument("queries", nargs=-1)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default="earmark-demo", show_default=True,
+              help="Where to build the demo library (reused if it exists).")
+@click.option("-k", "--top", "k", type=int, default=5, show_default=True)
+@_json_option
+@handle_errors
+def demo(queries: tuple[str, ...], directory: Path, k: int, as_json: bool) -> None:
+    """Build a demo library from the sounds shipped with earmark and search it."""
+    from .engine.demo import run_demo
+
+    run = run_demo(directory, queries, k=k, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        _print_json({"library": str(run.library), "indexed": run.indexed, "results": [r.to_dict() for r in run.results]})
+        return
+    click.echo(f"demo library {run.library}: {run.indexed} sounds indexed with the embedded encoder")
+    for res in run.results:
+        click.echo("")
+        print_result(res, as_json=False)
+    click.echo(f"\ntry: earmark search --library {run.library} \"footsteps on gravel\"")
 
 
 class _EvidenceGroup(click.Group):
