@@ -120,6 +120,27 @@ def run(atoms: np.ndarray, z: np.ndarray, lam: float, ref_n: int, label: str, ad
     return res
 
 
+def fidelity_table(n: int, lams: list[float]) -> None:
+    """L0 and cosine fidelity of `decompose` per shipped vocabulary and λ on real audio embeddings."""
+    from earmark.engine.concepts import build_dictionary, decompose
+    from earmark.engine.encoders import load_encoder
+    from earmark.vocabularies import load_vocabulary, shipped_vocabularies
+
+    enc = load_encoder("embedded", device="cpu")
+    audio = corpus_audio_embeddings(enc, n)
+    mean = audio.mean(0)
+    print(f"embedded encoder {enc.fingerprint}, {len(audio)} corpus audio windows, audio mean = their mean")
+    print(f"{'vocabulary':>10} {'lam':>5} {'L0 mean':>8} {'L0 p10-p90':>11} {'fidelity':>9} {'dense cos to mean':>18}")
+    base = float(np.mean(audio @ (mean / np.linalg.norm(mean))))
+    for name in shipped_vocabularies():
+        d = build_dictionary(enc, load_vocabulary(name), audio_mean=mean, cache_dir=CACHE)
+        for lam in lams:
+            c = decompose(audio, d, lam=lam, device="cpu")
+            p10, p90 = np.percentile(c.l0, [10, 90])
+            print(f"{name:>10} {lam:>5} {c.l0.mean():>8.1f} {p10:>5.0f}-{p90:<5.0f} {c.fidelity.mean():>9.3f} {base:>18.3f}",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10000)
@@ -128,8 +149,12 @@ def main() -> None:
     ap.add_argument("--admm-iters", type=int, default=20000, help="ADMM gives up here; the gap column then shows how far it was")
     ap.add_argument("--lam", type=float, nargs="+", default=[0.05, 0.15])
     ap.add_argument("--dims", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("--fidelity", action="store_true", help="print the L0 / fidelity table instead")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.fidelity:
+        fidelity_table(args.n, [0.05, 0.1, 0.15, 0.25])
+        return
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs")
     header = (f"{'d':>5} {'lam':>5} {'L0':>6} {'ours/s':>8} {'sklearn/s':>9} {'admm/s':>7} {'x skl':>6} {'x admm':>7} "

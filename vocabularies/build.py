@@ -114,7 +114,7 @@ def clustered(tags: Iterable[tuple[str, int]], size: int, embed_text, *, seed: i
     """
     import faiss
 
-    pool = [t for t, _ in _ranked(tags)]
+    pool = sorted(t for t, _ in _ranked(tags))  # k-means sees the pool in a fixed order, whatever the counts
     if len(pool) < size:
         raise VocabularyError(f"clustered needs a pool larger than the vocabulary: {len(pool)} tags for size {size}")
     emb = np.concatenate([embed_text(pool[i:i + 256]) for i in range(0, len(pool), 256)]).astype(np.float32)
@@ -177,13 +177,13 @@ def build(tags: list[tuple[str, int]], method: str, size: int, *, encoder=None,
 def shipped_pool() -> tuple[list[tuple[str, int]], set[str]]:
     """The tag pool of the shipped vocabularies and the curated (AudioSet) tags in it.
 
-    Ranking: AudioSet tags come first by their balanced_train counts (they are sound labels),
-    then WordNet terms by SemCor count; both are frequencies, on scales kept apart by an offset.
+    Counts: AudioSet tags by their balanced_train clip counts (at least 59 per class, up to
+    6,244), WordNet terms by SemCor count + 1 (mostly below 50), so sound labels rank first;
+    a tag in both keeps the larger count.
     """
     from .sources import audioset_tags, wordnet_counts, wordnet_sound_terms
 
     audioset = audioset_tags()
-    offset = max(c for _, c in audioset) + 1  # unused if tags are merged; only the order matters
     counts = wordnet_counts()
     terms = wordnet_sound_terms()
     pool: dict[str, int] = {}
@@ -193,7 +193,7 @@ def shipped_pool() -> tuple[list[tuple[str, int]], set[str]]:
                 continue  # 12k rare animals and devices: keep the ones people actually write
             pool[w] = max(pool.get(w, 0), counts[w] + 1)
     for tag, c in audioset:
-        pool[tag] = offset + c
+        pool[tag] = max(pool.get(tag, 0), c)
     return sorted(pool.items(), key=lambda tc: (-tc[1], tc[0])), {t for t, _ in audioset}
 
 
