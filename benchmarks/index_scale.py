@@ -229,7 +229,7 @@ def main() -> None:
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.name} | {r.build_s:.1f} | {r.mem_mb:.0f} | {r.mem_mb / raw_mb:.2f} | {r.p50_ms:.2f} | "
-                     f"{r.p99_ms:.2f} | {r.recall:.3f} | {brute_p50 / r.p50_ms:.0f}× | {r.note} |")
+                     f"{r.p99_ms:.2f} | {r.recall:.3f} | {brute_p50 / r.p50_ms:.1f}× | {r.note} |")
     if nprobe_sweep:
         lines += ["", "### Auto IVF: nprobe sweep", "", "| nprobe | p50 ms | p99 ms | recall@10 |",
                   "|---|---|---|---|"] + nprobe_sweep
