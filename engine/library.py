@@ -5,6 +5,7 @@ shells over it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -204,7 +205,7 @@ class Library:
             return None
         if self._codebook is None or self._codebook.id != int(cb_id):
             with self.session() as s:
-                self._codebook = load_codebook(s, int(cb_id), self.encoder, self.cache_dir)
+                self._codebook = load_codebook(s, int(cb_id), self.encoder, self.cache_dir, self.path / "models")
         return self._codebook
 
     def compute_codes(self, s: Session, segment_ids: list[int], vectors) -> None:
@@ -215,18 +216,27 @@ class Library:
         if book is not None and len(segment_ids):
             store_codes(s, book, segment_ids, vectors)
 
-    def _new_codebook(self, vocabulary: str, lam: float | None, target_l0: int | None) -> int | None:
+    def _new_codebook(self, vocabulary: str, lam: float | None, target_l0: int | None,
+                      adapter_hash: str | None = None) -> int | None:
         from .codebook import create_codebook, library_audio_mean, resolve_vocabulary
 
         vocab = resolve_vocabulary(vocabulary)
         enc = self.encoder
         with self.session() as s, s.begin():
-            mean = getattr(enc, "audio_mean", None)
+            if adapter_hash is None and self.setting("adapter_hash"):
+                adapter_hash = self.setting("adapter_hash")
+            transform = None
+            if adapter_hash:
+                from .codebook import adapter_file
+                from .concepts.adapter import Adapter
+
+                transform = Adapter.load(adapter_file(self.path / "models", adapter_hash)).apply
+            mean = getattr(enc, "audio_mean", None) if transform is None else None
             if mean is None:
-                mean = library_audio_mean(s, enc.dim)
+                mean = library_audio_mean(s, enc.dim, transform)
             if mean is None:
                 return None
-            cb_id = create_codebook(s, vocab, self.encoder_record_id(), mean, lam, target_l0)
+            cb_id = create_codebook(s, vocab, self.encoder_record_id(), mean, lam, target_l0, adapter_hash or None)
             self.set_setting(s, "codebook_id", cb_id)
             for key, value in (("vocabulary", vocabulary), ("lam", "" if lam is None else lam),
                                ("target_l0", "" if target_l0 is None else target_l0)):
@@ -264,6 +274,50 @@ class Library:
                 done += len(batch[0])
                 bar.update(len(batch[0]))
         return done
+
+    def adapt(self, labels_csv: str | Path, alpha: float = 1.0, progress: bool = False) -> dict:
+        """Train the paper's linear adapter on labelled sounds and recompute codes through it.
+
+        ``labels_csv`` has columns ``file`` (a path, absolute or relative to the CSV) and
+        ``label``. Sounds already in the library use their stored vectors; others are embedded.
+        """
+        import csv
+
+        from .codebook import adapter_file
+        from .concepts.adapter import train_adapter
+        from .search import _like_vector
+
+        rows = []
+        path = Path(labels_csv)
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = {"file", "label"} - set(reader.fieldnames or [])
+                if missing:
+                    raise LibraryError(f"{path}: missing column(s) {', '.join(sorted(missing))} (need file,label)")
+                rows = [(r["file"], r["label"]) for r in reader if r.get("file") and r.get("label")]
+        except OSError as exc:
+            raise LibraryError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if len({lab for _, lab in rows}) < 2:
+            raise LibraryError(f"{path}: need labelled sounds of at least two labels")
+        vecs, labels = [], []
+        for file, label in rows:
+            fp = Path(file) if Path(file).is_absolute() else path.parent / file
+            vecs.append(_like_vector(self, str(fp), None, None))
+            labels.append(label)
+        enc = self.encoder
+        adapter = train_adapter(np.stack(vecs), labels, enc.embed_text, alpha=alpha, encoder_fingerprint=enc.fingerprint)
+        digest = hashlib.sha256(adapter.matrix.tobytes()).hexdigest()[:16]
+        (self.path / "models").mkdir(parents=True, exist_ok=True)
+        adapter.save(adapter_file(self.path / "models", digest))
+        with self.session() as s, s.begin():
+            self.set_setting(s, "adapter_hash", digest)
+        lam = self.setting("lam") or None
+        l0 = self.setting("target_l0") or None
+        n = self.use_vocabulary(self.setting("vocabulary") or "pruned", float(lam) if lam else None,
+                                int(l0) if l0 else None, progress=progress)
+        return {"adapter": digest, "sounds": len(rows), "labels": sorted(set(labels)), "recoded_segments": n,
+                "metrics": adapter.metrics}
 
     def use_vocabulary(self, vocabulary: str, lam: float | None = None, target_l0: int | None = None,
                        progress: bool = False) -> int:

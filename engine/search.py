@@ -186,7 +186,8 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
     if book is not None:
         concept = np.zeros(len(vocab), np.float32)
         if dense is not None and (parsed.free_text or parsed.like):
-            code = book.decompose(dense[None, :]).weights
+            # audio-only queries go through the adapter like the library's audio did
+            code = book.decompose(dense[None, :], audio=bool(parsed.like) and not parsed.free_text).weights
             concept[code.indices] = code.data
         scale = float(concept.max()) if concept.max() > 0 else 1.0
         for t in parsed.concepts:
