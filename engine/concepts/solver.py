@@ -234,15 +234,28 @@ def _solve_chunk(prep: PreparedDictionary, z: torch.Tensor, mu: torch.Tensor, to
                 break
             bad = inner[~ok]
             x, fi, wi, neg = x[~ok], fi[~ok], wi[~ok], neg[~ok]
+            # Concepts still at zero that come out negative are simply not added (no step needed);
+            # stepping back on them would give α = 0 and throw away the good additions too.
+            fresh = neg & (wi <= 0)
+            has_fresh = fresh.any(1)
+            if bool(has_fresh.any()):
+                f[bad[has_fresh]] = fi[has_fresh] & ~fresh[has_fresh]
+                x, fi, wi, neg = x[~has_fresh], fi[~has_fresh], wi[~has_fresh], neg[~has_fresh]
+                stepped = bad[~has_fresh]
+                inner = bad[has_fresh]
+            else:
+                stepped, inner = bad, bad[:0]
+            if not stepped.numel():
+                continue
             # Largest step α ∈ [0, 1) from w toward x that keeps every weight ≥ 0.
             ratio = (wi / (wi - x).clamp_min(1e-300)).masked_fill(~neg, float("inf"))
             alpha = ratio.min(1, keepdim=True).values.clamp(0, 1)
             wn = wi + alpha * (x - wi)
             wn = wn.masked_fill(~fi, 0.0)
             fn = fi & (wn > 1e-12 * wn.abs().amax(1, keepdim=True).clamp_min(1e-30))
-            wr[bad] = wn.masked_fill(~fn, 0.0)
-            f[bad] = fn
-            inner = bad
+            wr[stepped] = wn.masked_fill(~fn, 0.0)
+            f[stepped] = fn
+            inner = torch.cat([inner, stepped])
         stuck = ~((wr > 0) & added).any(1)  # none of the additions survived: add fewer next time
         block[todo] = torch.where(stuck, (blk // 2).clamp_min(1), (blk * 2).clamp_max(k))
         passive[todo] = f & (wr > 0)
