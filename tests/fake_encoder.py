@@ -62,12 +62,13 @@ class FakeEncoder(Encoder):
 
 
 class SlowFakeEncoder(FakeEncoder):
-    """The same vectors, 50 ms per call: lets crash tests kill a run mid-way."""
+    """The same vectors, 50 ms per call (env FAKE_ENCODER_DELAY: seconds): lets tests kill or race a run."""
 
     name = "py:fake_encoder:SlowFakeEncoder"
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        import os
         import time
 
-        time.sleep(0.05)
+        time.sleep(float(os.environ.get("FAKE_ENCODER_DELAY", "0.05")))
         return super().embed_audio(windows)
