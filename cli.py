@@ -45,9 +45,13 @@ def handle_errors(fn: Callable) -> Callable:
         from .vocabularies import VocabularyError
         from .engine.lock import LibraryLocked
         from .index.db import StoreError
+        from .engine.bench.errors import BenchError
 
         try:
             return fn(*args, **kwargs)
+        except BenchError as exc:
+            click.echo(f"earmark: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         except UnknownConceptError as exc:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_USAGE)
@@ -590,6 +594,129 @@ def evidence_eval(windows: int, seed: int, library_path: Path, as_json: bool) ->
     click.echo("method".ljust(20) + "".join(c.rjust(9) for c in cols))
     for m, r in rows.items():
         click.echo(m.ljust(20) + "".join(f"{float(r[c]):9.3f}" for c in cols))
+
+
+def _canonical_command(ctx: click.Context) -> str:
+    """The command line that reproduces this run, every option spelled out (defaults included)."""
+    import shlex
+
+    words = ["earmark", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif param.name == "as_json" or value is None or value == () or value is False:
+            continue
+        elif param.is_flag:
+            words.append(param.opts[0])
+        else:
+            for v in (value if param.multiple else (value,)):
+                words += [param.opts[0], str(v)]
+    return shlex.join(words)
+
+
+def _bench_options(fn: Callable) -> Callable:
+    """Options shared by `bench classify` and `bench retrieve`."""
+    from .engine.bench.datasets import FORMATS, SPLITS
+
+    options = [
+        click.argument("dataset", type=click.Path(path_type=Path)),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                     help="Dataset layout (default: detected from the folder or CSV header)."),
+        click.option("--split", type=click.Choice(SPLITS), default="val", show_default=True,
+                     help="manifest format: the validation packages, the training ones, or all."),
+        click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="clotho / audiocaps: folder holding the audio files."),
+        click.option("--skip-missing", is_flag=True, help="Leave out listed files that are absent (counted in the output)."),
+        click.option("--encoder", default="embedded", show_default=True,
+                     help="Encoder spec: embedded, hf:DIR_OR_HUB_ID, laion:FILE.pt or py:module:attr."),
+        click.option("--vocabulary", "vocabularies", multiple=True,
+                     help="Vocabulary for concept rows (repeatable; default: baseline, pruned, clustered)."),
+        click.option("--lam", "lams", type=float, multiple=True, help="Sparsity λ (repeatable; default 0.05 0.15 0.25)."),
+        click.option("--target-l0", "target_l0s", type=int, multiple=True,
+                     help="Concepts per clip instead of a fixed λ (repeatable)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seeds chance estimates and fold assignment."),
+        click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path.home() / ".cache" / "earmark" / "bench", show_default=True,
+                     help="Clip embeddings, text embeddings and codes, per (dataset, encoder)."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Write the JSON, the table and PNG plots into this folder."),
+        _json_option,
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _bench_dataset(dataset: Path, fmt: str | None, split: str, audio_dir: Path | None, skip_missing: bool):
+    from .engine.bench.datasets import read_dataset
+
+    return read_dataset(dataset, fmt, split=split, audio_dir=audio_dir, skip_missing=skip_missing)
+
+
+def _bench_print(result, out_dir: Path | None, as_json: bool) -> None:
+    from .engine.bench.report import format_table, write_outputs
+
+    files = write_outputs(result, out_dir) if out_dir else {}
+    if as_json:
+        _print_json({**result.to_dict(), "files": files})
+        return
+    d, p = result.dataset, result.provenance
+    click.echo(f"{result.task} {d['name']} ({d['format']}, {d['clips']} clips) with {p['encoder']} "
+               f"[{p['encoder_fingerprint']}], seed {p['seed']}")
+    click.echo(format_table([result]))
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for kind, path in files.items():
+        click.echo(f"wrote {kind:15} {path}")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: zero-shot classification and retrieval, dense embeddings against concept codes."""
+
+
+@bench.command(name="classify")
+@_bench_options
+@click.option("--adapter", is_flag=True, help="Add rows through the paper's adapter, trained per test fold on the other folds.")
+@click.option("--folds", "folds", default=None, help="Evaluate only these test folds (comma-separated; default all).")
+@click.option("--n-folds", type=int, default=5, show_default=True, help="Seeded folds for the adapter when the dataset has none.")
+@click.option("--prompt", default="This is a sound of {}", show_default=True, help="Zero-shot prompt; {} is the label.")
+@click.pass_context
+@handle_errors
+def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: str, audio_dir: Path | None,
+                   skip_missing: bool, encoder: str, vocabularies: tuple[str, ...], lams: tuple[float, ...],
+                   target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, as_json: bool,
+                   adapter: bool, folds: str | None, n_folds: int, prompt: str) -> None:
+    """Zero-shot classification of DATASET: accuracy, mAP, F1; dense, concept codes, adapter."""
+    from .engine.bench.run import DEFAULT_VOCABULARIES, run_classify
+    from .engine.encoders import load_encoder
+
+    data = _bench_dataset(dataset, fmt, split, audio_dir, skip_missing)
+    result = run_classify(data, load_encoder(encoder), vocabularies=vocabularies or DEFAULT_VOCABULARIES, lams=lams,
+                          target_l0s=target_l0s, adapter=adapter, n_folds=n_folds, seed=seed, prompt=prompt,
+                          folds=tuple(f.strip() for f in folds.split(",") if f.strip()) if folds else (),
+                          cache_dir=cache_dir, progress=not as_json and sys.stderr.isatty(),
+                          command=_canonical_command(ctx))
+    _bench_print(result, out_dir, as_json)
+
+
+@bench.command(name="retrieve")
+@_bench_options
+@click.pass_context
+@handle_errors
+def bench_retrieve(ctx: click.Context, dataset: Path, fmt: str | None, split: str, audio_dir: Path | None,
+                   skip_missing: bool, encoder: str, vocabularies: tuple[str, ...], lams: tuple[float, ...],
+                   target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, as_json: bool) -> None:
+    """Text→audio and audio→text retrieval on DATASET's captions: R@1/5/10, mAP@10; dense against concept."""
+    from .engine.bench.run import DEFAULT_VOCABULARIES, run_retrieve
+    from .engine.encoders import load_encoder
+
+    data = _bench_dataset(dataset, fmt, split, audio_dir, skip_missing)
+    result = run_retrieve(data, load_encoder(encoder), vocabularies=vocabularies or DEFAULT_VOCABULARIES, lams=lams,
+                          target_l0s=target_l0s, seed=seed, cache_dir=cache_dir,
+                          progress=not as_json and sys.stderr.isatty(), command=_canonical_command(ctx))
+    _bench_print(result, out_dir, as_json)
 
 
 @main.command()

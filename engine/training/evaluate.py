@@ -51,7 +51,8 @@ def chance_text_to_audio(relevant: np.ndarray, seed: int = 0, draws: int = 200) 
     n_rel = relevant.sum(axis=1)
     out = {}
     for k in (1, 5, 10):
-        out[f"r{k}"] = float(np.mean([1.0 - comb(n - r, k) / comb(n, k) for r in n_rel]))
+        kk = min(k, n)  # fewer candidates than k: the top k holds them all
+        out[f"r{k}"] = float(np.mean([1.0 - comb(n - r, kk) / comb(n, kk) for r in n_rel]))
     rng = np.random.default_rng(seed)
     aps = []
     for _ in range(draws):
