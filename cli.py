@@ -45,6 +45,7 @@ def handle_errors(fn: Callable) -> Callable:
         from .vocabularies import VocabularyError
         from .engine.lock import LibraryLocked
         from .index.db import StoreError
+        from sqlalchemy.exc import SQLAlchemyError
         from .engine.bench.errors import BenchError
 
         try:
@@ -64,6 +65,14 @@ def handle_errors(fn: Callable) -> Callable:
         except (LibraryError, StoreError, EncoderError, VocabularyError, DictionaryError, SolverError,
                 EvidenceError, FileNotFoundError) as exc:
             click.echo(f"earmark: {exc}", err=True)
+            sys.exit(EXIT_LIBRARY)
+        except (OSError, SQLAlchemyError) as exc:  # disk full, read-only library: one line, not a traceback
+            from .index.write_errors import describe_write_error
+
+            message = describe_write_error(exc, kwargs.get("library_path"))
+            if message is None:
+                raise
+            click.echo(f"earmark: {message}", err=True)
             sys.exit(EXIT_LIBRARY)
 
     return wrapper
