@@ -29,17 +29,20 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
-def describe_write_error(exc: BaseException, library: str | Path | None = None) -> str | None:
-    """One clear line for a storage fault during a write, or None if ``exc`` is not one."""
+def describe_write_error(exc: BaseException, library: str | Path | None = None, files: bool = True) -> str | None:
+    """One clear line for a storage fault during a write, or None if ``exc`` is not one.
+
+    ``files=False`` leaves file names out (for HTTP clients, who must not see server paths).
+    """
     where = f"library {library}" if library else "the library"
     text = str(getattr(exc, "orig", None) or exc).lower()
     os_exc = _os_error(exc)
     if any(s in text for s in _SQLITE_FULL) or (os_exc is not None and os_exc.errno in _OS_FULL):
-        name = f" ({os_exc.filename})" if os_exc is not None and os_exc.filename else ""
+        name = f" ({os_exc.filename})" if files and os_exc is not None and os_exc.filename else ""
         return (f"{where}: the disk is full{name}; the write in flight was rolled back and {_KEPT}. "
                 "Free some space and run the command again: it resumes where it stopped")
     if any(s in text for s in _SQLITE_READONLY) or (os_exc is not None and os_exc.errno in _OS_READONLY):
-        name = f" ({os_exc.filename})" if os_exc is not None and os_exc.filename else ""
+        name = f" ({os_exc.filename})" if files and os_exc is not None and os_exc.filename else ""
         return (f"{where} cannot be written{name}: it is read-only or not yours; {_KEPT}. "
                 "Searching works; to index, make the library directory and earmark.db writable")
     return None

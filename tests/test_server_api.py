@@ -234,6 +234,19 @@ def test_unexpected_errors_hide_their_details(lib, monkeypatch):
     assert "secret" not in resp.text and "RuntimeError" not in resp.text and "server log" in err["message"]
 
 
+def test_a_full_disk_is_507_with_a_clear_message_and_no_paths(lib, monkeypatch):
+    import errno
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/secret/indexes/.dense.tmp")
+
+    monkeypatch.setattr(lib, "status", full)
+    client = TestClient(create_app(lib.path, library=lib), raise_server_exceptions=False)
+    resp = client.get("/api/status")
+    err = assert_error(resp, 507, "storage")
+    assert "disk is full" in err["message"] and "secret" not in resp.text
+
+
 def test_cors_is_off_by_default_and_on_for_listed_origins(lib):
     origin = {"Origin": "http://tool.example"}
     plain = client_for(lib).get("/api/status", headers=origin)
