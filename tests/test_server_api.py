@@ -458,3 +458,46 @@ def test_evidence_of_a_file_outside_the_roots_is_refused(client):
     escape = sound_id(client, "escape.wav")
     resp = client.get(f"/api/sounds/{escape}/evidence", params={"q": "beep", "start": 0, "end": 1})
     assert_error(resp, 403, "outside_roots")
+
+
+# ---------------------------------------------------------------------------- fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PARAM_VALUES = st.one_of(st.text(max_size=60), st.integers(-10**12, 10**12).map(str),
+                          st.sampled_from(["", "nan", "inf", "-1", "1e309", "0x10", "../../etc/passwd", "%00", "\u202e"]))
+_READ_ROUTES = st.sampled_from(["/api/search", "/api/sounds", "/api/sounds/{id}", "/api/sounds/{id}/similar",
+                                "/api/sounds/{id}/concepts", "/api/sounds/{id}/peaks", "/api/vocabulary",
+                                "/api/vocabulary/complete", "/api/sounds/{id}/audio"])
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(route=_READ_ROUTES, sound=st.one_of(st.sampled_from(["1", "2"]), _PARAM_VALUES),
+       params=st.dictionaries(st.sampled_from(["q", "k", "ranking", "aggregate", "path_glob", "min_duration",
+                                               "max_duration", "root", "offset", "limit", "prefix", "top", "points",
+                                               "start", "end"]), _PARAM_VALUES, max_size=5))
+def test_fuzz_read_endpoints_answer_or_give_a_json_4xx(client, route, sound, params):
+    """Random paths and parameters: a result or a JSON 4xx error, never a 5xx or a traceback."""
+    from urllib.parse import quote
+
+    url = route.replace("{id}", quote(sound, safe="") or "%20")
+    resp = client.get(url, params=params)
+    assert resp.status_code < 500, (url, params, resp.text[:300])
+    if resp.status_code >= 400:
+        assert_error(resp, resp.status_code)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=st.one_of(st.binary(max_size=300), st.text(max_size=200).map(str.encode)),
+       ctype=st.sampled_from(["application/json", "multipart/form-data; boundary=x", "text/plain", "audio/wav"]))
+def test_fuzz_write_and_upload_bodies_are_refused_cleanly(lib, body, ctype):
+    """Garbage bodies on the upload and token-protected write endpoints: no 5xx, JSON errors, nothing indexed."""
+    client = client_for(lib, token="s3cret")
+    before = lib.status().segments
+    for url in ("/api/search/upload", "/api/index", "/api/remove"):
+        resp = client.post(url, content=body, headers={"content-type": ctype, "authorization": "Bearer s3cret"})
+        assert resp.status_code < 500, (url, resp.status_code, resp.text[:300])
+        if resp.status_code >= 400:
+            assert_error(resp, resp.status_code)
+    assert lib.status().segments == before
