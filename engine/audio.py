@@ -60,7 +60,10 @@ def probe(path: Path | str) -> AudioInfo:
     except PermissionError as exc:
         raise AudioError(p, "permission denied") from exc
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise AudioError(p, f"not a readable audio file ({_short(exc)})") from exc
+        why = _short(exc)
+        if "does not exist or is not a regular file" in why:  # libsndfile's words for data it cannot parse
+            why = "unrecognised or truncated data"
+        raise AudioError(p, f"not a readable audio file ({why})") from exc
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(p, f"invalid header (rate {info.samplerate} Hz, {info.channels} channels)")
     if info.frames == 0:

@@ -300,7 +300,11 @@ class IndexRun:
                 snd = Sound(root_id=root_id, path=f.rel)
                 s.add(snd)
             snd.content_hash, snd.size, snd.mtime = prep.hash, f.size, f.mtime
-            snd.duration, snd.sample_rate, snd.channels, snd.format = info.duration, info.sample_rate, info.channels, info.format
+            # A header can promise more than decodes (truncated MP3s keep their Xing frame count):
+            # the decoded audio, where the last window ends, is the truth.
+            decoded = max((b for _, b in spans), default=0.0)
+            duration = info.duration if decoded >= info.duration - 0.01 else decoded
+            snd.duration, snd.sample_rate, snd.channels, snd.format = duration, info.sample_rate, info.channels, info.format
             snd.status, snd.error, snd.encoder_id, snd.indexed_at = "indexed", None, enc_id, utcnow()
             s.flush()
             segs = [Segment(sound_id=snd.id, start=float(a), end=float(b), embedding=vectors[i].tobytes(), encoder_id=enc_id)

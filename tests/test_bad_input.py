@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,47 @@ print(rep.segments, base, peak)
     assert segments == 2 * seconds - 1
     # the whole file as float64 at 16 kHz would be 920 MB; streaming must stay far below
     assert (peak_kb - base_kb) < 300 * 1024
+
+
+def _truncate(path: Path, keep: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: max(1, int(len(data) * keep))])
+    return path
+
+
+def test_truncated_and_misnamed_files(library, tmp_path):
+    """Truncated WAV/FLAC/OGG/MP3 and files whose extension lies: a clear error or a correct index."""
+    d = tmp_path / "cut"
+    audio = noise(3.0, 16000, seed=3)
+    kinds = {"wav": {}, "flac": {}, "ogg": {"format": "OGG", "subtype": "VORBIS"}}
+    if "MP3" in sf.available_formats():
+        kinds["mp3"] = {"format": "MP3", "subtype": "MPEG_LAYER_III"}
+    for ext, kw in kinds.items():
+        for keep in (0.5, 0.02):
+            _truncate(write(d / f"cut{int(keep * 100)}.{ext}", audio, 16000, **kw), keep)
+    write(d / "flac_named.wav", audio, 16000, format="FLAC")  # libsndfile reads the content, not the name
+    write(d / "wav_named.ogg", audio, 16000, format="WAV")
+    (d / "text_named.flac").write_text("not a sound at all\n" * 50)
+    intact = write(tmp_path / "ok" / "intact.wav", tone(500, 2.0, 16000), 16000)
+    library.index([intact.parent])
+
+    rep = library.index([d])
+    failed = {os.path.basename(f.path): f.reason for f in rep.failed}
+    by_path = {s.path: s for s in library.sounds()}
+    assert by_path["intact.wav"].status == "indexed"  # the rest of the library is untouched
+    for name in ("flac_named.wav", "wav_named.ogg"):
+        assert by_path[name].status == "indexed" and by_path[name].duration == pytest.approx(3.0), name
+    assert "not a readable audio file" in failed["text_named.flac"]
+    for ext in kinds:
+        for keep in (50, 2):
+            name = f"cut{keep}.{ext}"
+            if name in failed:  # a clear reason that names what is wrong
+                assert failed[name] and "Traceback" not in failed[name], (name, failed[name])
+            else:  # or the part that is there, indexed, with the duration that decodes (not the header's)
+                decoded = len(sf.read(str(d / name))[0]) / 16000
+                assert by_path[name].status == "indexed", name
+                assert by_path[name].duration == pytest.approx(decoded, abs=0.02), (name, by_path[name].duration, decoded)
+    assert {s.path for s in library.sounds(status="indexed")} >= {"intact.wav", "flac_named.wav", "wav_named.ogg"}
+    assert library.check().ok
+    print("\ntruncated/misnamed:", {n: (failed[n] if n in failed else f"indexed {by_path[n].duration:.2f} s")
+                                     for n in sorted(set(failed) | set(by_path)) if n != "intact.wav"})
