@@ -76,16 +76,43 @@ def test_second_concurrent_index_run_is_refused_clearly(tmp_path):
     assert second.returncode == 4 and "being written by pid" in second.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions, so a read-only library cannot be made")
-def test_read_only_library_gives_a_clear_error(library, sound_dir):
+def _make_read_only(lib_dir, tmp_path):
+    """Make ``lib_dir`` read-only: file modes for users; a read-only tmpfs for root, who ignores modes."""
+    if os.geteuid() != 0:
+        os.chmod(lib_dir, 0o555)
+        os.chmod(lib_dir / "earmark.db", 0o444)
+        return lambda: (os.chmod(lib_dir, 0o755), os.chmod(lib_dir / "earmark.db", 0o644))
+    import shutil
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("root cannot mount a tmpfs here, so a read-only library cannot be made")
+    shutil.copytree(lib_dir, mnt / "lib")
+    shutil.rmtree(lib_dir)
+    os.symlink(mnt / "lib", lib_dir)
+    subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+
+    def undo():
+        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        os.unlink(lib_dir)
+        shutil.copytree(mnt / "lib", lib_dir)
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+    return undo
+
+
+def test_read_only_library_gives_a_clear_error(library, sound_dir, tmp_path):
     library.index([sound_dir])
     before = library.status()
-    os.chmod(library.path, 0o555)
-    os.chmod(library.path / "earmark.db", 0o444)
+    extra = tmp_path / "extra"
+    write(extra / "new.wav", noise(1.5, 16000, seed=5), 16000)
+    undo = _make_read_only(library.path, tmp_path)
     try:
-        res = CliRunner().invoke(main, ["index", "--library", str(library.path), str(sound_dir)])
-        assert res.exit_code != 0 and "earmark:" in res.output
+        res = CliRunner().invoke(main, ["index", "--library", str(library.path), str(extra)])
+        assert res.exit_code == 3 and "cannot be written" in res.output and "Traceback" not in res.output, res.output
+        reader = Library(library.path, encoder=library.encoder)  # searching still works
+        assert reader.search("+noise", k=3, ranking="concept").hits
     finally:
-        os.chmod(library.path, 0o755)
-        os.chmod(library.path / "earmark.db", 0o644)
-    assert Library(library.path, encoder=library.encoder).status().segments == before.segments
+        undo()
+    after = Library(library.path, encoder=library.encoder)
+    assert after.status().segments == before.segments and after.check().ok
