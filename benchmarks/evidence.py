@@ -213,6 +213,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--top-k", type=int, default=1, help="targets drawn from a window's top-k concepts")
+    ap.add_argument("--caption-prob", type=float, default=0.1, help="probability of the path caption as target")
     ap.add_argument("--checkpoint", type=Path, default=REPO / "out" / "evidence" / "decoder.pt")
     ap.add_argument("--timing-runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -239,7 +241,7 @@ def main() -> None:
     t0 = time.perf_counter()
     res = train_decoder(
         enc,
-        iter_batches(train, args.batch_size, seed=args.seed),
+        iter_batches(train, args.batch_size, seed=args.seed, top_k=args.top_k, caption_prob=args.caption_prob),
         args.checkpoint,
         TrainConfig(steps=args.steps, lr=args.lr, save_every=25, seed=args.seed, logit_scale=scale),
         negatives=candidates,
@@ -288,7 +290,8 @@ def main() -> None:
         [
             MARK_START,
             f"Encoder: `{result['encoder']}` (fingerprint `{result['encoder_fingerprint']}`). Data: {desc}.",
-            f"Decoder: {res.steps_done} steps of batch {args.batch_size} on CPU "
+            f"Decoder: {res.steps_done} steps of batch {args.batch_size} on CPU, targets from each window's top "
+            f"{args.top_k} concept(s) or (p = {args.caption_prob}) its path caption "
             f"(loss {loss_first:.3f} → {loss_last:.3f}, mean of first/last 10 steps). "
             f"Logit scale s = {ev.logit_scale:g}; {ev.n_windows} held-out windows; "
             f"{len(candidates)} candidate texts.",

@@ -90,21 +90,47 @@ def synth(rng: np.random.Generator) -> np.ndarray:
     return (0.9 * out / max(1e-6, np.abs(out).max())).astype(np.float32)
 
 
-def build_library(directory: Path, target_segments: int) -> Path:
-    """A library of at least ``target_segments`` segments under ``directory`` (reused when there)."""
+def vocabulary_file(directory: Path, size: int) -> str:
+    """The first ``size`` concepts of the shipped 'pruned' vocabulary as a file (0: the whole shipped one)."""
+    from earmark.vocabularies.vocabulary import load_vocabulary, write_vocabulary
+
+    if size <= 0:
+        return "pruned"
+    path = directory / f"pruned-{size}.txt"
+    if not path.exists():
+        concepts = list(load_vocabulary("pruned").concepts)[:size]
+        write_vocabulary(path, concepts, {
+            "name": f"pruned-{size}", "source": "the first concepts of earmark's shipped 'pruned' vocabulary",
+            "method": "cut for the serve load benchmark", "size": str(len(concepts)),
+            "licence": "as vocabularies/pruned.txt"})
+    return str(path)
+
+
+def build_library(directory: Path, target_segments: int, vocabulary_size: int = 256) -> Path:
+    """A library of at least ``target_segments`` segments under ``directory`` (reused when there).
+
+    Concept codes use ``vocabulary_size`` concepts: coding 100k windows over the full 2,000-concept
+    vocabulary takes most of an hour on two CPU cores, which a load test of the server does not need.
+    """
     import soundfile as sf
 
     from earmark.engine.library import Library
 
     lib_dir = directory / "lib"
+    sounds = directory / "sounds"
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = vocabulary_file(directory, vocabulary_size)
     if (lib_dir / "earmark.db").exists():
         lib = Library(lib_dir, encoder=WideFakeEncoder())
         have = lib.status().segments
-        if have >= target_segments:
-            print(f"reusing {lib_dir}: {have} segments", flush=True)
-            return lib_dir
-        raise SystemExit(f"{lib_dir} has {have} < {target_segments} segments; delete {directory} to rebuild")
-    sounds = directory / "sounds"
+        if have < target_segments:
+            raise SystemExit(f"{lib_dir} has {have} < {target_segments} segments; delete {directory} to rebuild")
+        if lib.setting("vocabulary") != vocab:
+            print(f"recoding {have} segments with vocabulary {vocab}", flush=True)
+            lib.use_vocabulary(vocab, progress=True)
+        lib.index([sounds])  # unchanged files are skipped; finishes codes and index files left by a stopped run
+        print(f"reusing {lib_dir}: {have} segments", flush=True)
+        return lib_dir
     n_files = math.ceil(target_segments / segments_per_file())
     print(f"writing {n_files} synthetic sounds of {FILE_SECONDS:g} s to {sounds}", flush=True)
     rng = np.random.default_rng(2026)
@@ -114,9 +140,9 @@ def build_library(directory: Path, target_segments: int) -> Path:
         audio = synth(rng)  # always drawn, so the sequence of sounds does not depend on what exists
         if not path.exists():
             sf.write(str(path), audio, SAMPLE_RATE, subtype="PCM_16")
-    lib = Library.init(lib_dir, encoder=WideFakeEncoder(), hop_seconds=HOP_SECONDS)
+    lib = Library.init(lib_dir, encoder=WideFakeEncoder(), hop_seconds=HOP_SECONDS, vocabulary=vocab)
     t0 = time.perf_counter()
-    report = lib.index([sounds], workers=2)
+    report = lib.index([sounds], workers=1)
     print(f"indexed in {time.perf_counter() - t0:.0f} s: {lib.status().segments} segments; "
           f"failed {len(report.to_dict().get('failed', []))}", flush=True)
     return lib_dir
@@ -226,6 +252,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--library", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "earmark-serve-load")
     ap.add_argument("--segments", type=int, default=100_000)
+    ap.add_argument("--vocabulary-size", type=int, default=256,
+                    help="concepts of the shipped 'pruned' vocabulary to code with (0: all 2,000)")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--max-requests", type=int, default=20_000)
@@ -238,7 +266,7 @@ def main() -> None:
         serve_forever(args.serve[0], int(args.serve[1]))
         return
 
-    lib_dir = build_library(args.library, args.segments)
+    lib_dir = build_library(args.library, args.segments, args.vocabulary_size)
     proc, url = start_server(lib_dir)
     try:
         import httpx
@@ -253,7 +281,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     result = {"library_segments": status["segments"], "library_sounds": status["sounds_indexed"],
-              "encoder": WideFakeEncoder.name, "clients": args.clients, "seconds_limit": args.seconds,
+              "encoder": WideFakeEncoder.name, "vocabulary_size": args.vocabulary_size or 2000, "clients": args.clients, "seconds_limit": args.seconds,
               "max_requests": args.max_requests, "k": args.k, "ranking": args.ranking, "cpus": os.cpu_count(),
               **result}
     print(json.dumps(result, indent=2))

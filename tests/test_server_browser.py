@@ -141,3 +141,32 @@ def test_unknown_concept_shows_the_error_and_suggestions(served, browser):
     page.wait_for_selector("#error:not([hidden])", timeout=15000)
     assert "zzqqxx" in page.inner_text("#error")
     page.close()
+
+
+def screenshot(library: str, out: str, query: str, evidence: bool = True) -> None:
+    """Serve ``library``, search ``query`` in the page and save a full-page screenshot to ``out``.
+
+    ``python tests/test_server_browser.py LIBRARY OUT.png "QUERY"`` (docs/web-page.png is made so).
+    """
+    from earmark.engine.library import Library
+    from earmark.engine.server import create_app
+
+    lib = Library(library)
+    with ServerThread(create_app(library, library=lib)) as server, sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = b.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{server.url}/?q={query.replace(' ', '+')}")
+        page.wait_for_selector("#results .hit .concept-bar", timeout=120_000)
+        page.wait_for_timeout(1500)  # waveforms
+        if evidence:
+            page.click("#results .hit .show-evidence")
+            page.wait_for_selector("#results .hit .evidence img", timeout=180_000)
+            page.wait_for_function("document.querySelector('#results .hit .evidence img').complete", timeout=60_000)
+        page.screenshot(path=out, full_page=True)
+        b.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    screenshot(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "church bell ringing")

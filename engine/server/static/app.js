@@ -6,6 +6,8 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const state = { lastText: "", suggestIndex: -1, suggestTimer: null, suggestSeq: 0 };
 
 function fmt(x, digits = 3) { return typeof x === "number" && isFinite(x) ? x.toFixed(digits) : "–"; }
+// Significant digits: contributions range over orders of magnitude.
+function fmtSig(x) { return typeof x === "number" && isFinite(x) ? (x === 0 ? "0" : x.toPrecision(2)) : "–"; }
 function fmtTime(s) { return typeof s === "number" ? `${s.toFixed(2)} s` : "–"; }
 
 async function api(url, options = {}) {
@@ -271,7 +273,7 @@ function renderBars(container, contributions) {
     track.appendChild(bar);
     const value = document.createElement("span");
     value.className = "value";
-    value.textContent = fmt(c.contribution, 3);
+    value.textContent = fmtSig(c.contribution);
     row.append(name, track, value);
     container.appendChild(row);
   }
@@ -387,6 +389,9 @@ document.addEventListener("DOMContentLoaded", () => {
     } else if (ev.key === "Escape") hideSuggestions();
   });
   input.addEventListener("blur", () => setTimeout(hideSuggestions, 150));
-  const q = new URLSearchParams(location.search).get("q");
-  if (q) { input.value = q; runSearch(); }
+  const params = new URLSearchParams(location.search);  // ?q=...&k=...&ranking=... searches at once
+  for (const id of ["k", "ranking", "path_glob", "min_duration", "max_duration"]) {
+    if (params.get(id)) $(`#${id}`).value = params.get(id);
+  }
+  if (params.get("q")) { input.value = params.get("q"); runSearch(); }
 });
