@@ -24,7 +24,10 @@ from .stft import STFTParams, istft, magnitude_phase, stft
 LMAC_METHOD = "lmac"
 LMAC_LABEL = "L-MAC evidence"
 _DB_RANGE = 80.0  # dB of the spectrogram shown below its peak
-_MAX_PNG_WIDTH = 2000  # px; longer hits are resized in time
+_MAX_PNG_WIDTH = 2000  # px of spectrogram; longer hits are squeezed in time
+_MIN_PNG_WIDTH = 480  # px; short hits are stretched
+_PX_PER_FRAME = 6  # px per STFT frame between the two
+_PNG_HEIGHT = 256  # px of spectrogram, log-spaced frequency rows
 _OVERLAY_RGB = np.array([1.0, 0.55, 0.0])  # orange: masked-in region
 _OVERLAY_ALPHA = 0.6
 
@@ -165,23 +168,52 @@ def resynthesise(ev: EvidenceMask) -> tuple[np.ndarray, np.ndarray]:
     return both[0].numpy(), both[1].numpy()
 
 
+def _log_frequency_rows(n_bins: int, sample_rate: int, rows: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """For each picture row (top = Nyquist), the two STFT bins it lies between and the blend weight."""
+    nyquist = sample_rate / 2.0
+    lowest = max(20.0, nyquist / (n_bins - 1))  # the first bin above DC
+    freqs = np.geomspace(nyquist, lowest, rows)  # top row first
+    pos = freqs / nyquist * (n_bins - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, n_bins - 1)
+    return lo, np.clip(lo + 1, 0, n_bins - 1), pos - lo
+
+
 def spectrogram_image(ev: EvidenceMask, title: str, subtitle: str = "") -> "Image.Image":
-    """RGB picture: grey log spectrogram (top 80 dB), masked-in region tinted orange, low Hz at the bottom."""
+    """RGB picture: grey log spectrogram (top 80 dB) on a log-frequency axis, the masked-in
+    region tinted orange, low Hz at the bottom, with frequency ticks.
+
+    The linear STFT has ~1,000 bins over a few hundred frames; shown raw, it is a tall sliver in
+    which everything below 1 kHz is a few rows. Rows are spaced logarithmically from 20 Hz (or the
+    first bin) to Nyquist, as a listener hears them, and time is stretched to a readable width.
+    """
     from PIL import Image, ImageDraw
 
+    n_bins, n_frames = ev.magnitude.shape
+    lo, hi, frac = _log_frequency_rows(n_bins, ev.sample_rate, _PNG_HEIGHT)
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return (1.0 - frac)[:, None] * x[lo] + frac[:, None] * x[hi]
+
     db = 20.0 * np.log10(ev.magnitude + 1e-8)
-    grey = np.clip((db - (db.max() - _DB_RANGE)) / _DB_RANGE, 0.0, 1.0)[::-1]
-    alpha = (_OVERLAY_ALPHA * ev.mask[::-1])[..., None]
+    grey = np.clip((rows(db) - (db.max() - _DB_RANGE)) / _DB_RANGE, 0.0, 1.0)
+    alpha = (_OVERLAY_ALPHA * rows(ev.mask))[..., None]
     rgb = (1.0 - alpha) * (0.9 * grey[..., None]) + alpha * _OVERLAY_RGB
     img = Image.fromarray((rgb * 255.0 + 0.5).astype(np.uint8), mode="RGB")
-    if img.width > _MAX_PNG_WIDTH:
-        img = img.resize((_MAX_PNG_WIDTH, img.height), Image.Resampling.BILINEAR)
-    header = 30  # two lines of Pillow's default bitmap font
-    canvas = Image.new("RGB", (max(img.width, 320), img.height + header), (255, 255, 255))
-    canvas.paste(img, (0, header))
+    width = int(np.clip(n_frames * _PX_PER_FRAME, _MIN_PNG_WIDTH, _MAX_PNG_WIDTH))
+    img = img.resize((width, _PNG_HEIGHT), Image.Resampling.BILINEAR)
+    header, axis = 30, 44  # two lines of Pillow's default bitmap font; Hz labels on the left
+    canvas = Image.new("RGB", (axis + width, _PNG_HEIGHT + header), (255, 255, 255))
+    canvas.paste(img, (axis, header))
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 2), title, fill=(0, 0, 0))
     draw.text((4, 15), subtitle, fill=(60, 60, 60))
+    nyquist = ev.sample_rate / 2.0
+    lowest = max(20.0, nyquist / (n_bins - 1))
+    for hz in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000):
+        if lowest <= hz <= nyquist:
+            y = header + int(round((np.log(nyquist) - np.log(hz)) / (np.log(nyquist) - np.log(lowest)) * (_PNG_HEIGHT - 1)))
+            draw.line((axis - 4, y, axis - 1, y), fill=(0, 0, 0))
+            draw.text((2, max(header, y - 5)), f"{hz // 1000}k" if hz >= 1000 else str(hz), fill=(0, 0, 0))
     return canvas
 
 
