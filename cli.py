@@ -536,7 +536,7 @@ class _EvidenceGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-@main.group(cls=_EvidenceGroup)
+@main.group(cls=_EvidenceGroup, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 def evidence() -> None:
     """Listenable evidence (L-MAC): `earmark evidence SOUND -q QUERY`, `evidence train`, `evidence eval`."""
 
