@@ -51,3 +51,13 @@ def test_cli_evidence_hit(tmp_path):
     res = CliRunner().invoke(main, ["evidence", "tone_in_noise.wav", "-q", "a high beep", "--library", str(lib.path), "--json"])
     assert res.exit_code == 0, res.output
     assert '"method": "gradient-saliency"' in res.output
+
+
+def test_cli_evidence_takes_the_library_option_first(tmp_path):
+    """`earmark evidence -L LIB SOUND -q Q`, as the README writes it; subcommands still resolve."""
+    lib = _lib(tmp_path)
+    res = CliRunner().invoke(main, ["evidence", "-L", str(lib.path), "tone_in_noise.wav", "-q", "a high beep", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"method": "gradient-saliency"' in res.output
+    res = CliRunner().invoke(main, ["evidence", "train", "--help"])
+    assert res.exit_code == 0 and "Train" in res.output
