@@ -1,4 +1,10 @@
-"""Opening a library's SQLite store: WAL, foreign keys, Alembic migrations.
+"""Opening a library's store: SQLite (WAL, foreign keys) or a database server; Alembic migrations.
+
+The store is ``earmark.db`` in the library directory by default. A library created with a
+database URL (``postgresql+psycopg://user@host:5432/db``) keeps that URL in the file
+``database.url`` in its directory instead (mode 0600; prefer libpq's ``PGPASSWORD`` or
+``~/.pgpass`` to a password in the URL). Everything else (index files, caches, models) stays
+in the directory.
 
 Opening never changes a library silently: a store behind the code's schema raises
 :class:`MigrationRequired` unless the caller asked to migrate (``earmark migrate``).
@@ -12,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 DB_NAME = "earmark.db"
+DB_URL_FILE = "database.url"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -33,11 +40,42 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
-def make_engine(db_path: Path) -> Engine:
-    """A SQLAlchemy engine on ``db_path`` with earmark's pragmas."""
-    engine = create_engine(f"sqlite:///{db_path}", future=True)
+def make_engine(db: Path | str) -> Engine:
+    """A SQLAlchemy engine on a SQLite file path (with earmark's pragmas) or a database URL."""
+    if isinstance(db, str) and "://" in db:
+        if db.startswith("sqlite"):
+            engine = create_engine(db, future=True)
+            event.listen(engine, "connect", _on_connect)
+            return engine
+        try:
+            # pre-ping: a server may drop idle connections between two commands of a long session
+            return create_engine(db, future=True, pool_pre_ping=True)
+        except Exception as exc:  # unknown dialect, driver not installed
+            raise StoreError(f"cannot use database URL {_safe(db)}: {exc} "
+                             "(PostgreSQL needs the 'postgres' extra: pip install 'earmark[postgres]')") from exc
+    engine = create_engine(f"sqlite:///{db}", future=True)
     event.listen(engine, "connect", _on_connect)
     return engine
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+def is_library(directory: Path) -> bool:
+    """True if ``directory`` holds a library store (``earmark.db`` or ``database.url``)."""
+    return (directory / DB_NAME).exists() or (directory / DB_URL_FILE).exists()
+
+
+def store_url(directory: Path) -> str | None:
+    """The database URL a library directory points to, or None for its ``earmark.db``."""
+    f = directory / DB_URL_FILE
+    return f.read_text(encoding="utf-8").strip() if f.exists() else None
 
 
 def alembic_config(engine: Engine):
@@ -45,7 +83,8 @@ def alembic_config(engine: Engine):
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", str(engine.url))
+    # (configparser would read a %-escape in a URL as interpolation)
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=True).replace("%", "%%"))
     return cfg
 
 
@@ -74,15 +113,36 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     return before, current_revision(engine) or ""
 
 
-def open_store(directory: Path, *, create: bool = False, migrate: bool = False) -> sessionmaker[Session]:
-    """Open (or create) the store in ``directory`` and return a session factory."""
+def open_store(directory: Path, *, create: bool = False, migrate: bool = False,
+               db_url: str | None = None) -> sessionmaker[Session]:
+    """Open (or create) the store of ``directory`` and return a session factory.
+
+    ``db_url`` (with ``create``) makes a library whose store is that database; its schema must
+    be empty. Otherwise the URL recorded in ``database.url`` or the file ``earmark.db`` is used."""
     db_path = directory / DB_NAME
-    if not db_path.exists() and not create:
-        raise StoreError(f"{directory} is not an earmark library (no {DB_NAME}); run `earmark init` first")
-    engine = make_engine(db_path)
+    if create and db_url:
+        engine = make_engine(db_url)
+        try:
+            if inspect(engine).get_table_names():
+                raise StoreError(f"{_safe(db_url)} already has tables; give an empty database")
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot connect to {_safe(db_url)}: {exc}") from exc
+        f = directory / DB_URL_FILE
+        f.write_text(db_url + "\n", encoding="utf-8")
+        f.chmod(0o600)
+        db_path = _safe(db_url)
+    elif (url := store_url(directory)) is not None:
+        engine = make_engine(url)
+        db_path = _safe(url)
+    else:
+        if not db_path.exists() and not create:
+            raise StoreError(f"{directory} is not an earmark library (no {DB_NAME}); run `earmark init` first")
+        engine = make_engine(db_path)
     try:
         rev = current_revision(engine)
-    except Exception as exc:  # not a SQLite database, or unreadable
+    except Exception as exc:  # not a SQLite database, unreadable, server unreachable
         raise StoreError(f"{db_path}: cannot read the library database: {exc}") from exc
     head = head_revision(engine)
     if rev is None:

@@ -1,7 +1,8 @@
 """SQLAlchemy 2.x models of a library's metadata store (``earmark.db``).
 
-SQLite is the source of truth: every vector and concept code lives here; FAISS and sparse
-index files are derived from it and can always be rebuilt. The Alembic revisions under
+The store (SQLite by default, or PostgreSQL) is the source of truth: every vector and concept
+code lives here; FAISS and sparse index files, or a Milvus collection, are derived from it and
+can always be rebuilt. The Alembic revisions under
 ``migrations/`` create exactly these tables (a test compares them).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -77,7 +79,7 @@ class Sound(Base):
     root_id: Mapped[int] = mapped_column(ForeignKey("roots.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)  # relative to the root, POSIX separators
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    size: Mapped[int] = mapped_column(Integer)  # bytes
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))  # bytes
     mtime: Mapped[float] = mapped_column(Float)  # seconds since the epoch
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds
     sample_rate: Mapped[int | None] = mapped_column(Integer, nullable=True)  # Hz, as stored
