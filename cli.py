@@ -45,6 +45,7 @@ def handle_errors(fn: Callable) -> Callable:
         from .vocabularies import VocabularyError
         from .engine.lock import LibraryLocked
         from .index.db import StoreError
+        from .index.milvus import MilvusError
         from sqlalchemy.exc import SQLAlchemyError
         from .engine.bench.errors import BenchError
 
@@ -63,7 +64,7 @@ def handle_errors(fn: Callable) -> Callable:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LOCKED)
         except (LibraryError, StoreError, EncoderError, VocabularyError, DictionaryError, SolverError,
-                EvidenceError, FileNotFoundError) as exc:
+                EvidenceError, FileNotFoundError, MilvusError) as exc:
             click.echo(f"earmark: {exc}", err=True)
             sys.exit(EXIT_LIBRARY)
         except (OSError, SQLAlchemyError) as exc:  # disk full, read-only library: one line, not a traceback
@@ -109,18 +110,29 @@ def main() -> None:
 @click.option("--vocabulary", default=None, help="Concept vocabulary: baseline, pruned (default), clustered or a file.")
 @click.option("--lam", type=float, default=None, help="Sparsity λ of concept codes (default 0.15; 0.05 gives more concepts).")
 @click.option("--target-l0", type=int, default=None, help="Aim for this many concepts per window instead of a fixed λ.")
+@click.option("--backend", type=click.Choice(["faiss", "milvus"]), default="faiss", show_default=True,
+              help="Where the indexes live: FAISS files in the library, or a Milvus collection.")
+@click.option("--milvus-uri", default=None, help="Milvus Lite file (lib/milvus.db) or server (http://host:19530).")
+@click.option("--milvus-index", default="FLAT", show_default=True,
+              help="Milvus dense index type: FLAT (exact), IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW.")
+@click.option("--milvus-fusion", type=click.Choice(["earmark", "rrf", "weighted"]), default=None,
+              help="Fusion on Milvus: earmark's RRF (default), or Milvus hybrid_search with RRFRanker/WeightedRanker.")
+@click.option("--db-url", default=None,
+              help="Metadata store on a database server, e.g. postgresql+psycopg://user@host/db (default: earmark.db).")
 @_library_option
 @handle_errors
 def init(path: Path | None, encoder: str, hop: float | None, vocabulary: str | None, lam: float | None,
-         target_l0: int | None, library_path: Path) -> None:
+         target_l0: int | None, backend: str, milvus_uri: str | None, milvus_index: str, milvus_fusion: str | None,
+         db_url: str | None, library_path: Path) -> None:
     """Create a new library (PATH, or --library)."""
     from .engine.library import Library
 
     lib = Library.init(path or library_path, encoder=encoder, hop_seconds=hop, vocabulary=vocabulary, lam=lam,
-                       target_l0=target_l0)
+                       target_l0=target_l0, backend=backend, milvus_uri=milvus_uri, milvus_index=milvus_index,
+                       milvus_fusion=milvus_fusion, db_url=db_url)
     enc = lib.encoder
     click.echo(f"created library {lib.path} (encoder {enc.name}, {enc.dim}-d, {enc.window_seconds:g} s windows, "
-               f"fingerprint {enc.fingerprint})")
+               f"fingerprint {enc.fingerprint}; {lib.backend} indexes)")
 
 
 @main.command()
@@ -369,6 +381,51 @@ def rebuild(factory: str | None, auto: bool, library_path: Path, as_json: bool) 
     else:
         for kind, gen in rep.committed.items():
             click.echo(f"{kind} index rebuilt as generation {gen}")
+
+
+@main.group()
+def backend() -> None:
+    """Where the indexes live: FAISS files or a Milvus collection (status, copy)."""
+
+
+def _print_backend(info, as_json: bool) -> None:
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    click.echo(f"backend {info.backend}: {info.segments} segments; store {info.database}")
+    if info.milvus_uri:
+        synced = "up to date" if info.synced_data_version == info.data_version else \
+            f"reflects data version {info.synced_data_version}, store is at {info.data_version}"
+        click.echo(f"milvus {info.milvus_uri} collection {info.milvus_collection} ({info.milvus_index}, "
+                   f"fusion {info.milvus_fusion}): {synced}")
+
+
+@backend.command(name="status")
+@_library_option
+@_json_option
+@handle_errors
+def backend_status(library_path: Path, as_json: bool) -> None:
+    """Show the backend in use and what the Milvus collection reflects."""
+    _print_backend(open_library(library_path).backend_info(), as_json)
+
+
+@backend.command(name="copy")
+@click.option("--to", "to", type=click.Choice(["faiss", "milvus"]), required=True)
+@click.option("--milvus-uri", default=None, help="Milvus Lite file or server URI (default: the one recorded).")
+@click.option("--milvus-index", default=None, help="Milvus dense index type (FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW).")
+@click.option("--milvus-fusion", type=click.Choice(["earmark", "rrf", "weighted"]), default=None)
+@click.option("--wait", is_flag=True, help="Wait for another writer instead of failing.")
+@_library_option
+@_json_option
+@handle_errors
+def backend_copy(to: str, milvus_uri: str | None, milvus_index: str | None, milvus_fusion: str | None, wait: bool,
+                 library_path: Path, as_json: bool) -> None:
+    """Copy the indexes to FAISS or Milvus (from the database) and switch the library to it."""
+    info = open_library(library_path).copy_backend(to, milvus_uri=milvus_uri, milvus_index=milvus_index,
+                                                   milvus_fusion=milvus_fusion, wait=wait)
+    if not as_json:
+        click.echo(f"copied {info.segments} segments to {to} in {info.seconds:.1f} s")
+    _print_backend(info, as_json)
 
 
 @main.command()

@@ -47,6 +47,15 @@ class IndexState:
 
 
 @dataclass
+class SegmentScores:
+    """Segments found by one query: dense scores, concept scores and the ranking score."""
+
+    dense: dict[int, float]
+    concept: dict[int, float]
+    fused: dict[int, float]
+
+
+@dataclass
 class SyncReport:
     """What bringing the indexes up to date did, per kind."""
 
@@ -81,6 +90,43 @@ class LibraryIndexes:
     def postings(self) -> ConceptPostings | None:
         st = self.states.get("postings")
         return st.obj if st else None
+
+    # -- search ---------------------------------------------------------------------------
+    def excluded_segments(self, exclude: list[int]) -> np.ndarray:
+        """Segments whose code has a weight on any of the ``exclude`` concepts."""
+        if not exclude or self.postings is None:
+            return np.zeros(0, np.int64)
+        out = []
+        n = max(len(self.postings), 1)
+        for c in exclude:
+            q = np.zeros(self.postings.n_concepts, np.float32)
+            q[c] = 1.0
+            _, ids = self.postings.concept_search(q, n)
+            out.append(ids[0][ids[0] >= 0])
+        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+    def search_segments(self, dense_query: np.ndarray | None, concept_query: np.ndarray | None, k: int, *,
+                        ranking: str = "fusion", allowed_ids: np.ndarray | None = None,
+                        exclude: list[int] | None = None) -> SegmentScores:
+        """Top-``k`` segments for a dense query (unit [d]) and/or a concept query ([V]), restricted
+        to ``allowed_ids`` and without segments carrying an ``exclude`` concept, fused by
+        ``ranking`` (engine/query/rank.py). The same interface serves the Milvus backend."""
+        from .query.rank import fuse
+
+        allowed = allowed_ids
+        banned = self.excluded_segments(list(exclude or []))
+        if len(banned):
+            base = allowed if allowed is not None else self.dense.ids()
+            allowed = np.setdiff1d(base, banned)
+        dense_hits: dict[int, float] = {}
+        concept_hits: dict[int, float] = {}
+        if dense_query is not None:
+            sc, ids = self.dense.search(np.asarray(dense_query, np.float32)[None, :], k, allowed_ids=allowed)
+            dense_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
+        if concept_query is not None and self.postings is not None:
+            sc, ids = self.postings.concept_search(concept_query, k, allowed_ids=allowed, exclude=exclude or None)
+            concept_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
+        return SegmentScores(dense_hits, concept_hits, fuse(dense_hits, concept_hits, ranking))
 
     # -- sync -----------------------------------------------------------------------------
     def sync(self, force_rebuild: bool = False) -> SyncReport:

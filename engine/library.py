@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .search import Hit, SearchResult
 
 LIBRARY_ENV = "EARMARK_LIBRARY"
+BACKENDS = ("faiss", "milvus")
 
 
 class LibraryError(Exception):
@@ -82,6 +83,25 @@ class LibraryStatus:
         return asdict(self)
 
 
+@dataclass
+class BackendInfo:
+    """Where a library's derived indexes live (``earmark backend status`` / ``copy``)."""
+
+    backend: str  # faiss | milvus
+    database: str  # the store's URL, password hidden
+    milvus_uri: str | None
+    milvus_collection: str | None
+    milvus_index: str | None
+    milvus_fusion: str | None
+    synced_data_version: int | None  # what the Milvus collection reflects
+    data_version: int
+    segments: int  # rows in the active backend's dense index
+    seconds: float = 0.0  # time the copy took
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def default_library_path() -> Path:
     return Path(os.environ.get(LIBRARY_ENV, "earmark-library"))
 
@@ -101,18 +121,26 @@ class Library:
     # -- creation -----------------------------------------------------------------------
     @classmethod
     def init(cls, path: str | Path, encoder: str | Encoder = DEFAULT_ENCODER, hop_seconds: float | None = None,
-             vocabulary: str | None = None, lam: float | None = None, target_l0: int | None = None) -> "Library":
+             vocabulary: str | None = None, lam: float | None = None, target_l0: int | None = None, *,
+             backend: str = "faiss", milvus_uri: str | None = None, milvus_index: str = "FLAT",
+             milvus_fusion: str | None = None, db_url: str | None = None) -> "Library":
         """Create a library at ``path`` bound to ``encoder`` (a spec string or an Encoder).
 
         ``vocabulary`` (a shipped name or a file), ``lam`` or ``target_l0`` set how concept
-        codes are computed (defaults: the shipped 'pruned' vocabulary, λ = 0.15).
+        codes are computed (defaults: the shipped 'pruned' vocabulary, λ = 0.15). ``backend``
+        'milvus' keeps the indexes in a Milvus collection at ``milvus_uri`` (a Milvus Lite
+        ``.db`` file or ``http://host:19530``); ``db_url`` puts the metadata store in a
+        database server (``postgresql+psycopg://user@host/db``) instead of ``earmark.db``.
         """
         from .codebook import resolve_vocabulary
 
         if lam is not None and target_l0 is not None:
             raise LibraryError("give --lam or --target-l0, not both")
+        if backend not in BACKENDS:
+            raise LibraryError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        milvus = _milvus_settings(milvus_uri, milvus_index, fusion=milvus_fusion) if backend == "milvus" else {}
         p = Path(path).expanduser().resolve()
-        if (p / store_db.DB_NAME).exists():
+        if store_db.is_library(p):
             raise LibraryError(f"{p} is already an earmark library")
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
         vocab = resolve_vocabulary(vocabulary)  # fail before creating anything
@@ -120,7 +148,7 @@ class Library:
         if not 0 < hop <= enc.window_seconds:
             raise LibraryError(f"hop must be in (0, {enc.window_seconds}] seconds, got {hop}")
         p.mkdir(parents=True, exist_ok=True)
-        sessions = store_db.open_store(p, create=True)
+        sessions = store_db.open_store(p, create=True, db_url=db_url)
         with sessions() as s, s.begin():
             rec = EncoderRecord(name=enc.name, dim=enc.dim, fingerprint=enc.fingerprint,
                                 sample_rate=enc.sample_rate, window_seconds=enc.window_seconds, config=enc.config())
@@ -128,7 +156,8 @@ class Library:
             s.flush()
             settings = {"encoder_id": rec.id, "encoder_spec": enc.name, "hop_seconds": hop, "data_version": 0,
                         "vocabulary": vocabulary or vocab.name, "lam": "" if lam is None else lam,
-                        "target_l0": "" if target_l0 is None else target_l0, "codebook_id": ""}
+                        "target_l0": "" if target_l0 is None else target_l0, "codebook_id": "",
+                        "index_backend": backend, **milvus}
             for key, value in settings.items():
                 s.add(Setting(key=key, value=str(value)))
         return cls(p, encoder=enc)
@@ -347,24 +376,81 @@ class Library:
             lock.release()
 
     # -- derived indexes ----------------------------------------------------------------
-    def indexes(self) -> "LibraryIndexes":
-        """The dense, concept and postings indexes, up to date with the store (in memory)."""
+    @property
+    def backend(self) -> str:
+        """Where the derived indexes live: 'faiss' (files in the library) or 'milvus'."""
+        return self.setting("index_backend") or "faiss"
+
+    def _new_indexes(self):
+        if self.backend == "milvus":
+            from .milvus_indexes import MilvusLibraryIndexes
+
+            return MilvusLibraryIndexes(self)
         from .indexes import LibraryIndexes
 
-        if self._indexes is None:
-            self._indexes = LibraryIndexes(self)
+        return LibraryIndexes(self)
+
+    def indexes(self) -> "LibraryIndexes":
+        """The library's indexes (FAISS files or Milvus), up to date with the store."""
+        if self._indexes is None or getattr(self._indexes, "backend", "faiss") != self.backend:
+            self._indexes = self._new_indexes()
         if self._indexes.data_version != self.data_version:
             self._indexes.sync()
         return self._indexes
 
     def commit_indexes(self, force_rebuild: bool = False) -> "SyncReport":
         """Bring the indexes up to date and write new generations (caller holds the lock)."""
-        from .indexes import LibraryIndexes
-
-        if self._indexes is None:
-            self._indexes = LibraryIndexes(self)
+        if self._indexes is None or getattr(self._indexes, "backend", "faiss") != self.backend:
+            self._indexes = self._new_indexes()
         rep = self._indexes.sync(force_rebuild=force_rebuild)
         return self._indexes.commit(rep)
+
+    def copy_backend(self, to: str, milvus_uri: str | None = None, milvus_index: str | None = None,
+                     milvus_fusion: str | None = None, *, wait: bool = False) -> BackendInfo:
+        """Copy the library's indexes to another backend and switch to it.
+
+        Both backends derive from the store, so the copy is written from the store's vectors and
+        codes (exact, whatever FAISS type the files had). ``to='milvus'`` fills a fresh
+        collection at ``milvus_uri`` (default: the one recorded); ``to='faiss'`` brings the
+        index files up to date. The other backend's data is left in place.
+        """
+        import time
+
+        if to not in BACKENDS:
+            raise LibraryError(f"backend must be one of {', '.join(BACKENDS)}, got {to!r}")
+        t0 = time.perf_counter()
+        lock = WriterLock(self.path).acquire(wait=wait)
+        try:
+            with self.session() as s, s.begin():
+                if to == "milvus":
+                    uri = milvus_uri or self.setting("milvus_uri")
+                    index = milvus_index or self.setting("milvus_index") or "FLAT"
+                    values = _milvus_settings(uri, index, self.setting("milvus_collection"),
+                                              fusion=milvus_fusion or self.setting("milvus_fusion"))
+                    for key, value in values.items():
+                        self.set_setting(s, key, value)
+                self.set_setting(s, "index_backend", to)
+            self._indexes = None
+            self.ensure_codes()
+            self.commit_indexes(force_rebuild=to == "milvus")
+        finally:
+            lock.release()
+        info = self.backend_info()
+        info.seconds = round(time.perf_counter() - t0, 3)
+        return info
+
+    def backend_info(self) -> BackendInfo:
+        """The backend in use and what the Milvus collection (if any) reflects."""
+        idx = self.indexes()
+        synced = self.setting("milvus_data_version") or ""
+        url = self._sessions.kw["bind"].url
+        return BackendInfo(
+            backend=self.backend, database=url.render_as_string(hide_password=True),
+            milvus_uri=self.setting("milvus_uri"), milvus_collection=self.setting("milvus_collection"),
+            milvus_index=self.setting("milvus_index"), milvus_fusion=self.setting("milvus_fusion") or (
+                "earmark" if self.setting("milvus_uri") else None),
+            synced_data_version=int(synced) if synced else None, data_version=self.data_version,
+            segments=int(idx.dense.ntotal))
 
     def set_faiss_factory(self, factory: str | None) -> None:
         """Choose the FAISS index type ("Flat", "HNSW32", "IVF4096,Flat"; None = automatic by size)."""
@@ -534,7 +620,12 @@ class Library:
         with self.session() as s:
             rep = check_store(s, self.encoder_record().dim)
         if rep.ok or repair:
-            check_indexes(self, rep, repair=repair)
+            if self.backend == "milvus":
+                from .milvus_indexes import check_milvus
+
+                check_milvus(self, rep, repair=repair)
+            else:
+                check_indexes(self, rep, repair=repair)
         return rep
 
     def remove(self, refs: Sequence[str | int]) -> list[SoundInfo]:
@@ -550,3 +641,23 @@ class Library:
         finally:
             lock.release()
         return targets
+
+
+def _milvus_settings(uri: str | None, index: str, collection: str | None = None,
+                     fusion: str | None = None) -> dict[str, str]:
+    """Validated Milvus settings; a new collection name unless one is recorded."""
+    import uuid
+
+    from ..index.milvus import DENSE_INDEX_TYPES, normalise_uri
+    from .milvus_indexes import FUSION_MODES
+
+    if fusion and fusion not in FUSION_MODES:
+        raise LibraryError(f"Milvus fusion must be one of {', '.join(FUSION_MODES)}, got {fusion!r}")
+
+    if not uri:
+        raise LibraryError("the Milvus backend needs --milvus-uri: a Milvus Lite file (lib/milvus.db) "
+                           "or a server (http://host:19530)")
+    if index.upper() not in DENSE_INDEX_TYPES:
+        raise LibraryError(f"Milvus index type must be one of {', '.join(DENSE_INDEX_TYPES)}, got {index!r}")
+    return {"milvus_uri": normalise_uri(uri), "milvus_index": index.upper(),
+            "milvus_collection": collection or f"earmark_{uuid.uuid4().hex[:16]}", "milvus_fusion": fusion or "earmark"}

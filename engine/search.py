@@ -6,8 +6,9 @@ Pipeline (DESIGN.md, "Queries and explanations"):
 2. plan: one dense vector (text, example sound and explicit concepts embedded and summed) and
    one concept vector q over the vocabulary (the dense vector's own concept code, plus explicit
    terms); every query has a concept form, shown to the user as "what earmark understood";
-3. search: dense FAISS (⟨z_q, z_s⟩) and/or concept postings (Σ_c q_c·w_{s,c}), restricted to the
-   segments the filters and -concepts allow;
+3. search: dense (⟨z_q, z_s⟩) and/or concept (Σ_c q_c·w_{s,c}) through the library's index
+   backend (FAISS + postings files, or Milvus), restricted to the segments the filters and
+   -concepts allow;
 4. rank: fuse (reciprocal-rank fusion by default), aggregate windows to sounds, show identical
    files once;
 5. explain: per hit, each shared concept's q_c, w_{s,c} and contribution (they sum exactly to
@@ -28,7 +29,7 @@ from ..index.store import Root, Segment, Sound
 from .encoders.base import l2_normalise
 from .query.explain import explain_concepts, explain_dense
 from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
-from .query.rank import SegmentHit, aggregate_segments, dedupe_by_hash, fuse
+from .query.rank import SegmentHit, aggregate_segments, dedupe_by_hash
 
 if TYPE_CHECKING:
     from .library import Library
@@ -220,19 +221,6 @@ def _allowed_segments(lib: "Library", parsed: ParsedQuery) -> np.ndarray | None:
     return np.array(ids, np.int64)
 
 
-def _excluded_segments(idx, exclude: list[int]) -> np.ndarray:
-    if not exclude or idx.postings is None:
-        return np.zeros(0, np.int64)
-    out = []
-    n = max(len(idx.postings), 1)
-    for c in exclude:
-        q = np.zeros(idx.postings.n_concepts, np.float32)
-        q[c] = 1.0
-        _, ids = idx.postings.concept_search(q, n)
-        out.append(ids[0][ids[0] >= 0])
-    return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
-
-
 def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = "fusion", aggregate: str = "max",
            path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
            root: str | None = None, exclude_sounds: Sequence[int] = (),
@@ -260,21 +248,14 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = "f
         with lib.session() as s:
             mine = np.array(s.scalars(select(Segment.id).where(Segment.sound_id.in_([int(x) for x in only_sounds]))).all(), np.int64)
         allowed = mine if allowed is None else np.intersect1d(allowed, mine)
-    banned = _excluded_segments(idx, plan.exclude)
-    if len(banned):
-        base = allowed if allowed is not None else idx.dense.ids()
-        allowed = np.setdiff1d(base, banned)
     k_seg = k * SEGMENTS_PER_HIT
-    dense_hits: dict[int, float] = {}
-    concept_hits: dict[int, float] = {}
-    if ranking in ("dense", "fusion") and plan.dense is not None:
-        sc, ids = idx.dense.search(plan.dense[None, :], k_seg, allowed_ids=allowed)
-        dense_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
-    if ranking in ("concept", "fusion") and plan.concept is not None and (plan.concept > 0).any():
-        sc, ids = idx.postings.concept_search(plan.concept, k_seg, allowed_ids=allowed, exclude=plan.exclude or None)
-        concept_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
+    want_dense = ranking in ("dense", "fusion") and plan.dense is not None
+    want_concept = ranking in ("concept", "fusion") and plan.concept is not None and bool((plan.concept > 0).any())
+    # The index backend (FAISS files or Milvus) searches, excludes -concepts and fuses.
+    found = idx.search_segments(plan.dense if want_dense else None, plan.concept if want_concept else None, k_seg,
+                                ranking=ranking, allowed_ids=allowed, exclude=plan.exclude)
+    dense_hits, concept_hits, scored = found.dense, found.concept, found.fused
     t["search"] = time.perf_counter()
-    scored = fuse(dense_hits, concept_hits, ranking)
     seg_ids = list(scored)
     meta = _segment_meta(lib, seg_ids)
     seg_hits = [SegmentHit(sid, meta[sid]["sound_id"], scored[sid], meta[sid]["start"], meta[sid]["end"])
