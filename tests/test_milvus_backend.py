@@ -125,6 +125,25 @@ def test_collection_holds_every_segment_with_its_code(pair):
     assert info.synced_data_version == info.data_version and info.segments == len(mi.dense.ids())
 
 
+def test_check_finds_a_stale_collection_and_repair_rebuilds_it(tmp_path, milvus_db):
+    from fake_encoder import FakeEncoder
+
+    from earmark.engine.library import Library
+
+    d = tmp_path / "few"
+    write(d / "beep.wav", tone(2000, 2.0, 16000), 16000)
+    write(d / "noise.wav", noise(2.0, 16000, seed=3), 16000)
+    lib = Library.init(tmp_path / "lib", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB), backend="milvus",
+                       milvus_uri=str(milvus_db))
+    lib.index([d])
+    store = lib.indexes().store
+    store.delete(store.ids()[:1])  # the collection loses a row behind earmark's back
+    rep = lib.check()
+    assert not rep.ok and any("1 segments missing" in p for p in rep.problems)
+    fixed = lib.check(repair=True)
+    assert fixed.repaired and lib.check().ok
+
+
 def _segment_queries(lib, q):
     from earmark.engine.query.parse import parse_query
     from earmark.engine.search import plan_query

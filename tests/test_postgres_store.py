@@ -142,3 +142,34 @@ def test_library_on_postgresql_searches_like_sqlite(pg_server, tmp_path):
     assert "hum.flac" not in [h.path for h in reopened.search("low hum", ranking="dense").hits]
     with pytest.raises((LibraryError, StoreError), match="already has tables"):
         Library.init(tmp_path / "again", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB), db_url=url)
+
+
+def test_postgresql_store_with_milvus_indexes(pg_server, tmp_path):
+    """The whole scale-out arrangement: PostgreSQL store, Milvus indexes; same hits as SQLite + FAISS."""
+    try:
+        from earmark.index.milvus import close_clients, pymilvus
+
+        pymilvus()
+    except Exception as exc:
+        pytest.skip(f"Milvus backend not installed: {exc}")
+    from fake_encoder import FakeEncoder
+
+    from earmark.engine.library import Library
+
+    d = _known_sounds(tmp_path / "known")
+    big = Library.init(tmp_path / "big", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB),
+                       db_url=pg_server("earmark_milvus"), backend="milvus", milvus_uri=str(tmp_path / "m.db"))
+    small = Library.init(tmp_path / "small", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB))
+    big.index([d])
+    small.index([d])
+    try:
+        for q in ("+noise", "a high beep", "+beep -noise"):
+            for ranking in ("dense", "concept", "fusion"):
+                a, b = big.search(q, ranking=ranking), small.search(q, ranking=ranking)
+                assert [(h.path, h.segment_id) for h in a.hits] == [(h.path, h.segment_id) for h in b.hits]
+                for x, y in zip(a.hits, b.hits):
+                    assert math.isclose(x.score, y.score, rel_tol=1e-5, abs_tol=1e-6)
+        assert big.backend_info().database.startswith("postgresql+psycopg://")
+        assert big.check().ok
+    finally:
+        close_clients()
