@@ -66,6 +66,12 @@ def test_audiocaps_groups_captions_by_clip(tmp_path):
     assert ds.items[0].captions == ("static noise hiss 0 v0", "static noise hiss 0 v1")
 
 
+def test_audiocaps_finds_youtube_id_with_start_time(tmp_path):
+    csv_path = write_audiocaps(tmp_path)
+    (tmp_path / "audio" / "ytnoise0.wav").rename(tmp_path / "audio" / "Yytnoise0_30.wav")
+    assert read_dataset(csv_path).items[0].path.endswith("/audio/Yytnoise0_30.wav")
+
+
 def test_manifest_splits_by_validation_package(tmp_path):
     path = write_manifest(tmp_path)
     val = read_dataset(path, split="val")

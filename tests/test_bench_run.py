@@ -144,8 +144,8 @@ def test_outputs_table_json_png(tmp_path):
     res = run_classify(ds, FakeEncoder(), vocabularies=VOCAB, lams=(0.05, 0.15), adapter=True,
                        cache_dir=tmp_path / "c", command="earmark bench classify x")
     table = format_table([res])
-    assert table.splitlines()[0] == "|  | L0 | fidelity | acc | mAP | F1 |"
-    assert "| dense | – | – | 1.000 | 1.000 | 1.000 |" in table and "concept+adapter test_vocab λ=0.15" in table
+    assert table.splitlines()[0] == "|  | L0 | fidelity | acc | acc (pooled) | mAP | F1 (macro) |"
+    assert "| dense | – | – | 1.000 | 1.000 | 1.000 | 1.000 |" in table and "concept+adapter test_vocab λ=0.15" in table
     files = write_outputs(res, tmp_path / "out")
     for key in ("json", "table", "l0_plot", "per_class_plot"):
         assert (tmp_path / "out").joinpath(files[key].rsplit("/", 1)[1]).stat().st_size > 0

@@ -3,7 +3,8 @@
 Scores are (n clips, K classes) similarities between clip embeddings and the class prompts'
 text embeddings. Targets are (n, K) booleans (one True per row for single-label data).
 
-- accuracy: the top-scoring class is a true class (ESC-50, UrbanSound8K: averaged over folds).
+- accuracy: the top-scoring class is a true class (ESC-50, UrbanSound8K: averaged over folds;
+  the runner also reports it pooled over all clips).
 - mAP: mean over classes of average precision of the clips ranked by that class's score
   (AudioSet style; classes without positives are left out).
 - F1 (DCASE style): decisions are each clip's top-1 class; micro F1 pools all decisions,
@@ -31,7 +32,7 @@ def accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
 def fold_accuracy(scores: np.ndarray, targets: np.ndarray, folds: list[str | None]) -> tuple[float, dict[str, float]]:
     """(mean of per-fold accuracies, {fold: accuracy}); one pool when no fold is given."""
     f = np.array(["" if x is None else str(x) for x in folds])
-    names = sorted(set(f), key=lambda x: (0, int(x), "") if x.isdigit() else (1, 0, x))
+    names = sorted(set(f), key=lambda x: (0, int(x), "") if x.isdigit() else (1, 0, x))  # "2" before "10"
     per = {str(name): accuracy(scores[f == name], targets[f == name]) for name in names}
     return float(np.mean(list(per.values()))) if per else 0.0, per
 

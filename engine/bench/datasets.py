@@ -9,7 +9,7 @@ Formats (``read_dataset(path, fmt)``; ``fmt=None`` detects it):
   named after the split next to it (``clotho_captions_evaluation.csv`` → ``evaluation/``), or
   ``audio_dir``.
 - ``audiocaps``: an AudioCaps CSV (``audiocap_id, youtube_id, start_time, caption``; several rows
-  per clip); audio files named ``<youtube_id>``, ``Y<youtube_id>`` or ``<youtube_id>_<start>``
+  per clip); audio files named ``<youtube_id>``, ``Y<youtube_id>`` or ``[Y]<youtube_id>_<start>``
   in ``audio_dir`` (default: the CSV's folder and its ``audio/`` subfolder, searched recursively).
 - ``folders``: one subfolder per class, audio files anywhere below it.
 - ``csv``: a generic CSV with a ``file`` column and ``label`` / ``labels`` (several separated by
@@ -33,11 +33,16 @@ from pathlib import Path
 from ..audio import AUDIO_EXTENSIONS
 from .errors import BenchError
 
-__all__ = ["FORMATS", "Dataset", "Item", "detect_format", "read_dataset"]
+__all__ = ["FORMATS", "Dataset", "Item", "detect_format", "fold_sort_key", "read_dataset"]
 
 FORMATS = ("esc50", "us8k", "clotho", "audiocaps", "folders", "csv", "manifest")
 SPLITS = ("val", "train", "all")
 LABEL_SEPARATOR = ";"
+
+
+def fold_sort_key(fold: str) -> tuple:
+    """Natural order of fold names: "2" before "10", numbers before names."""
+    return (0, int(fold), "") if fold.isdigit() else (1, 0, fold)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Dataset:
     def folds(self) -> list[str]:
         """The distinct folds in natural order ("2" before "10"); empty when the dataset has none."""
         found = {it.fold for it in self.items if it.fold is not None}
-        return sorted(found, key=lambda f: (0, int(f), "") if f.isdigit() else (1, 0, f))
+        return sorted(found, key=fold_sort_key)
 
     @property
     def has_captions(self) -> bool:
@@ -195,7 +200,8 @@ def read_audiocaps(path: Path, audio_dir: Path | None = None, skip_missing: bool
     for (yid, start), caps in clips.items():
         names = [yid, f"Y{yid}"]
         if start:
-            names += [f"{yid}_{start}", f"{yid}_{int(float(start))}" if _is_number(start) else ""]
+            starts = {start, str(int(float(start)))} if _is_number(start) else {start}
+            names += [f"{prefix}{yid}_{s}" for s in sorted(starts) for prefix in ("", "Y")]
         found = next((by_stem[n] for n in names if n and n in by_stem), None)
         target = found or (dirs[0] / f"{yid}.wav")
         items.append(Item(str(target.resolve()), (), tuple(c for c in caps if c), None))
@@ -273,7 +279,8 @@ def read_manifest(path: Path, split: str = "val", skip_missing: bool = False) ->
             items.append(Item(str(Path(p).resolve()), (label,), tuple(rec.get("captions") or ()), package))
     if not items:
         raise BenchError(f"{file}: no sounds in split '{split}' (validation packages: {', '.join(VAL_PACKAGES)})")
-    return _dataset(f"{file.stem}-{split}", "manifest", file, items, skip_missing)
+    base = file.parent.name if file.stem == "manifest" else file.stem  # <name>/manifest.jsonl → <name>
+    return _dataset(f"{base}-{split}", "manifest", file, items, skip_missing)
 
 
 # ---------------------------------------------------------------------------- detection

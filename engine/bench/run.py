@@ -28,7 +28,7 @@ from ..concepts.dictionary import ConceptDictionary, build_dictionary
 from ..encoders.base import Encoder, l2_normalise
 from ..codebook import resolve_vocabulary
 from . import classify as C
-from .datasets import Dataset
+from .datasets import Dataset, fold_sort_key
 from .embed_cache import DEFAULT_CACHE, cached_codes, cached_text, clip_embeddings
 from .errors import BenchError
 from .report import BenchResult, BenchRow
@@ -94,6 +94,12 @@ class _Concepts:
     def recomposed(self, name: str, codes: ConceptCodes, audio_mean: np.ndarray) -> np.ndarray:
         return recompose(codes.weights, self.dictionaries[name].with_audio_mean(audio_mean))
 
+    def row(self, kind: str, name: str, sp: Sparsity, metrics: dict, l0: np.ndarray, fidelity: np.ndarray,
+            per_class: dict | None = None, per_fold: dict | None = None) -> BenchRow:
+        """A concept row: vocabulary ``name`` at sparsity ``sp``, mean L0 and fidelity of the evaluated clips."""
+        return BenchRow(kind, metrics, self.display(name), self.dictionaries[name].vocabulary_hash, sp.lam,
+                        sp.target_l0, float(np.mean(l0)), float(np.mean(fidelity)), per_class, per_fold)
+
 
 def _provenance(encoder: Encoder, concepts: _Concepts | None, seed: int, command: str, extra: dict) -> dict:
     try:
@@ -132,10 +138,12 @@ def _assign_folds(dataset: Dataset, n_folds: int, seed: int) -> list[str | None]
     return folds
 
 
-def _class_metrics(scores: np.ndarray, targets: np.ndarray, folds: list[str | None], labels: list[str],
-                   multi_label: bool) -> tuple[dict[str, float], dict[str, float], dict[str, float] | None]:
+def _class_metrics(scores: np.ndarray, targets: np.ndarray, folds: list[str | None], labels: list[str]
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, float] | None]:
+    """(metrics, per-class accuracy, per-fold accuracy or None) of one row's scores."""
     acc, per_fold = C.fold_accuracy(scores, targets, folds)
-    metrics = {"accuracy": acc, "map": C.mean_average_precision(scores, targets),
+    metrics = {"accuracy": acc, "accuracy_pooled": C.accuracy(scores, targets),
+               "map": C.mean_average_precision(scores, targets),
                **C.f1_scores(C.top1_decisions(scores), targets)}
     per_class = {lab: float(v) for lab, v in zip(labels, C.per_class_accuracy(scores, targets)) if not np.isnan(v)}
     has_folds = any(f is not None for f in folds)
@@ -153,6 +161,7 @@ def _classify_chance(targets: np.ndarray, folds: list[str | None], seed: int) ->
     f = np.array(["" if x is None else x for x in folds])
     per = [float(np.mean(targets[f == name].sum(1) / targets.shape[1])) for name in sorted(set(f))]
     out["accuracy"] = float(np.mean(per))
+    out["accuracy_pooled"] = float(np.mean(targets.sum(1) / targets.shape[1]))
     return out
 
 
@@ -180,10 +189,11 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
     cache = Path(cache_dir).expanduser() if cache_dir else None
     sps = sparsities(lams, target_l0s)
     clip_folds = _assign_folds(dataset, n_folds, seed) if (adapter or dataset.folds) else [None] * len(dataset)
-    fold_names = sorted({f for f in clip_folds if f is not None}, key=lambda x: (0, int(x), "") if x.isdigit() else (1, 0, x))
+    fold_names = sorted({f for f in clip_folds if f is not None}, key=fold_sort_key)
     unknown = [f for f in folds if f not in fold_names]
     if unknown:
-        raise BenchError(f"unknown fold(s) {', '.join(unknown)}: the dataset's folds are {', '.join(fold_names) or 'none'}")
+        raise BenchError(f"unknown fold(s) {', '.join(unknown)}: the dataset's folds are "
+                         f"{', '.join(fold_names) or 'none'}")
     eval_rows = np.array([i for i, f in enumerate(clip_folds) if not folds or f in folds])
 
     emb, emb_key = clip_embeddings(dataset, encoder, cache, progress=progress)
@@ -202,19 +212,16 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
     mean = emb.mean(axis=0)
     key = {"embeddings": emb_key}
     with _bar(n_rows, "classify", progress) as bar:
-        m, pc, pf = _class_metrics(C.zero_shot_scores(emb[eval_rows], text), ev_targets, ev_folds, labels,
-                                   dataset.multi_label)
+        m, pc, pf = _class_metrics(C.zero_shot_scores(emb[eval_rows], text), ev_targets, ev_folds, labels)
         rows.append(BenchRow("dense", m, per_class=pc, per_fold=pf))
         bar.update()
         for name in vocabularies:
             for sp in sps:
                 codes = concepts.codes(name, emb, mean, sp, key)
                 rec = concepts.recomposed(name, codes, mean)
-                m, pc, pf = _class_metrics(C.zero_shot_scores(rec[eval_rows], text), ev_targets, ev_folds, labels,
-                                           dataset.multi_label)
-                rows.append(BenchRow("concept", m, concepts.display(name), concepts.dictionaries[name].vocabulary_hash, sp.lam,
-                                     sp.target_l0, float(codes.l0[eval_rows].mean()),
-                                     float(codes.fidelity[eval_rows].mean()), pc, pf))
+                m, pc, pf = _class_metrics(C.zero_shot_scores(rec[eval_rows], text), ev_targets, ev_folds, labels)
+                rows.append(concepts.row("concept", name, sp, m, codes.l0[eval_rows], codes.fidelity[eval_rows],
+                                         pc, pf))
                 bar.update()
         if adapter:
             rows += _adapter_rows(dataset, encoder, emb, emb_key, targets, labels, clip_folds, folds or fold_names,
@@ -229,7 +236,8 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
         rows=rows,
         chance=_classify_chance(ev_targets, ev_folds, seed),
         provenance=_provenance(encoder, concepts, seed, command, {
-            "prompt": prompt, "embeddings_key": emb_key, "adapter": adapter, "adapter_alpha": alpha if adapter else None,
+            "prompt": prompt, "embeddings_key": emb_key, "adapter": adapter,
+            "adapter_alpha": alpha if adapter else None,
             "fold_assignment": "dataset" if dataset.folds else (f"{n_folds} seeded folds" if adapter else "none")}),
     )
     if dataset.multi_label:
@@ -263,23 +271,22 @@ def _adapter_rows(dataset, encoder, emb, emb_key, targets, labels, clip_folds, t
         mean = adapted_all.mean(axis=0)
         tag = hashlib.sha256(ad.matrix.tobytes()).hexdigest()[:16]
         for name, sp in settings:
+            rows_tag = hashlib.sha256(test.tobytes()).hexdigest()[:16]
             codes = concepts.codes(name, adapted_all[test], mean, sp,
-                                   {"embeddings": emb_key, "adapter": tag, "rows": hashlib.sha256(test.tobytes()).hexdigest()[:16]})
+                                   {"embeddings": emb_key, "adapter": tag, "rows": rows_tag})
             rec[(name, sp)][test] = concepts.recomposed(name, codes, mean)
             l0[(name, sp)][test] = codes.l0
             fid[(name, sp)][test] = codes.fidelity
     ev_t = targets[eval_rows]
     ev_f = [clip_folds[i] for i in eval_rows]
     out = []
-    m, pc, pf = _class_metrics(C.zero_shot_scores(adapted[eval_rows], text), ev_t, ev_f, labels, dataset.multi_label)
+    m, pc, pf = _class_metrics(C.zero_shot_scores(adapted[eval_rows], text), ev_t, ev_f, labels)
     out.append(BenchRow("dense+adapter", m, per_class=pc, per_fold=pf))
     bar.update()
     for name, sp in settings:
-        m, pc, pf = _class_metrics(C.zero_shot_scores(rec[(name, sp)][eval_rows], text), ev_t, ev_f, labels,
-                                   dataset.multi_label)
-        out.append(BenchRow("concept+adapter", m, concepts.display(name), concepts.dictionaries[name].vocabulary_hash, sp.lam,
-                            sp.target_l0, float(l0[(name, sp)][eval_rows].mean()),
-                            float(fid[(name, sp)][eval_rows].mean()), pc, pf))
+        m, pc, pf = _class_metrics(C.zero_shot_scores(rec[(name, sp)][eval_rows], text), ev_t, ev_f, labels)
+        out.append(concepts.row("concept+adapter", name, sp, m, l0[(name, sp)][eval_rows], fid[(name, sp)][eval_rows],
+                                pc, pf))
         bar.update()
     return out
 
@@ -312,9 +319,8 @@ def run_retrieve(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
             for sp in sps:
                 codes = concepts.codes(name, emb, mean, sp, {"embeddings": emb_key})
                 rec = concepts.recomposed(name, codes, mean)
-                rows.append(BenchRow("concept", retrieval_metrics(rec, cap_emb, relevant), concepts.display(name),
-                                     concepts.dictionaries[name].vocabulary_hash, sp.lam, sp.target_l0,
-                                     float(codes.l0.mean()), float(codes.fidelity.mean())))
+                rows.append(concepts.row("concept", name, sp, retrieval_metrics(rec, cap_emb, relevant), codes.l0,
+                                         codes.fidelity))
                 bar.update()
     result = BenchResult(
         task="retrieve",
