@@ -113,6 +113,7 @@ print(rep.segments, base, peak)
     segments, base_kb, peak_kb = map(int, out.stdout.split())
     assert segments == 2 * seconds - 1
     # the whole file as float64 at 16 kHz would be 920 MB; streaming must stay far below
+    print(f"\n2-hour file: {segments} segments, peak RSS growth {(peak_kb - base_kb) / 1024:.0f} MB over a {base_kb / 1024:.0f} MB base")
     assert (peak_kb - base_kb) < 300 * 1024
 
 
