@@ -100,7 +100,12 @@ def format_table(results: list[BenchResult]) -> str:
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        from .errors import BenchError
+
+        raise BenchError("PNG plots need matplotlib: pip install 'earmark[bench]' (or leave out --out)") from exc
 
     matplotlib.use("Agg")  # files only, never a display
     import matplotlib.pyplot as plt
