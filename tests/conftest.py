@@ -31,6 +31,19 @@ def write(path: Path, audio: np.ndarray, sr: int, **kw) -> Path:
     return path
 
 
+def write_known_sounds(d: Path) -> Path:
+    """Sounds whose content is known: white noise, a 2 kHz beep, a 90 Hz hum (FLAC, 44.1 kHz),
+    a beep then noise, and a byte-identical copy of the beep. Search tests rank against these."""
+    import shutil
+
+    write(d / "white_noise.wav", noise(3.0, 16000, seed=1), 16000)
+    write(d / "beep.wav", tone(2000, 2.0, 16000), 16000)
+    write(d / "hum.flac", tone(90, 2.5, 44100), 44100)
+    write(d / "sub" / "beep_then_noise.wav", np.concatenate([tone(2000, 1.0, 16000), noise(2.0, 16000, seed=2)]), 16000)
+    shutil.copy(d / "beep.wav", d / "sub" / "beep_copy.wav")
+    return d
+
+
 @pytest.fixture
 def fake_encoder():
     from fake_encoder import FakeEncoder

@@ -6,13 +6,12 @@ file; one file serves the whole module. Skipped when the `milvus` extra is not i
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import TEST_VOCAB, noise, tone, write
+from conftest import TEST_VOCAB, noise, tone, write, write_known_sounds
 
 QUERIES = ["+noise", "a high beep", "+beep -noise", "+beep +hum", "noise path:sub/*", "low hum dur:>2"]
 RANKINGS = ["dense", "concept", "fusion"]
@@ -32,15 +31,6 @@ def _milvus_or_skip():
         pytest.skip(f"Milvus backend not installed (pip install 'earmark[milvus]'): {exc}")
 
 
-def _known_sounds(d):
-    write(d / "white_noise.wav", noise(3.0, 16000, seed=1), 16000)
-    write(d / "beep.wav", tone(2000, 2.0, 16000), 16000)
-    write(d / "hum.flac", tone(90, 2.5, 44100), 44100)
-    write(d / "sub" / "beep_then_noise.wav", np.concatenate([tone(2000, 1.0, 16000), noise(2.0, 16000, seed=2)]), 16000)
-    shutil.copy(d / "beep.wav", d / "sub" / "beep_copy.wav")
-    return d
-
-
 @pytest.fixture(scope="module")
 def milvus_db(tmp_path_factory):
     _milvus_or_skip()
@@ -58,7 +48,7 @@ def pair(tmp_path_factory, milvus_db):
     from earmark.engine.library import Library
 
     base = tmp_path_factory.mktemp("pair")
-    d = _known_sounds(base / "known")
+    d = write_known_sounds(base / "known")
     faiss_lib = Library.init(base / "faiss", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB))
     faiss_lib.index([d])
     milvus_lib = Library.init(base / "milvus", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB),
@@ -197,7 +187,7 @@ def test_removals_and_copy_faiss_milvus_faiss_round_trip(tmp_path, milvus_db):
 
     from earmark.engine.library import Library
 
-    d = _known_sounds(tmp_path / "known")
+    d = write_known_sounds(tmp_path / "known")
     lib = Library.init(tmp_path / "lib", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB))
     lib.index([d])
     before = {(q, r): lib.search(q, ranking=r) for q in QUERIES[:3] for r in RANKINGS}
@@ -234,7 +224,7 @@ def test_cli_init_milvus_and_backend_copy(tmp_path, milvus_db):
 
     from earmark.cli import main
 
-    d = _known_sounds(tmp_path / "known")
+    d = write_known_sounds(tmp_path / "known")
     lib = tmp_path / "clilib"
     run = CliRunner().invoke
     r = run(main, ["init", str(lib), "--encoder", "py:fake_encoder:FakeEncoder", "--vocabulary", str(TEST_VOCAB),

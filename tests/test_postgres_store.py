@@ -17,10 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from conftest import TEST_VOCAB, noise, tone, write
+from conftest import TEST_VOCAB, write_known_sounds
 
 
 def _pg_bin() -> Path | None:
@@ -85,15 +84,6 @@ def pg_server():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _known_sounds(d: Path) -> Path:
-    write(d / "white_noise.wav", noise(3.0, 16000, seed=1), 16000)
-    write(d / "beep.wav", tone(2000, 2.0, 16000), 16000)
-    write(d / "hum.flac", tone(90, 2.5, 44100), 44100)
-    write(d / "sub" / "beep_then_noise.wav", np.concatenate([tone(2000, 1.0, 16000), noise(2.0, 16000, seed=2)]), 16000)
-    shutil.copy(d / "beep.wav", d / "sub" / "beep_copy.wav")
-    return d
-
-
 def test_migrations_run_on_postgresql_and_match_the_models(pg_server):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
@@ -120,7 +110,7 @@ def test_library_on_postgresql_searches_like_sqlite(pg_server, tmp_path):
     from earmark.engine.library import Library, LibraryError
     from earmark.index.db import StoreError
 
-    d = _known_sounds(tmp_path / "known")
+    d = write_known_sounds(tmp_path / "known")
     url = pg_server("earmark_lib")
     pg = Library.init(tmp_path / "pg", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB), db_url=url)
     lite = Library.init(tmp_path / "lite", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB))
@@ -156,7 +146,7 @@ def test_postgresql_store_with_milvus_indexes(pg_server, tmp_path):
 
     from earmark.engine.library import Library
 
-    d = _known_sounds(tmp_path / "known")
+    d = write_known_sounds(tmp_path / "known")
     big = Library.init(tmp_path / "big", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB),
                        db_url=pg_server("earmark_milvus"), backend="milvus", milvus_uri=str(tmp_path / "m.db"))
     small = Library.init(tmp_path / "small", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB))

@@ -2,25 +2,19 @@
 from __future__ import annotations
 
 import math
-import shutil
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import noise, tone, write
+from conftest import tone, write, write_known_sounds
 from earmark.engine.query.parse import QuerySyntaxError, UnknownConceptError, parse_query
 
 
 @pytest.fixture
 def known(library, tmp_path):
-    d = tmp_path / "known"
-    write(d / "white_noise.wav", noise(3.0, 16000, seed=1), 16000)
-    write(d / "beep.wav", tone(2000, 2.0, 16000), 16000)
-    write(d / "hum.flac", tone(90, 2.5, 44100), 44100)
-    write(d / "sub" / "beep_then_noise.wav", np.concatenate([tone(2000, 1.0, 16000), noise(2.0, 16000, seed=2)]), 16000)
-    shutil.copy(d / "beep.wav", d / "sub" / "beep_copy.wav")
+    d = write_known_sounds(tmp_path / "known")
     library.index([d])
     return library, d
 
