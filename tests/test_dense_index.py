@@ -1,6 +1,7 @@
 """DenseIndex against exact brute force, for every supported index type."""
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -205,3 +206,32 @@ def test_bad_input_is_rejected(data):
         DenseIndex.create(DIM, "NotAnIndex")
     with pytest.raises(UnsupportedFactory, match="IDMap"):
         DenseIndex.create(DIM, "IDMap2,IVF8,Flat")
+
+
+def _clustered(rng, n: int, d: int, clusters: int, noise: float) -> np.ndarray:
+    centres = rng.standard_normal((clusters, d))
+    x = centres[rng.integers(0, clusters, n)] + noise * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_rebuild_calibrates_nprobe_to_the_recall_target():
+    """IVF's nprobe is measured per library: few lists on well-clustered data, many on flat data,
+    and held-out queries (perturbed stored vectors) reach the target recall either way."""
+    rng = np.random.default_rng(3)
+    d = 64
+    chosen = {}
+    for name, x in (("clustered", _clustered(rng, 30_000, d, 300, 0.3)),
+                    ("harder", _clustered(rng, 30_000, d, 2000, 0.9))):
+        ids = np.arange(30_000, dtype=np.int64) * 3
+        idx = DenseIndex.rebuild(ids, x)
+        assert idx.stats().kind == "IndexIVFFlat"
+        chosen[name] = idx.nprobe
+        q = x[rng.choice(len(x), 200, replace=False)] + 0.05 * rng.standard_normal((200, d)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        truth = ids[np.argsort(-(q @ x.T), axis=1)[:, :10]]
+        got = idx.search(q, 10).ids
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got)])
+        assert recall >= 0.95, (name, idx.nprobe, recall)
+    assert chosen["clustered"] < chosen["harder"] <= 2 ** round(np.log2(2 * np.sqrt(30_000)))
+    fixed = DenseIndex.rebuild(np.arange(30_000), _clustered(rng, 30_000, d, 300, 0.3), recall_target=None)
+    assert fixed.nprobe == max(16, faiss.extract_index_ivf(fixed.faiss_index).nlist // 16)  # the fixed default
