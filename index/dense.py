@@ -216,6 +216,8 @@ class DenseIndex:
             i_all = np.concatenate([best_i, np.broadcast_to(np.arange(lo, lo + sims.shape[1]), sims.shape)], axis=1)
             top = np.argpartition(-s_all, k, axis=1)[:, : k + 1]
             best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
+        order = np.argsort(-best_s, axis=1, kind="stable")  # best first, so dropping self keeps the top k
+        best_i = np.take_along_axis(best_i, order, 1)
         truth = [set(stored_ids[r[r != pick[j]]][:k].tolist()) for j, r in enumerate(best_i)]
         nprobe, recall = self._ivf.nlist, 1.0
         step = 8
