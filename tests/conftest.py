@@ -16,6 +16,19 @@ if str(TESTS_DIR) not in sys.path:
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for an `earmark` subprocess that can load the test encoders (``py:fake_encoder:...``)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def earmark_argv(*args: str) -> list[str]:
+    """argv running the installed CLI with this interpreter: ``earmark ARGS...``."""
+    return [sys.executable, "-m", "earmark.cli", *args]
+
+
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

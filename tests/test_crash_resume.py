@@ -1,27 +1,15 @@
 """`earmark index` killed with SIGKILL mid-run (a real subprocess), then run again."""
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import TEST_VOCAB, TESTS_DIR, noise, tone, write
+from conftest import TEST_VOCAB, noise, tone, write, earmark_argv, subprocess_env
 
 N_FILES = 24
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
-    return env
-
-
-def _earmark(*args: str) -> list[str]:
-    return [sys.executable, "-m", "earmark.cli", *args]
 
 
 def _indexed(db: Path) -> int:
@@ -43,11 +31,11 @@ def test_sigkill_mid_run_then_resume_indexes_each_file_once(tmp_path):
         write(src / f"f{i:02d}.wav", audio, 16000)
         expected_windows[f"f{i:02d}.wav"] = {1.0: 1, 1.5: 2, 2.0: 3}[secs]
     lib = tmp_path / "lib"
-    subprocess.run(_earmark("init", str(lib), "--encoder", "py:fake_encoder:SlowFakeEncoder",
+    subprocess.run(earmark_argv("init", str(lib), "--encoder", "py:fake_encoder:SlowFakeEncoder",
                            "--vocabulary", str(TEST_VOCAB)),
-                   check=True, env=_env(), capture_output=True)
-    proc = subprocess.Popen(_earmark("index", "--library", str(lib), "--workers", "1", str(src)),
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   check=True, env=subprocess_env(), capture_output=True)
+    proc = subprocess.Popen(earmark_argv("index", "--library", str(lib), "--workers", "1", str(src)),
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while _indexed(lib / "earmark.db") < 5 and time.time() < deadline:
         time.sleep(0.02)
@@ -56,8 +44,8 @@ def test_sigkill_mid_run_then_resume_indexes_each_file_once(tmp_path):
     done_before = _indexed(lib / "earmark.db")
     assert 5 <= done_before < N_FILES, "the kill must land mid-run"
 
-    rerun = subprocess.run(_earmark("index", "--library", str(lib), str(src), "--json"),
-                           env=_env(), capture_output=True, text=True)
+    rerun = subprocess.run(earmark_argv("index", "--library", str(lib), str(src), "--json"),
+                           env=subprocess_env(), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
 
     con = sqlite3.connect(lib / "earmark.db")

@@ -15,7 +15,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -24,21 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TEST_VOCAB, TESTS_DIR, noise, tone, write
+from conftest import TEST_VOCAB, noise, tone, write, earmark_argv, subprocess_env
 
 KILLS = 20
 SR = 16000
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
-
-
-def _earmark(*args: str) -> list[str]:
-    return [sys.executable, "-m", "earmark.cli", *args]
 
 
 def _add_files(src: Path, start: int, n: int, windows: dict[str, int]) -> None:
@@ -144,13 +132,13 @@ def test_sigkill_at_20_random_points_loses_nothing(tmp_path):
     src, lib_dir = tmp_path / "src", tmp_path / "lib"
     windows: dict[str, int] = {}
     _add_files(src, 0, 30, windows)
-    subprocess.run(_earmark("init", str(lib_dir), "--encoder", "py:fake_encoder:SlowFakeEncoder",
-                            "--vocabulary", str(TEST_VOCAB)), check=True, env=_env(), capture_output=True)
+    subprocess.run(earmark_argv("init", str(lib_dir), "--encoder", "py:fake_encoder:SlowFakeEncoder",
+                            "--vocabulary", str(TEST_VOCAB)), check=True, env=subprocess_env(), capture_output=True)
     phases: Counter[str] = Counter()
     for cycle in range(KILLS):
         if cycle:
             _add_files(src, 30 + 6 * (cycle - 1), 6, windows)  # every restart has new work as well
-        proc = subprocess.Popen(_earmark("index", "--library", str(lib_dir), "-j", "1", str(src)), env=_env(),
+        proc = subprocess.Popen(earmark_argv("index", "--library", str(lib_dir), "-j", "1", str(src)), env=subprocess_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Most kills land at a random instant once work has started; some wait for the first
         # concept codes (first run) or for a temporary index file, so every phase is hit.
@@ -162,7 +150,7 @@ def test_sigkill_at_20_random_points_loses_nothing(tmp_path):
         phase = _phase(lib_dir / "earmark.db", lib_dir, len(windows)) if rc else "finished before the kill"
         phases[phase] += 1
         _assert_consistent(lib_dir, windows)
-    final = subprocess.run(_earmark("index", "--library", str(lib_dir), str(src), "--json"), env=_env(),
+    final = subprocess.run(earmark_argv("index", "--library", str(lib_dir), str(src), "--json"), env=subprocess_env(),
                            capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     _assert_consistent(lib_dir, windows)
@@ -171,7 +159,7 @@ def test_sigkill_at_20_random_points_loses_nothing(tmp_path):
     con.close()
     lost = set(windows) - indexed
     assert not lost
-    check = subprocess.run(_earmark("check", "--library", str(lib_dir), "--json"), env=_env(),
+    check = subprocess.run(earmark_argv("check", "--library", str(lib_dir), "--json"), env=subprocess_env(),
                            capture_output=True, text=True)
     assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout + check.stderr
     print(f"\nSIGKILL faults: {sum(phases.values())} injected, files {len(windows)}, lost {len(lost)}, "
@@ -198,9 +186,9 @@ def test_full_disk_gives_a_clear_error_and_resumes_after_space_is_freed(tmp_path
         windows[name] = 7
     _mount_tmpfs(lib_dir, f"{size_kb}k")
     try:
-        init = subprocess.run(_earmark("init", str(lib_dir), "--encoder", "py:fake_encoder:FakeEncoder",
-                                       "--vocabulary", str(TEST_VOCAB)), env=_env(), capture_output=True, text=True)
-        run = subprocess.run(_earmark("index", "--library", str(lib_dir), str(src)), env=_env(),
+        init = subprocess.run(earmark_argv("init", str(lib_dir), "--encoder", "py:fake_encoder:FakeEncoder",
+                                       "--vocabulary", str(TEST_VOCAB)), env=subprocess_env(), capture_output=True, text=True)
+        run = subprocess.run(earmark_argv("index", "--library", str(lib_dir), str(src)), env=subprocess_env(),
                              capture_output=True, text=True) if init.returncode == 0 else init
         out = run.stderr + run.stdout
         assert "Traceback" not in out, out[-3000:]
@@ -212,11 +200,11 @@ def test_full_disk_gives_a_clear_error_and_resumes_after_space_is_freed(tmp_path
             con.close()
             _assert_consistent(lib_dir, {p: windows[p] for p in indexed})
             subprocess.run(["mount", "-o", "remount,size=64m", str(lib_dir)], check=True)  # space freed
-            again = subprocess.run(_earmark("index", "--library", str(lib_dir), str(src)), env=_env(),
+            again = subprocess.run(earmark_argv("index", "--library", str(lib_dir), str(src)), env=subprocess_env(),
                                    capture_output=True, text=True)
             assert again.returncode == 0, again.stderr[-2000:]
             _assert_consistent(lib_dir, windows)
-            check = subprocess.run(_earmark("check", "--library", str(lib_dir)), env=_env(), capture_output=True, text=True)
+            check = subprocess.run(earmark_argv("check", "--library", str(lib_dir)), env=subprocess_env(), capture_output=True, text=True)
             assert check.returncode == 0, check.stdout + check.stderr
         said = out.strip().splitlines()[-1][:90] if run.returncode else "fitted"
         print(f"\nfull disk at {size_kb} kB: first run exit {run.returncode} ({said}), "

@@ -3,25 +3,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import TEST_VOCAB, TESTS_DIR, noise, tone, write
+from conftest import TEST_VOCAB, noise, tone, write, earmark_argv, subprocess_env
 from earmark.cli import main
 from earmark.engine.library import Library
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
-    return env
-
-
-def _cli(*args):
-    return [sys.executable, "-m", "earmark.cli", *args]
 
 
 def test_search_answers_while_an_index_run_writes(tmp_path):
@@ -34,10 +23,10 @@ def test_search_answers_while_an_index_run_writes(tmp_path):
     for i in range(20):
         write(second / f"t{i}.wav", tone(300 + 40 * i, 1.5, 16000), 16000)
     lib_dir = tmp_path / "lib"
-    subprocess.run(_cli("init", str(lib_dir), "--encoder", "py:fake_encoder:SlowFakeEncoder",
-                        "--vocabulary", str(TEST_VOCAB)), check=True, env=_env(), capture_output=True)
-    subprocess.run(_cli("index", "--library", str(lib_dir), str(first)), check=True, env=_env(), capture_output=True)
-    writer = subprocess.Popen(_cli("index", "--library", str(lib_dir), str(second)), env=_env(),
+    subprocess.run(earmark_argv("init", str(lib_dir), "--encoder", "py:fake_encoder:SlowFakeEncoder",
+                        "--vocabulary", str(TEST_VOCAB)), check=True, env=subprocess_env(), capture_output=True)
+    subprocess.run(earmark_argv("index", "--library", str(lib_dir), str(first)), check=True, env=subprocess_env(), capture_output=True)
+    writer = subprocess.Popen(earmark_argv("index", "--library", str(lib_dir), str(second)), env=subprocess_env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     from fake_encoder import SlowFakeEncoder
 
@@ -61,16 +50,16 @@ def test_second_concurrent_index_run_is_refused_clearly(tmp_path):
     for i in range(40):
         write(src / f"f{i}.wav", noise(1.5, 16000, seed=i), 16000)
     lib_dir = tmp_path / "lib"
-    subprocess.run(_cli("init", str(lib_dir), "--encoder", "py:fake_encoder:SlowFakeEncoder",
-                        "--vocabulary", str(TEST_VOCAB)), check=True, env=_env(), capture_output=True)
+    subprocess.run(earmark_argv("init", str(lib_dir), "--encoder", "py:fake_encoder:SlowFakeEncoder",
+                        "--vocabulary", str(TEST_VOCAB)), check=True, env=subprocess_env(), capture_output=True)
     # 0.5 s an embedding call keeps the first run busy for ~20 s, long past the second's start-up.
-    first = subprocess.Popen(_cli("index", "--library", str(lib_dir), str(src)), env={**_env(), "FAKE_ENCODER_DELAY": "0.5"},
+    first = subprocess.Popen(earmark_argv("index", "--library", str(lib_dir), str(src)), env=subprocess_env(FAKE_ENCODER_DELAY="0.5"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
     while not (lib_dir / ".lock").exists() or not (lib_dir / ".lock").read_text().strip():
         assert time.time() < deadline
         time.sleep(0.02)
-    second = subprocess.run(_cli("index", "--library", str(lib_dir), str(src)), env=_env(), capture_output=True, text=True)
+    second = subprocess.run(earmark_argv("index", "--library", str(lib_dir), str(src)), env=subprocess_env(), capture_output=True, text=True)
     assert first.poll() is None, "the first run ended before the second started: the test proved nothing"
     assert first.wait(timeout=120) == 0
     assert second.returncode == 4 and "being written by pid" in second.stderr
