@@ -168,10 +168,15 @@ def resynthesise(ev: EvidenceMask) -> tuple[np.ndarray, np.ndarray]:
     return both[0].numpy(), both[1].numpy()
 
 
+def _frequency_span(n_bins: int, sample_rate: int) -> tuple[float, float]:
+    """(lowest, highest) Hz the picture shows: 20 Hz or the first bin above DC, up to Nyquist."""
+    nyquist = sample_rate / 2.0
+    return max(20.0, nyquist / (n_bins - 1)), nyquist
+
+
 def _log_frequency_rows(n_bins: int, sample_rate: int, rows: int) -> tuple[np.ndarray, np.ndarray, float]:
     """For each picture row (top = Nyquist), the two STFT bins it lies between and the blend weight."""
-    nyquist = sample_rate / 2.0
-    lowest = max(20.0, nyquist / (n_bins - 1))  # the first bin above DC
+    lowest, nyquist = _frequency_span(n_bins, sample_rate)
     freqs = np.geomspace(nyquist, lowest, rows)  # top row first
     pos = freqs / nyquist * (n_bins - 1)
     lo = np.clip(np.floor(pos).astype(int), 0, n_bins - 1)
@@ -207,8 +212,7 @@ def spectrogram_image(ev: EvidenceMask, title: str, subtitle: str = "") -> "Imag
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 2), title, fill=(0, 0, 0))
     draw.text((4, 15), subtitle, fill=(60, 60, 60))
-    nyquist = ev.sample_rate / 2.0
-    lowest = max(20.0, nyquist / (n_bins - 1))
+    lowest, nyquist = _frequency_span(n_bins, ev.sample_rate)
     for hz in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000):
         if lowest <= hz <= nyquist:
             y = header + int(round((np.log(nyquist) - np.log(hz)) / (np.log(nyquist) - np.log(lowest)) * (_PNG_HEIGHT - 1)))

@@ -95,12 +95,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        from ...index.write_errors import describe_write_error
+        from ...index.write_errors import describe_write_error, write_fault
 
-        message = describe_write_error(exc, files=False)  # a full disk or read-only library is the operator's to fix
-        if message is not None:
+        fault = write_fault(exc)  # a full disk or read-only library is the operator's to fix
+        if fault is not None:
             log.error("storage fault on %s %s: %s", request.method, request.url.path, exc)
-            return error_response(507 if "disk is full" in message else 503, "storage", message)
+            return error_response(507 if fault == "disk-full" else 503, "storage", describe_write_error(exc, files=False))
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal", "internal server error; the server log has the details")
 
