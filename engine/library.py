@@ -381,28 +381,29 @@ class Library:
         """Where the derived indexes live: 'faiss' (files in the library) or 'milvus'."""
         return self.setting("index_backend") or "faiss"
 
-    def _new_indexes(self):
-        if self.backend == "milvus":
-            from .milvus_indexes import MilvusLibraryIndexes
+    def _backend_indexes(self):
+        """The in-memory indexes object of the configured backend (a new one if it changed)."""
+        if self._indexes is None or getattr(self._indexes, "backend", "faiss") != self.backend:
+            if self.backend == "milvus":
+                from .milvus_indexes import MilvusLibraryIndexes
 
-            return MilvusLibraryIndexes(self)
-        from .indexes import LibraryIndexes
+                self._indexes = MilvusLibraryIndexes(self)
+            else:
+                from .indexes import LibraryIndexes
 
-        return LibraryIndexes(self)
+                self._indexes = LibraryIndexes(self)
+        return self._indexes
 
     def indexes(self) -> "LibraryIndexes":
         """The library's indexes (FAISS files or Milvus), up to date with the store."""
-        if self._indexes is None or getattr(self._indexes, "backend", "faiss") != self.backend:
-            self._indexes = self._new_indexes()
-        if self._indexes.data_version != self.data_version:
-            self._indexes.sync()
-        return self._indexes
+        idx = self._backend_indexes()
+        if idx.data_version != self.data_version:
+            idx.sync()
+        return idx
 
     def commit_indexes(self, force_rebuild: bool = False) -> "SyncReport":
         """Bring the indexes up to date and write new generations (caller holds the lock)."""
-        if self._indexes is None or getattr(self._indexes, "backend", "faiss") != self.backend:
-            self._indexes = self._new_indexes()
-        rep = self._indexes.sync(force_rebuild=force_rebuild)
+        rep = self._backend_indexes().sync(force_rebuild=force_rebuild)
         return self._indexes.commit(rep)
 
     def copy_backend(self, to: str, milvus_uri: str | None = None, milvus_index: str | None = None,
