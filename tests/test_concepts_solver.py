@@ -64,20 +64,27 @@ def assert_matches_sklearn(atoms: np.ndarray, z: np.ndarray, w: np.ndarray, lam:
     assert ((w > 0) != (ref > 0)).sum() <= max(1, int(0.01 * (ref > 0).sum()))
 
 
+METHODS = ["kernel", "torch"]  # the compiled CPU kernel and the batched torch path (the CUDA default)
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("lam", [0.05, 0.25])
-def test_random_matches_sklearn(lam: float) -> None:
+def test_random_matches_sklearn(lam: float, method: str) -> None:
     atoms, z = correlated_problem(k=300, d=64, n=8, seed=1)
     stats = SolveStats()
-    w = solve_active_set(prepare(torch.from_numpy(atoms)), torch.from_numpy(z), lam, stats=stats).numpy()
+    w = solve_active_set(prepare(torch.from_numpy(atoms)), torch.from_numpy(z), lam, stats=stats,
+                         method=method).numpy()
+    assert stats.pivot_steps > 0
     assert (w >= 0).all() and (w > 0).sum(1).min() > 0
     assert_matches_sklearn(atoms, z, w, lam)
 
 
-def test_real_embeddings_match_sklearn() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_real_embeddings_match_sklearn(method: str) -> None:
     atoms, z = real_problem()
     prep = prepare(torch.from_numpy(atoms))
     for lam in (0.05, 0.15):
-        w = solve_active_set(prep, torch.from_numpy(z[:8]), lam).numpy()
+        w = solve_active_set(prep, torch.from_numpy(z[:8]), lam, method=method).numpy()
         assert (w > 0).sum(1).mean() > 3
         assert_matches_sklearn(atoms, z[:8], w, lam)
 
@@ -93,6 +100,29 @@ def test_kkt_conditions_hold_and_rows_are_independent() -> None:
     # A row's code does not depend on which other rows share its batch.
     alone = solve_active_set(prep, torch.from_numpy(z[7:8]), lam).numpy()
     np.testing.assert_allclose(alone[0], w[7], atol=1e-5)
+
+
+def test_kernel_and_torch_paths_give_the_same_codes() -> None:
+    atoms, z = correlated_problem(k=400, d=64, n=30, seed=5)
+    prep = prepare(torch.from_numpy(atoms))
+    lams = torch.linspace(0.03, 0.3, 30, dtype=torch.float64)
+    a = solve_active_set(prep, torch.from_numpy(z), lams, method="kernel")
+    b = solve_active_set(prep, torch.from_numpy(z), lams, method="torch")
+    assert torch.equal(a > 1e-5, b > 1e-5)  # the same support up to the KKT tolerance
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_duplicate_and_overcomplete_dictionary() -> None:
+    """Exact duplicate concepts and more concepts than dimensions: still the optimum, weights split freely."""
+    atoms, z = correlated_problem(k=120, d=24, n=10, seed=6)
+    atoms = np.concatenate([atoms, atoms[:30]])  # 30 exact duplicates: a singular Gram matrix
+    prep = prepare(torch.from_numpy(atoms))
+    for method in METHODS:
+        w = solve_active_set(prep, torch.from_numpy(z), 0.02, method=method).numpy()
+        ref = sklearn_codes(atoms, z, 0.02)
+        a, zt = torch.from_numpy(atoms), torch.from_numpy(z)
+        ours, theirs = objective(a, zt, torch.from_numpy(w), 0.02), objective(a, zt, torch.from_numpy(ref), 0.02)
+        assert float(((ours - theirs) / theirs).max()) < 1e-4, method
 
 
 def test_per_row_lambda_and_monotone_sparsity() -> None:
@@ -123,6 +153,8 @@ def test_bad_inputs_raise_named_errors() -> None:
         solve_active_set(prep, torch.randn(3, 4), -1.0)
     with pytest.raises(SolverError, match="NaN"):
         solve_active_set(prep, torch.full((2, 4), float("nan")), 0.1)
+    with pytest.raises(SolverError, match="method must be"):
+        solve_active_set(prep, torch.randn(3, 4), 0.1, method="fista")
 
 
 # ---------------------------------------------------------------------------- decompose API
