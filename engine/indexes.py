@@ -96,14 +96,7 @@ class LibraryIndexes:
         """Segments whose code has a weight on any of the ``exclude`` concepts."""
         if not exclude or self.postings is None:
             return np.zeros(0, np.int64)
-        out = []
-        n = max(len(self.postings), 1)
-        for c in exclude:
-            q = np.zeros(self.postings.n_concepts, np.float32)
-            q[c] = 1.0
-            _, ids = self.postings.concept_search(q, n)
-            out.append(ids[0][ids[0] >= 0])
-        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+        return self.postings.segments_with(exclude)
 
     def search_segments(self, dense_query: np.ndarray | None, concept_query: np.ndarray | None, k: int, *,
                         ranking: str = "fusion", allowed_ids: np.ndarray | None = None,
@@ -115,13 +108,14 @@ class LibraryIndexes:
 
         allowed = allowed_ids
         banned = self.excluded_segments(list(exclude or []))
-        if len(banned):
-            base = allowed if allowed is not None else self.dense.ids()
-            allowed = np.setdiff1d(base, banned)
+        if len(banned) and allowed is not None:
+            allowed = np.setdiff1d(allowed, banned)
         dense_hits: dict[int, float] = {}
         concept_hits: dict[int, float] = {}
         if dense_query is not None:
-            sc, ids = self.dense.search(np.asarray(dense_query, np.float32)[None, :], k, allowed_ids=allowed)
+            # Without a filter, -concept is a "not these ids" selector, not an allow-list of everything else.
+            sc, ids = self.dense.search(np.asarray(dense_query, np.float32)[None, :], k, allowed_ids=allowed,
+                                        excluded_ids=banned if len(banned) and allowed is None else None)
             dense_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
         if concept_query is not None and self.postings is not None:
             sc, ids = self.postings.concept_search(concept_query, k, allowed_ids=allowed, exclude=exclude or None)

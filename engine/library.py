@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,6 +118,8 @@ class Library:
         self._encoder = encoder
         self._codebook: "ActiveCodebook | None" = None
         self._indexes: "LibraryIndexes | None" = None
+        self._snapshot = threading.local()  # settings read once per query (see read_snapshot)
+        self._encoder_records: dict[int, EncoderRecord] = {}  # rows are never changed once written
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
@@ -169,9 +172,30 @@ class Library:
             yield s
 
     def setting(self, key: str, default: str | None = None) -> str | None:
+        snap = getattr(self._snapshot, "settings", None)
+        if snap is not None:
+            return snap.get(key, default)
         with self.session() as s:
             row = s.get(Setting, key)
             return row.value if row is not None else default
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Inside this block (per thread) the settings table is read once, in one SELECT.
+
+        A query reads the codebook, encoder, backend and data version several times; each read
+        used to be its own session. One snapshot also means one query sees one consistent
+        state even while another process writes. Writers never run inside a snapshot.
+        """
+        if getattr(self._snapshot, "settings", None) is not None:
+            yield
+            return
+        with self.session() as s:
+            self._snapshot.settings = {row.key: row.value for row in s.scalars(select(Setting))}
+        try:
+            yield
+        finally:
+            self._snapshot.settings = None
 
     def set_setting(self, s: Session, key: str, value: object) -> None:
         row = s.get(Setting, key)
@@ -179,12 +203,20 @@ class Library:
             s.add(Setting(key=key, value=str(value)))
         else:
             row.value = str(value)
+        self._note_setting(key, str(value))
 
     def bump_data_version(self, s: Session) -> int:
         """Increment the store's data version inside the caller's transaction."""
         row = s.get(Setting, "data_version")
         row.value = str(int(row.value) + 1)
+        self._note_setting("data_version", row.value)
         return int(row.value)
+
+    def _note_setting(self, key: str, value: str) -> None:
+        # A reader that catches up (Milvus) writes inside its query's snapshot: keep it current.
+        snap = getattr(self._snapshot, "settings", None)
+        if snap is not None:
+            snap[key] = value
 
     @property
     def data_version(self) -> int:
@@ -194,8 +226,14 @@ class Library:
         return int(self.setting("encoder_id"))
 
     def encoder_record(self) -> EncoderRecord:
-        with self.session() as s:
-            return s.get(EncoderRecord, self.encoder_record_id())
+        rid = self.encoder_record_id()
+        rec = self._encoder_records.get(rid)
+        if rec is None:
+            with self.session() as s:
+                rec = s.get(EncoderRecord, rid)
+            if rec is not None:
+                self._encoder_records[rid] = rec
+        return rec
 
     @property
     def encoder(self) -> Encoder:
@@ -537,8 +575,10 @@ class Library:
         """Search by text, concepts (+rain -music rain:0.7) and example sounds (like:FILE@a-b)."""
         from .search import search
 
-        return search(self, query, k=k, ranking=ranking, aggregate=aggregate, path_glob=path_glob,
-                      min_duration=min_duration, max_duration=max_duration, root=root, exclude_sounds=exclude_sounds)
+        with self.read_snapshot():
+            return search(self, query, k=k, ranking=ranking, aggregate=aggregate, path_glob=path_glob,
+                          min_duration=min_duration, max_duration=max_duration, root=root,
+                          exclude_sounds=exclude_sounds)
 
     def similar(self, ref: str | int, k: int = 10, start: float | None = None, end: float | None = None,
                 ranking: str = "dense") -> "SearchResult":

@@ -291,18 +291,24 @@ def _sound_meta(lib: "Library", sound_ids: Sequence[int]) -> dict[int, dict]:
     with lib.session() as s:
         rows = s.execute(select(Sound.id, Sound.path, Root.path, Sound.content_hash, Sound.duration)
                          .join(Root, Root.id == Sound.root_id).where(Sound.id.in_([int(i) for i in sound_ids])))
-        return {r[0]: {"path": r[1], "abs_path": str(Path(r[2]) / r[1]), "content_hash": r[3], "duration": r[4]}
-                for r in rows}
+        return {r[0]: {"path": r[1], "root": r[2], "content_hash": r[3], "duration": r[4]} for r in rows}
+
+
+def _abs_path(meta: dict) -> str:
+    # Built only for the hits shown (a query looks up ~150 candidate sounds for de-duplication).
+    return str(Path(meta["root"]) / meta["path"])
 
 
 def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits, book) -> list[Hit]:
     hits = []
+    missing = [h.segment_id for h in sounds if dense_hits.get(h.segment_id) is None]
+    dense_of = _dense_scores(lib, missing, plan.dense) if plan.dense is not None and book is not None else {}
     for rank, h in enumerate(sounds, 1):
         m = sound_meta[h.sound_id]
-        hit = Hit(rank=rank, sound_id=h.sound_id, path=m["path"], abs_path=m["abs_path"], score=float(h.score),
+        hit = Hit(rank=rank, sound_id=h.sound_id, path=m["path"], abs_path=_abs_path(m), score=float(h.score),
                   dense_score=dense_hits.get(h.segment_id), concept_score=concept_hits.get(h.segment_id),
                   start=float(h.start), end=float(h.end), segment_id=h.segment_id, duration=m["duration"],
-                  duplicates=[sound_meta[d]["abs_path"] for d in h.duplicates if d in sound_meta])
+                  duplicates=[_abs_path(sound_meta[d]) for d in h.duplicates if d in sound_meta])
         if book is not None and idx.postings is not None and h.segment_id in idx.postings:
             code = idx.postings.codes_of(h.segment_id)
             c_ids, c_w = np.asarray(code.concept_ids), np.asarray(code.weights)
@@ -315,7 +321,7 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
                 if hit.concept_score is None:
                     hit.concept_score = exp.score
             if plan.dense is not None:
-                dense = hit.dense_score if hit.dense_score is not None else _dense_score(lib, h.segment_id, plan.dense)
+                dense = hit.dense_score if hit.dense_score is not None else dense_of[h.segment_id]
                 hit.dense_score = dense
                 dexp = explain_dense(plan.dense, dense, c_ids, c_w, book.dictionary, book.concepts)
                 hit.dense_explained = dexp.share
@@ -325,10 +331,13 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
     return hits
 
 
-def _dense_score(lib: "Library", segment_id: int, q: np.ndarray) -> float:
+def _dense_scores(lib: "Library", segment_ids: Sequence[int], q: np.ndarray) -> dict[int, float]:
+    """⟨stored vector, q⟩ of hits the dense search did not return, in one query."""
+    if not segment_ids:
+        return {}
     with lib.session() as s:
-        blob = s.scalar(select(Segment.embedding).where(Segment.id == segment_id))
-    return float(np.frombuffer(blob, np.float32) @ q)
+        rows = s.execute(select(Segment.id, Segment.embedding).where(Segment.id.in_([int(i) for i in segment_ids])))
+        return {sid: float(np.frombuffer(blob, np.float32) @ q) for sid, blob in rows}
 
 
 def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str) -> QueryForm:

@@ -363,11 +363,12 @@ class DenseIndex:
 
     # ----------------------------------------------------------------- search
     def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None,
+        excluded_ids: np.ndarray | None = None,
     ) -> Neighbours:
         """Top-``k`` inner products for each row of ``queries`` (float32 [q, d]); with
         ``allowed_ids`` only those segments are candidates (exact when at most
-        :attr:`EXACT_FILTER_LIMIT` are allowed)."""
+        :attr:`EXACT_FILTER_LIMIT` are allowed); ``excluded_ids`` are never returned."""
         queries = self._as_vectors(queries)
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -376,10 +377,21 @@ class DenseIndex:
         if self.ntotal == 0 or nq == 0:
             return empty
         allowed = None
+        banned = None
+        if excluded_ids is not None and len(excluded_ids):
+            banned = np.unique(_as_ids(excluded_ids, "excluded_ids"))
         if allowed_ids is not None:
             allowed = np.unique(_as_ids(allowed_ids, "allowed_ids"))
+            if banned is not None:
+                allowed, banned = np.setdiff1d(allowed, banned, assume_unique=True), None
             if len(allowed) == 0:
                 return empty
+        if banned is not None and not self._filterable:
+            # Types that cannot filter: an allow-list of the rest, searched exactly.
+            allowed = np.setdiff1d(self.ids(), banned, assume_unique=True)
+            if len(allowed) == 0:
+                return empty
+            banned = None
         if allowed is not None and self._idmap and (
             not self._filterable or (self._tombstoning and len(allowed) <= self.EXACT_FILTER_LIMIT)
         ):
@@ -389,6 +401,16 @@ class DenseIndex:
             sel = faiss.IDSelectorBatch(allowed)
         elif self._n_tomb:
             sel = faiss.IDSelectorNot(faiss.IDSelectorRange(-1, 0))  # hide tombstones
+        if banned is not None:
+            inner = faiss.IDSelectorBatch(banned)
+            not_banned = faiss.IDSelectorNot(inner)
+            not_banned._refs = (inner,)
+            if sel is None:
+                sel = not_banned
+            else:
+                both = faiss.IDSelectorAnd(sel, not_banned)
+                both._refs = (sel, not_banned)  # the C++ selector holds raw pointers to these
+                sel = both
         if sel is None and self._gpu_index() is not None:
             scores, labels = self._gpu.search(queries, k)
         else:

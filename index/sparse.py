@@ -55,11 +55,24 @@ class _Block:
         self.csr = csr
         self.csc = csr.tocsc()
         self.alive = np.ones(len(ids), dtype=bool)
-        self._order: np.ndarray | None = None
+        self._order: np.ndarray | None = None  # argsort of ids, built on the first lookup
+        self._sorted: np.ndarray | None = None
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Live row numbers holding any of ``ids``."""
-        return np.flatnonzero(np.isin(self.ids, ids) & self.alive)
+        """Live row numbers holding any of ``ids``, ascending.
+
+        A binary search in the sorted ids (O(log n) per id) rather than a scan of the block:
+        explanations look up one segment at a time in blocks of a million rows.
+        """
+        if self._order is None:
+            self._order = np.argsort(self.ids, kind="stable")
+            self._sorted = self.ids[self._order]
+        want = np.asarray(ids, dtype=self._sorted.dtype).reshape(-1)
+        if not len(self._sorted) or not len(want):
+            return np.empty(0, np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, want), len(self._sorted) - 1)
+        rows = self._order[pos[self._sorted[pos] == want]]
+        return np.sort(rows[self.alive[rows]])  # ids are unique within a block, so rows are too
 
 
 def _as_codes(codes: sp.spmatrix | np.ndarray, n_rows: int, n_concepts: int) -> sp.csr_matrix:
@@ -170,6 +183,19 @@ class ConceptPostings:
         """Live segment ids (int64)."""
         parts = [b.ids[b.alive] for b in self._blocks]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    def segments_with(self, concept_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Live segment ids (sorted) with a weight on any of ``concept_ids``: straight from the CSC columns."""
+        cols = np.unique(np.asarray(concept_ids, dtype=np.int64).reshape(-1))
+        if cols.size and (cols.min() < 0 or cols.max() >= self.n_concepts):
+            raise ValueError(f"concept ids outside [0, {self.n_concepts})")
+        parts = []
+        for b in self._blocks:
+            rows = np.concatenate([b.csc.indices[b.csc.indptr[c]:b.csc.indptr[c + 1]] for c in cols]) if cols.size \
+                else np.empty(0, np.int64)
+            rows = rows[b.alive[rows]]
+            parts.append(b.ids[rows])
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
     def codes_of(self, segment_id: int) -> SegmentCode:
         """The concept code of one segment; raises :class:`UnknownSegment` if it has none."""

@@ -88,6 +88,13 @@ def test_incremental_add_remove_update_compaction(codes):
     np.testing.assert_array_equal(post.codes_of(int(ids[keep][0])).concept_ids, new[0].indices)
     with pytest.raises(UnknownSegment):
         post.codes_of(int(gone[0]))
+    # segments_with (the -concept exclusion list) over blocks, removals and updates
+    for cols in ([5], [5, 7, 59], []):
+        want = np.sort(ids[keep][(dense2[:, cols] > 0).any(axis=1)]) if cols else np.empty(0, np.int64)
+        np.testing.assert_array_equal(post.segments_with(cols), want)
+        assert all((int(i) in post) for i in want[:5])
+    with pytest.raises(ValueError, match="concept ids"):
+        post.segments_with([C])
 
 
 def test_codes_of_and_roundtrip(codes, tmp_path):

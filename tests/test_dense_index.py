@@ -110,6 +110,28 @@ def test_allowed_ids_restrict_results(factory, n_allowed, data, monkeypatch):
     assert_same(idx.search(q, 10, allowed_ids=allowed), *_padded(*brute(ids, x, q, 10, allowed), 10))
 
 
+@pytest.mark.parametrize("factory", EXACT_TYPES + ["PQ4x4"])
+def test_excluded_ids_are_never_returned(factory, data):
+    """-concept queries: a "not these ids" selector, alone, with an allow-list, and after removals."""
+    ids, x, q = data
+    idx = make(factory, ids, x)
+    nearest = brute(ids, x, q, 10)[1]
+    banned = np.concatenate([nearest[:, :3].ravel(), ids[::5]])  # the queries' own best hits among them
+    keep = ~np.isin(ids, banned)
+    res = idx.search(q, 10, excluded_ids=banned)
+    assert not np.isin(res.ids, banned).any()
+    if factory != "PQ4x4":
+        assert_same(res, *brute(ids[keep], x[keep], q, 10))
+    allowed = ids[:300]
+    res = idx.search(q, 10, allowed_ids=allowed, excluded_ids=banned)
+    assert np.isin(res.ids[res.ids >= 0], np.setdiff1d(allowed, banned)).all()
+    if factory != "PQ4x4":
+        assert_same(res, *_padded(*brute(ids, x, q, 10, np.setdiff1d(allowed, banned)), 10))
+        idx.remove(ids[1::7])  # tombstones (HNSW) and the exclusion together
+        live = keep & ~np.isin(ids, ids[1::7])
+        assert_same(idx.search(q, 10, excluded_ids=banned), *brute(ids[live], x[live], q, 10))
+
+
 def _padded(scores, labels, k):
     s = np.full((len(scores), k), -np.inf, np.float32)
     i = np.full((len(scores), k), -1, np.int64)

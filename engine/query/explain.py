@@ -60,7 +60,6 @@ def explain_dense(z_q: np.ndarray, dense_score: float, concept_ids: np.ndarray, 
     """The concept account of a dense match (see the module docstring)."""
     ids = np.asarray(concept_ids, np.int64)
     w = np.asarray(weights, np.float64)
-    atoms = np.asarray(dictionary.atoms, np.float64)
     mu = np.asarray(dictionary.audio_mean, np.float64)
     zq = np.asarray(z_q, np.float64)
     if ids.size == 0:
@@ -68,11 +67,12 @@ def explain_dense(z_q: np.ndarray, dense_score: float, concept_ids: np.ndarray, 
         nv = float(np.linalg.norm(v)) or 1.0
         mean_term = float(zq @ mu) / nv
         return DenseExplanation(float(dense_score), mean_term, mean_term, None, [])
-    u = w @ atoms[ids]
+    atoms = np.asarray(dictionary.atoms[ids], np.float64)  # only the hit's concepts, not all 2,000
+    u = w @ atoms
     nu = float(np.linalg.norm(u)) or 1.0
     v = u / nu + mu
     nv = float(np.linalg.norm(v)) or 1.0
-    align = atoms[ids] @ zq  # ⟨z_q, C_c⟩
+    align = atoms @ zq  # ⟨z_q, C_c⟩
     contrib = w * align / (nu * nv)
     mean_term = float(zq @ mu) / nv
     order = np.argsort(-np.abs(contrib), kind="stable")
