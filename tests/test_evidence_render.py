@@ -38,7 +38,7 @@ def test_fallback_is_labelled_saliency_and_in_plus_out_is_the_input(tmp_path) ->
     assert snr_db(x, a + b) > 35.0  # ISTFT is linear: M|X| + (1 − M)|X| = |X| (16-bit files)
     img = Image.open(ev.png)
     frames = 1 + len(x) // 64  # hop 64 (the toy encoder's STFT)
-    assert img.mode == "RGB" and img.height == 256 + 30 and img.width == 44 + min(2000, max(480, 6 * frames))
+    assert img.mode == "RGB" and img.height == 256 + 30 and img.width == 44 + min(1200, max(480, 6 * frames))
     assert ev.duration_s == pytest.approx(2.3)
     assert 0.0 < ev.mask_mean < 1.0
 

@@ -38,6 +38,9 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
 
         self._torch = torch
         self.model = model.to(device).eval()
+        # NHWC weights let oneDNN pick its faster convolution kernels: the CNN runs ~1.5x faster on
+        # CPU (169 -> 112 ms for five 2.3 s windows on 2 cores); outputs agree to float rounding.
+        self.model.audio.cnn.to(memory_format=torch.channels_last)
         self.text_encoder = text_encoder.to(device).eval()
         self.prompt_ensemble = prompt_ensemble
         self.templates = tuple(templates)
