@@ -7,6 +7,12 @@ generation recorded in ``index_generations`` with the store's data version it re
 loads the newest committed generation and brings it up to date from the store by id
 difference (segment ids are never reused); a missing or unreadable file is rebuilt. Only a
 process holding the writer lock commits new generations; readers catch up in memory.
+
+Files are checkpoints, not logs: the store holds every vector, so a commit whose changes since
+the last file are few (under :func:`checkpoint_threshold`: 2 % of the index, at least 2,000
+segments) writes nothing, and the next open catches those up from the store. Adding 100 files
+to a 100k-segment library therefore rewrites no index file; the next large change (or
+``earmark index --rebuild``) writes a new generation with everything.
 """
 from __future__ import annotations
 
@@ -31,6 +37,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("earmark.indexes")
 KINDS = ("dense", "concept", "postings")
 FETCH_BATCH = 20_000
+CHECKPOINT_MIN = 2_000  # segments changed since the last file before a new one is written
+CHECKPOINT_FRACTION = 0.02  # ... or this share of the index, whichever is larger
+
+
+def checkpoint_threshold(n_vectors: int) -> int:
+    """Changes since the last committed file that make a commit write a new generation."""
+    return max(CHECKPOINT_MIN, int(CHECKPOINT_FRACTION * n_vectors))
+
+
+def _id_column(s, stmt) -> np.ndarray:
+    """One integer column as sorted int64 ids.
+
+    Sorted here, not by ORDER BY: SQLite answers the unordered query from a covering index and
+    the ordered one from the table (100k segment ids: 0.04 s against 0.43 s).
+    """
+    rows = s.connection().execute(stmt).fetchall()
+    return np.sort(np.fromiter((r[0] for r in rows), np.int64, count=len(rows)))
 
 
 @dataclass
@@ -44,6 +67,8 @@ class IndexState:
     codebook_id: int | None
     dirty: bool = False
     rebuilt: bool = False
+    pending: int = 0  # segments added or removed in memory since the file `generation` was written
+    store_max_id: int | None = None  # the store's largest segment id that `obj` reflects
 
 
 @dataclass
@@ -63,6 +88,7 @@ class SyncReport:
     removed: dict[str, int] = field(default_factory=dict)
     rebuilt: list[str] = field(default_factory=list)
     committed: dict[str, int] = field(default_factory=dict)
+    deferred: dict[str, int] = field(default_factory=dict)  # kind → changes not yet in a file
     messages: list[str] = field(default_factory=list)
 
 
@@ -131,10 +157,10 @@ class LibraryIndexes:
         with self.lib.session() as s, s.begin():  # one snapshot: ids and data version agree
             version = int(s.get(Setting, "data_version").value)
             factory = (s.get(Setting, "faiss_factory").value if s.get(Setting, "faiss_factory") else "") or None
-            wanted: dict[str, np.ndarray] = {"dense": np.array(s.scalars(select(Segment.id).order_by(Segment.id)).all(), np.int64)}
+            wanted: dict[str, np.ndarray] = {"dense": _id_column(s, select(Segment.id))}
             if book is not None:
-                wanted["concept"] = wanted["postings"] = np.array(
-                    s.scalars(select(Code.segment_id).where(Code.codebook_id == book.id).order_by(Code.segment_id)).all(), np.int64)
+                wanted["concept"] = wanted["postings"] = _id_column(
+                    s, select(Code.segment_id).where(Code.codebook_id == book.id))
             for kind in KINDS:
                 if kind not in wanted:
                     self.states.pop(kind, None)
@@ -155,6 +181,7 @@ class LibraryIndexes:
                     st = self._build(s, kind, wanted[kind], book, None, version)
                     rep.rebuilt.append(kind)
                 st.data_version = version
+                st.store_max_id = int(wanted[kind][-1]) if len(wanted[kind]) else 0  # ids are sorted
                 self.states[kind] = st
         self.data_version = version
         for kind in rep.rebuilt:
@@ -178,7 +205,7 @@ class LibraryIndexes:
         except (IndexFileError, OSError, ValueError) as exc:
             self.notify(f"{kind} index generation {row.generation} cannot be read ({exc}); rebuilding")
             return None
-        return IndexState(kind, obj, row.generation, row.data_version, tag)
+        return IndexState(kind, obj, row.generation, row.data_version, tag, store_max_id=row.store_max_id)
 
     def _vectors(self, s, kind: str, ids: np.ndarray, book: "ActiveCodebook | None"):
         """Stored vectors (dense), recomposed vectors (concept) or CSR codes (postings) for ids."""
@@ -225,18 +252,30 @@ class LibraryIndexes:
             data = self._vectors(s, st.kind, add, book)
             if st.kind != "postings" and not st.obj.is_trained:
                 st.obj.train(data)
-            st.obj.add(add, data)
+            if st.kind == "postings":
+                st.obj.add(add, data)
+            else:
+                st.obj.add(add, data, replace=False)  # `add` holds only ids the index lacks
         if len(add) or len(gone):
             st.dirty = True
+            st.pending += len(add) + len(gone)
             rep.added[st.kind] = len(add)
             rep.removed[st.kind] = len(gone)
 
     # -- commit ---------------------------------------------------------------------------
-    def commit(self, rep: SyncReport | None = None) -> SyncReport:
-        """Write dirty indexes as new generations (caller holds the writer lock)."""
+    def commit(self, rep: SyncReport | None = None, force: bool = False) -> SyncReport:
+        """Write changed indexes as new generations (caller holds the writer lock).
+
+        Few changes since the last file are not written (see the module docstring) unless
+        ``force``; rebuilt indexes always are.
+        """
         rep = rep or SyncReport()
         remove_temporaries(self.dir)
         for kind, st in self.states.items():
+            n_now = len(st.obj) if kind == "postings" else st.obj.ntotal
+            if st.dirty and not st.rebuilt and not force and st.pending < checkpoint_threshold(n_now):
+                rep.deferred[kind] = st.pending  # the store has them; the next open catches up
+                continue
             if not st.dirty:
                 # Same vectors (ids are never reused, vectors never change): only record that this
                 # file also reflects the newer data version, so the next open skips the catch-up.
@@ -253,11 +292,12 @@ class LibraryIndexes:
                 n = len(st.obj) if kind == "postings" else st.obj.ntotal
                 s.add(IndexGeneration(kind=kind, generation=gen, file=path.name, n_vectors=int(n),
                                       data_version=st.data_version, codebook_id=st.codebook_id,
+                                      store_max_id=st.store_max_id,
                                       factory=None if kind == "postings" else st.obj.stats().kind))
                 # older generation rows stay as history; their files go once the new row commits
                 s.execute(delete(IndexGeneration).where(IndexGeneration.kind == kind, IndexGeneration.generation < gen - 5))
             remove_old_generations(self.dir, kind, keep={gen, gen - 1})  # a reader may still open gen-1
-            st.generation, st.dirty = gen, False
+            st.generation, st.dirty, st.rebuilt, st.pending = gen, False, False, 0
             rep.committed[kind] = gen
         return rep
 
@@ -285,10 +325,21 @@ def check_indexes(library: "Library", rep, repair: bool = False) -> None:
                 index_problems.append(f"{kind} index: no readable committed generation")
                 continue
             have = set(int(i) for i in st.obj.ids())
-            if have != want:
+            missing, orphaned = want - have, have - want
+            if st.store_max_id is not None:
+                # A checkpoint lags legitimately: it lacks segments added after it (ids above its
+                # store_max_id) and holds segments deleted after it (ids at or below). Anything
+                # else is damage: a vector it should hold, or an id the store never had.
+                lag = sum(1 for i in missing if i > st.store_max_id) + sum(1 for i in orphaned if i <= st.store_max_id)
+                missing = {i for i in missing if i <= st.store_max_id}
+                orphaned = {i for i in orphaned if i > st.store_max_id}
+                if lag:
+                    rep.checked.append(f"{kind} index generation {st.generation} is a checkpoint {lag} changes behind "
+                                       f"the store (caught up on open)")
+            if missing or orphaned:
                 index_problems.append(
-                    f"{kind} index generation {st.generation} is stale: {len(want - have)} segments missing, "
-                    f"{len(have - want)} orphaned vectors")
+                    f"{kind} index generation {st.generation} is stale: {len(missing)} segments missing, "
+                    f"{len(orphaned)} orphaned vectors")
     if repair and (index_problems or any("concept code" in p for p in rep.problems)):
         with WriterLock(library.path).acquire():
             library.ensure_codes()

@@ -325,8 +325,12 @@ class DenseIndex:
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
     # ----------------------------------------------------------------- mutation
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) vectors under segment ``ids`` (int64 >= 0, unique)."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, replace: bool = True) -> None:
+        """Add (or replace) vectors under segment ``ids`` (int64 >= 0, unique).
+
+        ``replace=False`` is for ids the caller knows are new: it skips the removal pass, which
+        scans every list of an IVF index.
+        """
         self._check_writable()
         ids = _as_ids(ids)
         vectors = self._as_vectors(vectors)
@@ -338,7 +342,8 @@ class DenseIndex:
             raise IndexNotTrained("train() the index (or use DenseIndex.rebuild) before add()")
         if len(ids) == 0:
             return
-        self.remove(ids)  # replace semantics: an id maps to one vector
+        if replace:
+            self.remove(ids)  # replace semantics: an id maps to one vector
         self._index.add_with_ids(vectors, ids)
         self._gpu = None
 

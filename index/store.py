@@ -176,4 +176,6 @@ class IndexGeneration(Base):
     n_vectors: Mapped[int] = mapped_column(Integer)
     data_version: Mapped[int] = mapped_column(Integer)
     codebook_id: Mapped[int | None] = mapped_column(ForeignKey("codebooks.id"), nullable=True)
+    # Largest segment id in the store when the file was written (None: written before 0006).
+    store_max_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -53,17 +53,52 @@ def test_missing_index_file_is_rebuilt_on_open(library, sound_dir):
     assert set(idx.dense.ids().tolist()) == _segments(reopened)
 
 
-def test_stale_generation_catches_up_by_difference(library, sound_dir, tmp_path):
+def test_few_changes_leave_the_checkpoint_and_readers_catch_up(library, sound_dir, tmp_path):
+    """Index files are checkpoints: a small change writes no file; the store fills the gap on open."""
     library.index([sound_dir])
     more = tmp_path / "more"
     write(more / "extra.wav", tone(600, 2.0, 16000), 16000)
     library.index([more])
-    gens = sorted(p.name for p in (library.path / "indexes").iterdir())
-    assert "dense-000002.faiss" in gens
+    files = sorted(p.name for p in (library.path / "indexes").iterdir())
+    assert files == ["concept-000001.faiss", "dense-000001.faiss", "postings-000001.npz"]  # nothing rewritten
     library.remove(["beep.wav"])
     reopened = Library(library.path, encoder=library.encoder)
+    idx = reopened.indexes()
+    for kind in ("dense", "concept", "postings"):
+        assert set(getattr(idx, kind).ids().tolist()) == _segments(reopened), kind
+    rep = reopened.check()
+    assert rep.ok, rep.problems
+    assert any("checkpoint" in c and "behind" in c for c in rep.checked)
+
+
+def test_many_changes_write_a_new_generation(library, sound_dir, tmp_path, monkeypatch):
+    import earmark.engine.indexes as indexes
+
+    library.index([sound_dir])
+    monkeypatch.setattr(indexes, "CHECKPOINT_MIN", 1)  # every change is "many" on this tiny library
+    more = tmp_path / "more"
+    write(more / "extra.wav", tone(600, 2.0, 16000), 16000)
+    library.index([more])
+    files = sorted(p.name for p in (library.path / "indexes").iterdir())
+    assert "dense-000002.faiss" in files and "postings-000002.npz" in files
+    reopened = Library(library.path, encoder=library.encoder)
     assert set(reopened.indexes().dense.ids().tolist()) == _segments(reopened)
-    assert reopened.check().ok
+    rep = reopened.check()
+    assert rep.ok and not any("behind" in c for c in rep.checked)
+
+
+def test_check_detects_a_checkpoint_that_lost_a_vector(library, sound_dir):
+    from earmark.index.dense import DenseIndex
+
+    library.index([sound_dir])
+    path = library.path / "indexes" / "dense-000001.faiss"
+    d = DenseIndex.load(path, mmap=False)
+    lost = int(sorted(d.ids())[0])  # a segment the file must hold: it existed when the file was written
+    d.remove(np.array([lost]))
+    path.unlink()
+    d.save(library.path / "indexes", 1)
+    rep = library.check()
+    assert not rep.ok and any("1 segments missing" in p for p in rep.problems)
 
 
 def test_check_detects_and_repair_fixes_an_orphaned_vector(library, sound_dir):
