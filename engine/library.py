@@ -107,6 +107,9 @@ def default_library_path() -> Path:
     return Path(os.environ.get(LIBRARY_ENV, "earmark-library"))
 
 
+EXPLAIN_SEARCH_K = 50  # `explain` looks for the sound among this many library-wide hits first
+
+
 class Library:
     """A sound library on disk. ``Library(path)`` opens an existing one; ``Library.init`` makes one."""
 
@@ -603,7 +606,15 @@ class Library:
         from .search import search
 
         snd = self.resolve_sound(ref)
-        res = search(self, query, k=1, ranking=ranking, only_sounds=[snd.id])
+        with self.read_snapshot():
+            # Fusion ranks a window against the whole library (RRF), so the sound's best window
+            # and score are the ones a search showed only when ranked among all sounds: use that
+            # hit when the sound is in the top results, the sound alone otherwise.
+            shown = search(self, query, k=EXPLAIN_SEARCH_K, ranking=ranking)
+            for hit in shown.hits:
+                if hit.sound_id == snd.id:
+                    return hit
+            res = search(self, query, k=1, ranking=ranking, only_sounds=[snd.id])
         if not res.hits:
             raise LibraryError(f"sound {snd.id} ({snd.path}) shares nothing with '{query}' under ranking '{ranking}'")
         return res.hits[0]

@@ -120,6 +120,16 @@ def test_explain_and_dense_account(known):
     assert hit.top_concepts[0].weight >= hit.top_concepts[-1].weight
 
 
+@pytest.mark.parametrize("ranking", ["fusion", "dense", "concept"])
+def test_explain_shows_the_hit_the_search_showed(known, ranking):
+    """Same window, same score as in the result list (fusion ranks against the whole library)."""
+    lib, _ = known
+    for hit in lib.search("a high beep", ranking=ranking).hits:
+        again = lib.explain("a high beep", hit.sound_id, ranking=ranking)
+        assert (again.start, again.end, again.score) == (hit.start, hit.end, hit.score), hit.path
+        assert [c.concept for c in again.contributions] == [c.concept for c in hit.contributions]
+
+
 def test_query_form_says_what_earmark_understood(known):
     lib, _ = known
     form = lib.search("a high beep").query
