@@ -105,8 +105,9 @@ class ToyBandEncoder(Encoder, DifferentiableAudioEncoder):
     def stft_params(self) -> dict[str, int]:
         return {"n_fft": N_FFT, "hop_length": HOP, "win_length": N_FFT}
 
-    def embed_from_magnitude(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.tower(magnitude)
+    def embed_from_magnitude(self, magnitude: torch.Tensor,
+                             level_reference: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.tower(magnitude)  # no level normalisation: the reference changes nothing
 
     def _text_vector(self, text: str) -> np.ndarray:
         key = text.strip().lower()

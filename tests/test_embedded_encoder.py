@@ -121,3 +121,18 @@ def test_soundfile_roundtrip_window(enc: EmbeddedEncoder, tmp_path: Path) -> Non
     w = _window(tmp_path / "tone.wav", enc)
     ref = soxr.resample(wave, 22050, 44100, quality="HQ")[: enc.window_samples].astype(np.float32)
     np.testing.assert_allclose(enc.embed_audio(w[None]), enc.embed_audio(ref[None]), atol=1e-6)
+
+
+def test_level_reference_keeps_a_turned_down_mask_visible(enc: EmbeddedEncoder) -> None:
+    """The front end normalises loudness, so 0.3·X alone embeds like X; at X's level it does not."""
+    t = np.arange(enc.window_samples) / enc.sample_rate
+    w = (0.3 * np.sin(2 * np.pi * 440 * t) * (t < 1.0)).astype(np.float32)[None]  # a tone, then silence
+    mag = enc.model.audio.frontend.stft_magnitude(torch.from_numpy(w))
+    with torch.no_grad():
+        full, _ = enc.embed_from_magnitude(mag)
+        alone, _ = enc.embed_from_magnitude(0.3 * mag)
+        at_level, _ = enc.embed_from_magnitude(0.3 * mag, level_reference=mag)
+        same, _ = enc.embed_from_magnitude(mag, level_reference=mag)
+    np.testing.assert_allclose(alone.numpy(), full.numpy(), atol=1e-5)  # level undone without a reference
+    np.testing.assert_allclose(same.numpy(), full.numpy(), atol=1e-6)
+    assert float((at_level * full).sum()) < 0.999  # a quieter sound is a different input

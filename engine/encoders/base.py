@@ -133,8 +133,15 @@ class DifferentiableAudioEncoder(abc.ABC):
         """n_fft, hop_length, win_length (samples) of the STFT the tower expects."""
 
     @abc.abstractmethod
-    def embed_from_magnitude(self, magnitude: "torch.Tensor") -> tuple["torch.Tensor", list["torch.Tensor"]]:
-        """(B, F, T) linear magnitude → ((B, dim) unit-norm embedding, [internal feature maps])."""
+    def embed_from_magnitude(self, magnitude: "torch.Tensor", level_reference: "torch.Tensor | None" = None
+                             ) -> tuple["torch.Tensor", list["torch.Tensor"]]:
+        """(B, F, T) linear magnitude → ((B, dim) unit-norm embedding, [internal feature maps]).
+
+        ``level_reference`` (B, F, T), when given, is the unmasked spectrogram of a masked
+        ``magnitude``: an encoder that normalises loudness takes its gain from it, so a mask that
+        only scales the sound down is seen as quieter, not undone. Encoders without level
+        normalisation ignore it.
+        """
 
     @abc.abstractmethod
     def text_tensor(self, texts: Sequence[str]) -> "torch.Tensor":

@@ -128,12 +128,16 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         """
         return self.model.audio.frontend.stft_magnitude(wave.to(self.device))
 
-    def embed_from_magnitude(self, magnitude: "torch.Tensor") -> tuple["torch.Tensor", list["torch.Tensor"]]:
+    def embed_from_magnitude(self, magnitude: "torch.Tensor", level_reference: "torch.Tensor | None" = None
+                             ) -> tuple["torch.Tensor", list["torch.Tensor"]]:
         """(B, 1025, T) linear magnitude of a centred Hann STFT → ((B, 512), 4 CNN maps (B, C, F', T')).
 
+        The front end normalises level by the loudest frame; ``level_reference`` (the unmasked
+        spectrogram of a masked one) fixes that gain, so masking down is not undone.
         Gradients flow to ``magnitude``; call inside torch.no_grad() when none are needed.
         """
-        return self.model.audio(magnitude.to(self.device))
+        ref = None if level_reference is None else level_reference.to(self.device)
+        return self.model.audio(magnitude.to(self.device), ref)
 
     def text_tensor(self, texts: Sequence[str]) -> "torch.Tensor":
         """(B, 512) unit-norm text embeddings on the encoder's device (no gradients)."""

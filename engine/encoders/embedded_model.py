@@ -175,10 +175,14 @@ class AudioFrontEnd(nn.Module):
         )
         return spec.abs()
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def forward(self, magnitude: torch.Tensor, level_reference: torch.Tensor | None = None) -> torch.Tensor:
+        """``level_reference`` (B, F, T): the spectrogram whose loudest frame sets the gain
+        (default: ``magnitude`` itself). A masked spectrogram passes its unmasked original, so
+        that a mask which only lowers the level changes what the CNN sees."""
         cfg = self.cfg
         power = magnitude.pow(2)
-        frame_energy = power.sum(dim=1)  # (B, T)
+        ref = power if level_reference is None else level_reference.pow(2)
+        frame_energy = ref.sum(dim=1)  # (B, T)
         loudest = frame_energy.amax(dim=1, keepdim=True).unsqueeze(1)  # (B, 1, 1)
         floor = (cfg.ref_level / cfg.max_gain) ** 2
         power = power * (cfg.ref_level**2 / torch.clamp(loudest, min=floor))
@@ -196,11 +200,13 @@ class AudioTower(nn.Module):
         self.cnn = SfxCNN(cfg.audio.cnn_width)
         self.proj = ProjectionHead(self.cnn.out_dim, cfg.dim, cfg.proj_hidden, cfg.dropout)
 
-    def cnn_features(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.cnn(self.frontend(magnitude))
+    def cnn_features(self, magnitude: torch.Tensor,
+                     level_reference: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.cnn(self.frontend(magnitude, level_reference))
 
-    def forward(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        pooled, maps = self.cnn_features(magnitude)
+    def forward(self, magnitude: torch.Tensor,
+                level_reference: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        pooled, maps = self.cnn_features(magnitude, level_reference)
         return F.normalize(self.proj(pooled), dim=-1), maps
 
 

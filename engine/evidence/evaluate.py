@@ -5,8 +5,8 @@ texts t_1..t_K (the caller's label set, or the vocabulary's most frequent concep
 library), Y = softmax_k(s · cos(f(X), t_k)) with s the encoder's logit scale (attribute
 ``logit_scale``, else 100). As in L-MAC, the explained class is the model's own prediction
 c = argmax_k Y_k, and the mask is computed for the text t_c. Masks are applied to the linear
-magnitude of one encoder window and fed back through ``embed_from_magnitude`` (no
-resynthesis), exactly as during training.
+magnitude of one encoder window and fed back through ``embed_from_magnitude`` at the unmasked
+window's level (``level_reference``; no resynthesis), exactly as during training.
 
 Methods, all on the same windows and candidates:
 - ``lmac``: the trained decoder;
@@ -41,8 +41,9 @@ class EvaluationResult:
     n_windows: int
 
 
-def _probabilities(encoder: Any, magnitude: torch.Tensor, candidates: torch.Tensor, scale: float) -> np.ndarray:
-    emb, _ = encoder.embed_from_magnitude(magnitude)
+def _probabilities(encoder: Any, magnitude: torch.Tensor, candidates: torch.Tensor, scale: float,
+                   level_reference: torch.Tensor) -> np.ndarray:
+    emb, _ = encoder.embed_from_magnitude(magnitude, level_reference=level_reference)
     # float64 before the (single) softmax so rows sum to 1 within the metrics' tolerance
     return torch.softmax(similarity_logits(emb, candidates, scale).double(), dim=1).cpu().numpy()
 
@@ -101,8 +102,10 @@ def evaluate_faithfulness(
                     else:  # all-ones
                         mask = torch.ones_like(mag)
             with torch.no_grad():
-                o = _probabilities(encoder, mask * mag, candidates, scale)
-                q = _probabilities(encoder, (1.0 - mask) * mag, candidates, scale)
+                # masked inputs at the original's level: a mask that only turns the sound down
+                # is a change the encoder sees (its front end would otherwise undo it)
+                o = _probabilities(encoder, mask * mag, candidates, scale, mag)
+                q = _probabilities(encoder, (1.0 - mask) * mag, candidates, scale, mag)
             acc[method]["y"].append(y)
             acc[method]["o"].append(o)
             acc[method]["q"].append(q)

@@ -95,7 +95,8 @@ def lmac_objective(
     """
     b = magnitude.shape[0]
     both = torch.cat([mask * magnitude, (1.0 - mask) * magnitude], dim=0)
-    emb, _ = encoder.embed_from_magnitude(both)  # one pass for masked-in and masked-out
+    # One pass for masked-in and masked-out, both at the original's level (see embed_from_magnitude).
+    emb, _ = encoder.embed_from_magnitude(both, level_reference=magnitude.repeat(2, 1, 1))
     logits = similarity_logits(emb, candidates, logit_scale)
     logits = logits.masked_fill(synonym_mask(candidates, target_index, weights.synonym_cosine).repeat(2, 1), float("-inf"))
     l_in = F.cross_entropy(logits[:b], target_index, reduction="none")

@@ -143,7 +143,8 @@ def compute_mask(
 
     sim_in = sim_out = None
     if check:
-        emb_io, _ = encoder.embed_from_magnitude(torch.cat([masks * chunks, (1 - masks) * chunks]))
+        emb_io, _ = encoder.embed_from_magnitude(torch.cat([masks * chunks, (1 - masks) * chunks]),
+                                                 level_reference=chunks.repeat(2, 1, 1))
         sim_in, sim_out = (float(v) for v in (emb_io @ text[0]).reshape(2, len(starts)).mean(dim=1))
     return EvidenceMask(
         mask=mask.float().cpu().numpy(),
