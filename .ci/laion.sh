@@ -14,7 +14,7 @@ VENV="${EARMARK_LAION_VENV:-.venv-laion}"
 TORCH="torch==2.13.0"
 PINS=("$TORCH" "laion-clap==1.1.7" "numpy<2")
 # earmark's own light dependencies (the main install's, minus torch and the sentence-encoder wheel)
-LIGHT=("scipy>=1.10" "faiss-cpu>=1.8" "sqlalchemy>=2.0" "alembic>=1.12" "click>=8.1" "soundfile>=0.12"
+LIGHT=("scipy>=1.10" "numba>=0.59" "faiss-cpu>=1.8" "sqlalchemy>=2.0" "alembic>=1.12" "click>=8.1" "soundfile>=0.12"
        "soxr>=0.3" "tqdm>=4.66" "rich>=13" "pytest>=8" "hypothesis>=6.100")
 STAMP="$VENV/.earmark-laion-stamp"
 WANT="$(printf '%s\n' "${PINS[@]}" "${LIGHT[@]}" | sha256sum | cut -c1-16)"
