@@ -132,19 +132,17 @@ class LibraryIndexes:
         ``ranking`` (engine/query/rank.py). The same interface serves the Milvus backend."""
         from .query.rank import fuse
 
-        allowed = allowed_ids
-        banned = self.excluded_segments(list(exclude or []))
-        if len(banned) and allowed is not None:
-            allowed = np.setdiff1d(allowed, banned)
         dense_hits: dict[int, float] = {}
         concept_hits: dict[int, float] = {}
         if dense_query is not None:
-            # Without a filter, -concept is a "not these ids" selector, not an allow-list of everything else.
-            sc, ids = self.dense.search(np.asarray(dense_query, np.float32)[None, :], k, allowed_ids=allowed,
-                                        excluded_ids=banned if len(banned) and allowed is None else None)
+            # -concept: the segments carrying it, passed to FAISS as "not these ids" (the postings
+            # search below drops them itself through ``exclude``).
+            banned = self.excluded_segments(list(exclude or []))
+            sc, ids = self.dense.search(np.asarray(dense_query, np.float32)[None, :], k, allowed_ids=allowed_ids,
+                                        excluded_ids=banned if len(banned) else None)
             dense_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
         if concept_query is not None and self.postings is not None:
-            sc, ids = self.postings.concept_search(concept_query, k, allowed_ids=allowed, exclude=exclude or None)
+            sc, ids = self.postings.concept_search(concept_query, k, allowed_ids=allowed_ids, exclude=exclude or None)
             concept_hits = {int(i): float(s) for s, i in zip(sc[0], ids[0]) if i >= 0}
         return SegmentScores(dense_hits, concept_hits, fuse(dense_hits, concept_hits, ranking))
 

@@ -189,12 +189,12 @@ class ConceptPostings:
         cols = np.unique(np.asarray(concept_ids, dtype=np.int64).reshape(-1))
         if cols.size and (cols.min() < 0 or cols.max() >= self.n_concepts):
             raise ValueError(f"concept ids outside [0, {self.n_concepts})")
+        if not cols.size:
+            return np.empty(0, np.int64)
         parts = []
         for b in self._blocks:
-            rows = np.concatenate([b.csc.indices[b.csc.indptr[c]:b.csc.indptr[c + 1]] for c in cols]) if cols.size \
-                else np.empty(0, np.int64)
-            rows = rows[b.alive[rows]]
-            parts.append(b.ids[rows])
+            rows = np.concatenate([b.csc.indices[b.csc.indptr[c]:b.csc.indptr[c + 1]] for c in cols])
+            parts.append(b.ids[rows[b.alive[rows]]])
         return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
     def codes_of(self, segment_id: int) -> SegmentCode:

@@ -17,9 +17,9 @@ module for the method. One GEMM computes the correlations of the whole batch fir
 Batched path (``method="torch"``, the default on CUDA): touch the dictionary rarely. One GEMM gives the
 correlations b = Cz; each row keeps a candidate set of M concepts (its current support plus
 the highest gradients); on the candidates the problem is a small non-negative QP over the
-cached Gram matrix G = CCᵀ, solved exactly by block principal pivoting (Kim & Park 2011), all
-rows in one batched Cholesky per pivot step; one more GEMM checks the KKT conditions on the
-whole dictionary, and rows with violators are re-solved with a larger candidate set.
+cached Gram matrix G = CCᵀ, solved exactly by block Lawson–Hanson steps, all rows in one
+batched Cholesky per step; one more GEMM checks the KKT conditions on the whole dictionary,
+and rows with violators get more candidates.
 
 Reference path (:func:`solve_admm`): plain batched ADMM with one cached Cholesky factor of
 (G + ρI), as SpLiCE does, on every concept at every iteration.
