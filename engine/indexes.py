@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, select
 
 from ..index.dense import DenseIndex
 from ..index.files import IndexFileError, remove_old_generations, remove_temporaries
+from ..index.layered import LayeredIndex
 from ..index.sparse import ConceptPostings
 from ..index.store import Code, IndexGeneration, Segment, Setting
 from .concepts.decompose import recompose
@@ -54,6 +55,12 @@ def _id_column(s, stmt) -> np.ndarray:
     """
     rows = s.connection().execute(stmt).fetchall()
     return np.sort(np.fromiter((r[0] for r in rows), np.int64, count=len(rows)))
+
+
+def _factory(s) -> str | None:
+    """The library's FAISS factory string; None picks the type by size."""
+    row = s.get(Setting, "faiss_factory")
+    return (row.value if row is not None else "") or None
 
 
 @dataclass
@@ -104,11 +111,11 @@ class LibraryIndexes:
 
     # -- access ---------------------------------------------------------------------------
     @property
-    def dense(self) -> DenseIndex:
+    def dense(self) -> DenseIndex | LayeredIndex:
         return self.states["dense"].obj
 
     @property
-    def concept(self) -> DenseIndex | None:
+    def concept(self) -> DenseIndex | LayeredIndex | None:
         st = self.states.get("concept")
         return st.obj if st else None
 
@@ -154,7 +161,7 @@ class LibraryIndexes:
         book = self.lib.active_codebook()
         with self.lib.session() as s, s.begin():  # one snapshot: ids and data version agree
             version = int(s.get(Setting, "data_version").value)
-            factory = (s.get(Setting, "faiss_factory").value if s.get(Setting, "faiss_factory") else "") or None
+            factory = _factory(s)
             wanted: dict[str, np.ndarray] = {"dense": _id_column(s, select(Segment.id))}
             if book is not None:
                 wanted["concept"] = wanted["postings"] = _id_column(
@@ -188,9 +195,10 @@ class LibraryIndexes:
             self.notify(msg)
         return rep
 
-    def _outgrown(self, idx: DenseIndex) -> bool:
+    def _outgrown(self, idx: DenseIndex | LayeredIndex) -> bool:
         """An exact index that passed the size where the automatic type changes."""
-        return idx.stats().kind == "IndexFlat" and idx.ntotal > DenseIndex.FLAT_LIMIT
+        # A Flat index reads back from its file as IndexFlatIP, a subclass.
+        return idx.stats().kind.startswith("IndexFlat") and idx.ntotal > DenseIndex.FLAT_LIMIT
 
     def _load_committed(self, s, kind: str, tag: int | None) -> IndexState | None:
         row = s.scalar(select(IndexGeneration).where(IndexGeneration.kind == kind)
@@ -199,10 +207,13 @@ class LibraryIndexes:
             return None
         path = self.dir / row.file
         try:
-            obj = ConceptPostings.load(path) if kind == "postings" else DenseIndex.load(path, mmap=False)
+            # Files above DenseIndex.MMAP_THRESHOLD_BYTES are mapped; changes go to a delta.
+            obj = ConceptPostings.load(path) if kind == "postings" else DenseIndex.load(path, mmap=None)
         except (IndexFileError, OSError, ValueError) as exc:
             self.notify(f"{kind} index generation {row.generation} cannot be read ({exc}); rebuilding")
             return None
+        if isinstance(obj, DenseIndex) and obj.read_only:
+            obj = LayeredIndex(obj, path)
         return IndexState(kind, obj, row.generation, row.data_version, tag, store_max_id=row.store_max_id)
 
     def _vectors(self, s, kind: str, ids: np.ndarray, book: "ActiveCodebook | None"):
@@ -260,6 +271,17 @@ class LibraryIndexes:
             rep.added[st.kind] = len(add)
             rep.removed[st.kind] = len(gone)
 
+    def _materialise(self, kind: str, st: IndexState) -> DenseIndex:
+        """A layered index in memory: its file plus changes, or, when another process already
+        removed that file (this one mapped it long ago), rebuilt from the store."""
+        try:
+            return st.obj.materialise()
+        except IndexFileError as exc:
+            self.notify(f"{kind} index: {exc}; writing it from the database instead")
+            with self.lib.session() as s:
+                return self._build(s, kind, np.sort(st.obj.ids()), self.lib.active_codebook(), _factory(s),
+                                   st.data_version).obj
+
     # -- commit ---------------------------------------------------------------------------
     def commit(self, rep: SyncReport | None = None, force: bool = False) -> SyncReport:
         """Write changed indexes as new generations (caller holds the writer lock).
@@ -286,7 +308,15 @@ class LibraryIndexes:
             with self.lib.session() as s, s.begin():
                 last = s.scalar(select(func.max(IndexGeneration.generation)).where(IndexGeneration.kind == kind))
                 gen = (last or 0) + 1
-                path = st.obj.save(self.dir, gen) if kind == "postings" else st.obj.save(self.dir, gen, kind=kind)
+                if isinstance(st.obj, LayeredIndex):
+                    # The mapped file plus the delta, written once in full; the new file is
+                    # mapped in turn, so the process never holds the whole index for long.
+                    path = self._materialise(kind, st).save(self.dir, gen, kind=kind)
+                    st.obj = LayeredIndex(DenseIndex.load(path, mmap=True), path)
+                elif kind == "postings":
+                    path = st.obj.save(self.dir, gen)
+                else:
+                    path = st.obj.save(self.dir, gen, kind=kind)
                 n = len(st.obj) if kind == "postings" else st.obj.ntotal
                 s.add(IndexGeneration(kind=kind, generation=gen, file=path.name, n_vectors=int(n),
                                       data_version=st.data_version, codebook_id=st.codebook_id,

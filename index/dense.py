@@ -83,6 +83,20 @@ def _as_ids(ids: np.ndarray | list[int], what: str = "ids") -> np.ndarray:
     return arr
 
 
+def _env_bytes(name: str, default: int) -> int:
+    """A byte count from the environment, or ``default`` when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a whole number of bytes") from None
+    if value < 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be >= 0")
+    return value
+
+
 class DenseIndex:
     """A FAISS inner-product index over float32 vectors keyed by int64 segment ids."""
 
@@ -94,8 +108,9 @@ class DenseIndex:
     TOMBSTONE_REBUILD_FRACTION = 0.10
     #: Filtered searches with at most this many allowed ids are answered exactly.
     EXACT_FILTER_LIMIT = 20_000
-    #: Files larger than this load memory-mapped when ``load(mmap=None)``.
-    MMAP_THRESHOLD_BYTES = 1 << 30
+    #: Files larger than this load memory-mapped when ``load(mmap=None)``, as the library loads
+    #: its files (index/layered.py); the environment variable EARMARK_MMAP_BYTES overrides it.
+    MMAP_THRESHOLD_BYTES = _env_bytes("EARMARK_MMAP_BYTES", 1 << 30)
     #: Default HNSW search breadth.
     EF_SEARCH = 64
     #: Stored vectors used as queries when an IVF index measures its nprobe.
