@@ -9,14 +9,21 @@ data version), then in the same run times
 - the baseline, what earmark did before: the same commit forced to write every index as a
   new generation (``LibraryIndexes.commit(force=True)``);
 - a fresh reader opening the library and answering its first query (it catches up from the
-  store, the price of not writing).
+  store, the price of not writing);
+- that fresh reader, in its own process, with the index files read into memory against mapped
+  (``EARMARK_MMAP_BYTES=0``: index/layered.py, what libraries with files over 1 GiB get): open +
+  first query time, the next queries' p50, and peak resident memory.
 
     python benchmarks/incremental_commit.py --library /work/cache/q100k --sounds 100
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +58,40 @@ def add_sounds(lib, n_sounds: int, seed: int) -> int:
         lib.compute_codes(s, seg_ids, vecs)
         lib.bump_data_version(s)
     return n
+
+
+READER = """
+import json, sys, time
+
+
+def peak_mb():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
+t0 = time.perf_counter()
+from earmark.engine.library import Library
+lib = Library(sys.argv[1])
+lib.search("rain on a tin roof", k=10)
+first = time.perf_counter() - t0
+times = []
+for q in ["dog barking", "+bell -music", "footsteps on gravel", "thunder", "a car engine"] * 4:
+    t = time.perf_counter(); lib.search(q, k=10); times.append(time.perf_counter() - t)
+dense = lib.indexes().dense
+print(json.dumps({"first_s": first, "p50_ms": 1000 * sorted(times)[len(times) // 2],
+                  "rss_mb": peak_mb(),
+                  "kind": type(dense).__name__, "delta": getattr(dense, "n_delta", None)}))
+"""
+
+
+def fresh_reader(work: Path, mapped: bool) -> dict:
+    """Open + first query, later queries and peak RSS of a new process reading ``work``."""
+    env = dict(os.environ, EARMARK_MMAP_BYTES="0" if mapped else str(1 << 40))
+    out = subprocess.run([sys.executable, "-c", READER, str(work)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -91,6 +132,20 @@ def main() -> None:
                   f"{results[mode + '_reader']:.2f} |")
         print(f"\nratio rewrite / checkpoint time = {results['rewrite'][0] / results['checkpoint'][0]:.1f}; "
               f"index directory {dir_bytes(work / 'indexes'):,} bytes")
+        # The rewrite left nothing to catch up; add again so both readers carry a delta.
+        lib = Library(work)
+        lib.indexes()
+        add_sounds(lib, args.sounds, 3)
+        lib._indexes.commit(lib._backend_indexes().sync())
+        read, mapped = fresh_reader(work, False), fresh_reader(work, True)
+        print(f"\n# A fresh reader process, {args.sounds} sounds behind the files\n")
+        print("| index files | open + first query s | later queries p50 ms | peak RSS MB | dense index |")
+        print("|---|---|---|---|---|")
+        for name, r in (("read into memory", read), ("memory-mapped + delta", mapped)):
+            where = "caught up in place" if r["delta"] is None else f"{r['delta']} segments in the delta"
+            print(f"| {name} | {r['first_s']:.2f} | {r['p50_ms']:.1f} | {r['rss_mb']:.0f} | {r['kind']} ({where}) |")
+        print(f"\nratio read / mapped: first query {read['first_s'] / mapped['first_s']:.2f}, "
+              f"peak RSS {read['rss_mb'] / mapped['rss_mb']:.2f}")
 
 
 if __name__ == "__main__":
