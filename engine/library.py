@@ -640,11 +640,13 @@ class Library:
                 "concepts": [{"concept": book.concepts[i], "weight": float(mean[i])} for i in order if mean[i] > 0]}
 
     # -- evidence -------------------------------------------------------------------------
-    def evidence(self, ref: str | int, query: str, start: float | None = None, end: float | None = None):
-        """Render listenable evidence (mask-in/out WAVs and a PNG) for sound ``ref`` and ``query``."""
+    def evidence(self, ref: str | int, query: str, start: float | None = None, end: float | None = None,
+                 precision: str = "auto"):
+        """Render listenable evidence (mask-in/out WAVs and a PNG) for sound ``ref`` and ``query``;
+        ``precision`` of the mask pass: auto, fp32 or bf16 (engine/evidence/precision.py)."""
         from .library_evidence import render_for_sound
 
-        return render_for_sound(self, ref, query, start, end)
+        return render_for_sound(self, ref, query, start, end, precision)
 
     def train_evidence(self, steps: int = 600, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
                        progress: bool = False):

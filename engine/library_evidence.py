@@ -92,13 +92,14 @@ class EvidenceFiles:
     similarity_original: float
     similarity_in: float | None
     similarity_out: float | None
+    precision: str  # arithmetic of the mask pass: fp32 or bf16
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def render_for_sound(lib: "Library", ref: str | int, query: str, start: float | None = None,
-                     end: float | None = None) -> EvidenceFiles:
+                     end: float | None = None, precision: str = "auto") -> EvidenceFiles:
     """Evidence WAVs and PNG for sound ``ref`` and ``query`` (the best window when no range is given)."""
     from .evidence import render_evidence
 
@@ -111,10 +112,11 @@ def render_for_sound(lib: "Library", ref: str | int, query: str, start: float | 
     wave = window_audio(lib, snd.abs_path, start, end)
     key = hashlib.sha256(f"{snd.content_hash}|{start}|{end}|{target}".encode()).hexdigest()[:12]
     out_dir = lib.path / "evidence" / f"sound-{snd.id}"
-    ev = render_evidence(lib.encoder, wave, lib.encoder.sample_rate, target, load_decoder(lib), out_dir, stem=key)
+    ev = render_evidence(lib.encoder, wave, lib.encoder.sample_rate, target, load_decoder(lib), out_dir, stem=key,
+                         precision=precision)
     return EvidenceFiles(snd.id, snd.abs_path, float(start), float(end), target, ev.method, ev.label,
                          str(ev.mask_in_wav), str(ev.mask_out_wav), str(ev.png), ev.mask_mean,
-                         ev.similarity_original, ev.similarity_in, ev.similarity_out)
+                         ev.similarity_original, ev.similarity_in, ev.similarity_out, ev.precision)
 
 
 def training_examples(lib: "Library", max_segments: int = 2000, top_k: int = 5, seed: int = 0) -> list:

@@ -26,6 +26,7 @@ from .decoder import MaskDecoder
 from .errors import EvidenceError
 from .metrics import FaithfulnessScores, faithfulness_scores
 from .objective import logit_scale_of, similarity_logits
+from .precision import mask_autocast, resolve_precision
 from .saliency import gradient_saliency
 from .stft import STFTParams, magnitude_phase, stft
 from .tower import encoder_device
@@ -57,8 +58,13 @@ def evaluate_faithfulness(
     batch_size: int = 16,
     seed: int = 0,
     logit_scale: float | None = None,
+    mask_precision: str = "fp32",
 ) -> EvaluationResult:
-    """AI, AD, AG, FF, Fid-In, SPS, COMP for each method on (N, window_samples) windows."""
+    """AI, AD, AG, FF, Fid-In, SPS, COMP for each method on (N, window_samples) windows.
+
+    ``mask_precision`` is the arithmetic of the L-MAC mask pass (as rendering uses it,
+    engine/evidence/precision.py); the probabilities the metrics compare are always float32.
+    """
     methods = list(methods) if methods is not None else (["lmac"] if decoder is not None else []) + list(BASELINES)
     if "lmac" in methods and decoder is None:
         raise EvidenceError("method 'lmac' needs a trained decoder: run `earmark evidence train` first")
@@ -72,6 +78,7 @@ def evaluate_faithfulness(
     if wav.ndim != 2 or len(wav) == 0:
         raise EvidenceError(f"waveforms must be (N, samples) with N > 0, got {wav.shape}")
     scale = float(logit_scale) if logit_scale is not None else logit_scale_of(encoder)
+    prec = resolve_precision(mask_precision, encoder_device(encoder))
     params = STFTParams.from_mapping(encoder.stft_params())
     device = encoder_device(encoder)
     with torch.no_grad():
@@ -96,7 +103,12 @@ def evaluate_faithfulness(
                 with torch.no_grad():
                     if method == "lmac":
                         assert decoder is not None
-                        mask = decoder(fmaps, target, mag)
+                        if prec == "fp32":
+                            mask = decoder(fmaps, target, mag)
+                        else:  # the encoder pass again under autocast, as compute_mask runs it
+                            with mask_autocast(prec, device):
+                                _, fm16 = encoder.embed_from_magnitude(mag)
+                                mask = decoder(fm16, target, mag).float().clamp(0.0, 1.0)
                     elif method == "random":
                         mask = torch.rand(mag.shape, generator=gen).to(device)
                     else:  # all-ones

@@ -8,6 +8,9 @@ names and the picture — never silently.
 """
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from .decoder import MaskDecoder
 from .errors import EvidenceError
 from .saliency import SALIENCY_LABEL, SALIENCY_METHOD, gradient_saliency
 from .stft import STFTParams, istft, magnitude_phase, stft
+from .precision import mask_autocast, resolve_precision
 
 LMAC_METHOD = "lmac"
 LMAC_LABEL = "L-MAC evidence"
@@ -47,6 +51,7 @@ class EvidenceMask:
     similarity_original: float  # cos(f(X), t), mean over chunks
     similarity_in: float | None  # cos(f(M ⊙ X), t); None when not checked
     similarity_out: float | None  # cos(f((1 − M) ⊙ X), t); None when not checked
+    precision: str = "fp32"  # arithmetic of the mask pass: "fp32" or "bf16" (engine/evidence/precision.py)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Evidence:
     similarity_original: float  # cosine of the hit to the target text, mean over chunks
     similarity_in: float | None  # same for the masked-in spectrogram (None: not checked)
     similarity_out: float | None  # same for the masked-out spectrogram
+    precision: str = "fp32"  # arithmetic of the mask pass
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -77,6 +83,24 @@ def _chunk_starts(n_frames: int, chunk: int) -> list[int]:
     if starts[-1] + chunk < n_frames:
         starts.append(n_frames - chunk)  # last chunk aligned to the end
     return starts
+
+
+_TEXT_CACHE: "weakref.WeakKeyDictionary[Any, OrderedDict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
+_TEXT_CACHE_SIZE = 64
+
+
+def _target_embedding(encoder: Any, text: str) -> torch.Tensor:
+    """(1, D) text embedding of a target, cached per encoder: the hits of one query share it
+    (the embedded encoder's text tower costs ~20 ms a call on CPU)."""
+    per_encoder = _TEXT_CACHE.setdefault(encoder, OrderedDict())
+    if text in per_encoder:
+        per_encoder.move_to_end(text)
+        return per_encoder[text]
+    emb = encoder.text_tensor([text])
+    per_encoder[text] = emb
+    if len(per_encoder) > _TEXT_CACHE_SIZE:
+        per_encoder.popitem(last=False)
+    return emb
 
 
 def _prepare(waveform: np.ndarray, sample_rate: int, encoder: Any) -> np.ndarray:
@@ -101,15 +125,18 @@ def compute_mask(
     target_text: str,
     decoder: MaskDecoder | None = None,
     check: bool = True,
+    precision: str = "auto",
 ) -> EvidenceMask:
     """Mask for ``target_text`` over a mono hit of any length (resampled to the encoder's rate).
 
     ``check`` also embeds the masked-in and masked-out spectrograms to report their cosine to
-    the target (two more encoder passes: about as costly as the mask itself).
+    the target (two more encoder passes: about as costly as the mask itself). ``precision`` of
+    the L-MAC mask pass: "auto" (bf16 on a CPU with native bfloat16, else fp32), "fp32", "bf16";
+    the result records which ran.
     """
     params = STFTParams.from_mapping(encoder.stft_params())
     x = _prepare(waveform, sample_rate, encoder)
-    text = encoder.text_tensor([target_text])
+    text = _target_embedding(encoder, target_text)
     device = text.device
     magnitude, phase = magnitude_phase(stft(torch.from_numpy(x).to(device), params))
     magnitude, phase = magnitude[0], phase[0]
@@ -122,14 +149,16 @@ def compute_mask(
     chunks = torch.stack([padded[:, s : s + chunk] for s in starts])  # (C, F, chunk)
     texts = text.expand(len(starts), -1)
 
-    emb, fmaps = encoder.embed_from_magnitude(chunks)
-    sim_original = float((emb @ text[0]).mean())
-    if decoder is not None:
-        # A checkpoint loaded on CPU follows the encoder to its device; NHWC convolutions are faster.
-        decoder.to(device, memory_format=torch.channels_last).eval()
-        masks = decoder(fmaps, texts, chunks)
-        method, label = LMAC_METHOD, LMAC_LABEL
-    else:
+    prec = resolve_precision(precision, device) if decoder is not None else "fp32"
+    with mask_autocast(prec, device):
+        emb, fmaps = encoder.embed_from_magnitude(chunks)
+        sim_original = float((emb.float() @ text[0]).mean())
+        if decoder is not None:
+            # A checkpoint loaded on CPU follows the encoder to its device; NHWC convolutions are faster.
+            decoder.to(device, memory_format=torch.channels_last).eval()
+            masks = decoder(fmaps, texts, chunks).float().clamp(0.0, 1.0)
+            method, label = LMAC_METHOD, LMAC_LABEL
+    if decoder is None:
         masks = gradient_saliency(encoder, chunks, texts)
         method, label = SALIENCY_METHOD, SALIENCY_LABEL
 
@@ -142,10 +171,11 @@ def compute_mask(
     mask = (total / count)[:, :n_frames]
 
     sim_in = sim_out = None
-    if check:
-        emb_io, _ = encoder.embed_from_magnitude(torch.cat([masks * chunks, (1 - masks) * chunks]),
-                                                 level_reference=chunks.repeat(2, 1, 1))
-        sim_in, sim_out = (float(v) for v in (emb_io @ text[0]).reshape(2, len(starts)).mean(dim=1))
+    if check:  # in the mask pass's precision, so the three cosines are comparable
+        with mask_autocast(prec, device):
+            emb_io, _ = encoder.embed_from_magnitude(torch.cat([masks * chunks, (1 - masks) * chunks]),
+                                                     level_reference=chunks.repeat(2, 1, 1))
+        sim_in, sim_out = (float(v) for v in (emb_io.float() @ text[0]).reshape(2, len(starts)).mean(dim=1))
     return EvidenceMask(
         mask=mask.float().cpu().numpy(),
         magnitude=magnitude.float().cpu().numpy(),
@@ -158,6 +188,7 @@ def compute_mask(
         similarity_original=sim_original,
         similarity_in=sim_in,
         similarity_out=sim_out,
+        precision=prec,
     )
 
 
@@ -232,26 +263,33 @@ def render_evidence(
     out_dir: str | Path,
     stem: str = "evidence",
     check: bool = True,
+    precision: str = "auto",
 ) -> Evidence:
     """Write ``{stem}.{method}.in.wav``, ``.out.wav`` and ``.png`` under ``out_dir``; return what was written.
 
     WAVs are 16-bit PCM at the encoder's sample rate. ``decoder=None`` uses the labelled
-    gradient-saliency fallback. ``check`` reports the masked-in/-out cosines (see :func:`compute_mask`).
+    gradient-saliency fallback. ``check`` reports the masked-in/-out cosines and ``precision``
+    sets the mask pass's arithmetic (see :func:`compute_mask`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ev = compute_mask(encoder, waveform, sample_rate, target_text, decoder, check)
-    mask_in, mask_out = resynthesise(ev)
+    ev = compute_mask(encoder, waveform, sample_rate, target_text, decoder, check, precision)
     base = out_dir / f"{stem}.{ev.method}"
     in_path, out_path, png_path = Path(f"{base}.in.wav"), Path(f"{base}.out.wav"), Path(f"{base}.png")
-    sf.write(in_path, np.clip(mask_in, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
-    sf.write(out_path, np.clip(mask_out, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
     mask_mean = float(ev.mask.mean())
     title = f"{ev.label}: '{target_text}'"
     subtitle = f"mask mean {mask_mean:.2f}  cos to target: original {ev.similarity_original:.2f}"
     if ev.similarity_in is not None and ev.similarity_out is not None:
         subtitle += f", masked-in {ev.similarity_in:.2f}, masked-out {ev.similarity_out:.2f}"
-    spectrogram_image(ev, title, subtitle).save(png_path, format="PNG", compress_level=1)
+    # The picture is drawn and PNG-encoded (Pillow and NumPy release the GIL) while the two
+    # ISTFTs run and the WAVs are written: ~20 ms of a ~0.15 s render.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        picture = pool.submit(lambda: spectrogram_image(ev, title, subtitle).save(png_path, format="PNG",
+                                                                                 compress_level=1))
+        mask_in, mask_out = resynthesise(ev)
+        sf.write(in_path, np.clip(mask_in, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
+        sf.write(out_path, np.clip(mask_out, -1.0, 1.0), ev.sample_rate, subtype="PCM_16")
+        picture.result()
     return Evidence(
         method=ev.method,
         label=ev.label,
@@ -265,5 +303,6 @@ def render_evidence(
         similarity_original=ev.similarity_original,
         similarity_in=ev.similarity_in,
         similarity_out=ev.similarity_out,
+        precision=ev.precision,
     )
 
