@@ -159,16 +159,26 @@ def _zero_shot_scale(enc) -> float:
     return logit_scale_of(enc)
 
 
-def _time_render(enc, decoder, hit: np.ndarray, runs: int) -> dict[str, float]:
+def _time_render(enc, decoder, hit: np.ndarray, runs: int, precision: str = "fp32") -> dict[str, float]:
+    from earmark.engine.evidence.precision import resolve_precision
     from earmark.engine.evidence.render import compute_mask, render_evidence
 
-    out = {}
+    prec = resolve_precision(precision, "cpu") if decoder is not None else "fp32"
+    fresh = iter(f"target number {i}" for i in range(10_000))
+    out: dict = {"precision": prec}
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn in (
-            ("render_s", lambda: render_evidence(enc, hit, enc.sample_rate, "the target", decoder, tmp, check=False)),
-            ("render_checked_s", lambda: render_evidence(enc, hit, enc.sample_rate, "the target", decoder, tmp)),
-            ("mask_s", lambda: compute_mask(enc, hit, enc.sample_rate, "the target", decoder, check=False)),
-            ("encoder_s", lambda: _encoder_pass(enc, hit)),
+            # A query's hits share its target: the text tower runs once per query (cached).
+            ("render_s", lambda: render_evidence(enc, hit, enc.sample_rate, "the target", decoder, tmp, check=False,
+                                                 precision=prec)),
+            # The first hit of a new query also embeds the target text.
+            ("render_new_target_s", lambda: render_evidence(enc, hit, enc.sample_rate, next(fresh), decoder, tmp,
+                                                            check=False, precision=prec)),
+            ("render_checked_s", lambda: render_evidence(enc, hit, enc.sample_rate, "the target", decoder, tmp,
+                                                         precision=prec)),
+            ("mask_s", lambda: compute_mask(enc, hit, enc.sample_rate, "the target", decoder, check=False,
+                                            precision=prec)),
+            ("encoder_s", lambda: _encoder_pass(enc, hit, prec)),
         ):
             fn()  # warm-up
             times = []
@@ -180,8 +190,22 @@ def _time_render(enc, decoder, hit: np.ndarray, runs: int) -> dict[str, float]:
     return out
 
 
-def _encoder_pass(enc, hit: np.ndarray) -> None:
+def _mask_agreement(enc, decoder, windows: np.ndarray) -> dict[str, float]:
+    """Mean and 99th-percentile |mask_bf16 − mask_fp32| over held-out windows."""
+    from earmark.engine.evidence.render import compute_mask
+
+    diffs = []
+    for w in windows:
+        a = compute_mask(enc, w, enc.sample_rate, "the target", decoder, check=False, precision="fp32").mask
+        b = compute_mask(enc, w, enc.sample_rate, "the target", decoder, check=False, precision="bf16").mask
+        diffs.append(np.abs(a - b).ravel())
+    d = np.concatenate(diffs)
+    return {"mean_abs": float(d.mean()), "p99_abs": float(np.quantile(d, 0.99)), "windows": len(windows)}
+
+
+def _encoder_pass(enc, hit: np.ndarray, precision: str = "fp32") -> None:
     """The encoder's own share: STFT + one forward pass over the hit's window-length chunks."""
+    from earmark.engine.evidence.precision import mask_autocast
     from earmark.engine.evidence.stft import STFTParams, magnitude_phase, stft
 
     p = STFTParams.from_mapping(enc.stft_params())
@@ -189,7 +213,7 @@ def _encoder_pass(enc, hit: np.ndarray) -> None:
     chunk = p.n_frames(enc.window_samples)
     n = -(-mag.shape[1] // chunk)
     mag = torch.nn.functional.pad(mag, (0, n * chunk - mag.shape[1]))
-    with torch.no_grad():
+    with torch.no_grad(), mask_autocast(precision, "cpu"):
         enc.embed_from_magnitude(mag.reshape(mag.shape[0], n, chunk).permute(1, 0, 2).contiguous())
 
 
@@ -255,7 +279,18 @@ def main() -> None:
     t0 = time.perf_counter()
     ev = evaluate_faithfulness(enc, eval_w, candidates, res.decoder, batch_size=8, seed=args.seed, logit_scale=scale)
     t_eval = time.perf_counter() - t0
-    timing = _time_render(enc, res.decoder, long_hit, args.timing_runs)
+    from earmark.engine.evidence.precision import cpu_has_bf16
+
+    scores = dict(ev.scores)
+    agreement = None
+    if cpu_has_bf16():
+        ev16 = evaluate_faithfulness(enc, eval_w, candidates, res.decoder, methods=["lmac"], batch_size=8,
+                                     seed=args.seed, logit_scale=scale, mask_precision="bf16")
+        scores = {"lmac": ev.scores["lmac"], "lmac, bf16 mask pass": ev16.scores["lmac"],
+                  **{m: v for m, v in ev.scores.items() if m != "lmac"}}
+        agreement = _mask_agreement(enc, res.decoder, eval_w[:40])
+    timing = _time_render(enc, res.decoder, long_hit, args.timing_runs, "fp32")
+    timing_auto = _time_render(enc, res.decoder, long_hit, args.timing_runs, "auto")
     timing_fallback = _time_render(enc, None, long_hit, max(1, args.timing_runs // 2))
 
     result = {
@@ -275,8 +310,10 @@ def main() -> None:
         },
         "eval_seconds": t_eval,
         "n_eval_windows": ev.n_windows,
-        "scores": {m: s.as_dict() for m, s in ev.scores.items()},
+        "scores": {m: s.as_dict() for m, s in scores.items()},
+        "bf16_mask_agreement": agreement,
         "render_10s_cpu": {**timing, "threads": args.threads},
+        "render_10s_cpu_auto_precision": {**timing_auto, "threads": args.threads},
         "render_10s_cpu_saliency_fallback": {**timing_fallback, "threads": args.threads},
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -285,7 +322,20 @@ def main() -> None:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=2))
 
-    table = _table(ev.scores, ev.n_windows)
+    table = _table(scores, ev.n_windows)
+
+    def timing_line(t: dict, what: str) -> str:
+        return (f"{what}: full render (mask, 2 ISTFT, 2 WAV, PNG) **{t['render_s']:.3f} s** per hit of a query "
+                f"({t['render_new_target_s']:.3f} s for its first hit, which also embeds the target text), of which "
+                f"the encoder's own forward pass over the hit is {t['encoder_s']:.3f} s and the mask (encoder + "
+                f"decoder) {t['mask_s']:.3f} s; with the masked-in/-out similarity check {t['render_checked_s']:.3f} s.")
+
+    precision_lines = [timing_line(timing, "float32 mask pass")]
+    if timing_auto["precision"] != "fp32":
+        precision_lines.append(timing_line(timing_auto, f"{timing_auto['precision']} mask pass (the default here)"))
+    if agreement:
+        precision_lines.append(f"bf16 against float32 masks on {agreement['windows']} held-out windows: mean "
+                               f"|Δmask| {agreement['mean_abs']:.4f}, 99th percentile {agreement['p99_abs']:.4f}.")
     section = "\n".join(
         [
             MARK_START,
@@ -298,11 +348,10 @@ def main() -> None:
             "",
             table,
             "",
-            f"Rendering a 10 s hit on CPU ({args.threads} threads, median of {args.timing_runs}): "
-            f"full render (mask, 2 ISTFT, 2 WAV, PNG) {timing['render_s']:.3f} s, of which the encoder's own "
-            f"forward pass over the hit is {timing['encoder_s']:.3f} s and the mask (encoder + decoder) "
-            f"{timing['mask_s']:.3f} s; with the masked-in/-out similarity check "
-            f"{timing['render_checked_s']:.3f} s. Saliency fallback: {timing_fallback['render_s']:.3f} s.",
+            f"Rendering a 10 s hit on CPU ({args.threads} threads, median of {args.timing_runs}):",
+            "",
+            *[f"- {line}" for line in precision_lines],
+            f"- Saliency fallback (float32): {timing_fallback['render_s']:.3f} s.",
             "",
             f"Produced by `python benchmarks/evidence.py {' '.join(sys.argv[1:])}`; raw numbers in `{out_json.relative_to(REPO) if out_json.is_relative_to(REPO) else out_json}`.",
             MARK_END,
