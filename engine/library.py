@@ -117,6 +117,12 @@ class Library:
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_dir():
             raise LibraryError(f"{self.path}: no such library directory; run `earmark init {path}` first")
+        from ..index.dense import DenseIndex
+
+        try:
+            DenseIndex.mmap_threshold()  # a malformed EARMARK_MMAP_BYTES fails here, not mid-query
+        except ValueError as exc:
+            raise LibraryError(str(exc)) from None
         self._sessions: sessionmaker[Session] = store_db.open_store(self.path, migrate=migrate)
         self._encoder = encoder
         self._codebook: "ActiveCodebook | None" = None

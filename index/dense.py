@@ -110,7 +110,7 @@ class DenseIndex:
     EXACT_FILTER_LIMIT = 20_000
     #: Files larger than this load memory-mapped when ``load(mmap=None)``, as the library loads
     #: its files (index/layered.py); the environment variable EARMARK_MMAP_BYTES overrides it.
-    MMAP_THRESHOLD_BYTES = _env_bytes("EARMARK_MMAP_BYTES", 1 << 30)
+    MMAP_THRESHOLD_BYTES = 1 << 30
     #: Default HNSW search breadth.
     EF_SEARCH = 64
     #: Stored vectors used as queries when an IVF index measures its nprobe.
@@ -501,14 +501,20 @@ class DenseIndex:
         return atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
     @classmethod
+    def mmap_threshold(cls) -> int:
+        """File size above which ``load(mmap=None)`` maps: EARMARK_MMAP_BYTES, else
+        :attr:`MMAP_THRESHOLD_BYTES`. A malformed variable is a ValueError naming it."""
+        return _env_bytes("EARMARK_MMAP_BYTES", cls.MMAP_THRESHOLD_BYTES)
+
+    @classmethod
     def load(cls, path: str | os.PathLike, mmap: bool | None = None) -> "DenseIndex":
         """Read an index file. ``mmap=True`` maps it read-only (fast open, pages loaded on
-        demand); None maps files above :attr:`MMAP_THRESHOLD_BYTES`."""
+        demand); None maps files above :meth:`mmap_threshold`."""
         p = Path(path)
         if not p.is_file():
             raise IndexFileError(f"index file {p} is missing; rebuild it from the database")
         if mmap is None:
-            mmap = p.stat().st_size > cls.MMAP_THRESHOLD_BYTES
+            mmap = p.stat().st_size > cls.mmap_threshold()
         flags = 0
         if mmap:
             # IVF files (fourcc 'Iw..') map their inverted lists with IO_FLAG_MMAP; the code

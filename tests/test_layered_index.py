@@ -146,7 +146,7 @@ def test_library_maps_large_files_and_catches_up_in_a_delta(library, sound_dir, 
 
 def test_commit_rebuilds_when_the_mapped_file_is_gone(library, sound_dir, tmp_path, monkeypatch):
     """A process that mapped an old generation another writer has since deleted still commits."""
-    monkeypatch.setattr(DenseIndex, "MMAP_THRESHOLD_BYTES", 0)
+    monkeypatch.setenv("EARMARK_MMAP_BYTES", "0")  # the user's switch
     library.index([sound_dir])
     reader = Library(library.path, encoder=library.encoder)
     idx = reader.indexes()
@@ -178,3 +178,11 @@ def test_a_flat_index_read_from_its_file_is_retyped_when_it_outgrows_flat(librar
     idx = reopened.indexes()
     assert idx.dense.stats().kind.startswith("IndexIVF")
     assert idx.dense.ntotal == len(_store(reopened)[0]) > n
+
+
+def test_a_malformed_mmap_variable_is_a_clear_library_error(library, monkeypatch):
+    from earmark.engine.library import LibraryError
+
+    monkeypatch.setenv("EARMARK_MMAP_BYTES", "1GB")
+    with pytest.raises(LibraryError, match="EARMARK_MMAP_BYTES='1GB' is not a whole number of bytes"):
+        Library(library.path, encoder=library.encoder)
