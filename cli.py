@@ -462,22 +462,28 @@ def vocab_ls(library_path: Path, as_json: bool) -> None:
     """The shipped vocabularies, and the one the library uses."""
     from .vocabularies import load_vocabulary, shipped_vocabularies
 
-    active = None
+    active = active_hash = None
     if (Path(library_path) / "earmark.db").exists():
         try:
-            active = open_library(library_path).setting("vocabulary")
+            lib = open_library(library_path)
+            active, active_hash = lib.setting("vocabulary"), lib.active_vocabulary_hash()
         except Exception:  # listing must work even when the library cannot be opened
-            active = None
+            active = active_hash = None
     rows = []
     for name in shipped_vocabularies():
         v = load_vocabulary(name)
         rows.append({"name": name, "size": len(v), "hash": v.hash, "method": v.header.get("method", ""),
-                     "active": name == active})
+                     "active": name == active,
+                     # the library keeps the copy it was coded with; a later earmark may ship another
+                     "library_has_other_version": name == active and active_hash not in (None, v.hash)})
     if as_json:
-        _print_json({"shipped": rows, "library": active})
+        _print_json({"shipped": rows, "library": active, "library_vocabulary_hash": active_hash})
         return
     for r in rows:
         click.echo(f"{'*' if r['active'] else ' '} {r['name']:10} {r['size']:5} concepts  {r['method']:10} {r['hash']}")
+        if r["library_has_other_version"]:
+            click.echo(f"    the library's codes use an earlier {r['name']} ({active_hash}); "
+                       f"`earmark vocab use {r['name']}` recomputes them with this one")
     if active and active not in [r["name"] for r in rows]:
         click.echo(f"* {active} (the library's own file)")
 

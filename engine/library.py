@@ -284,6 +284,20 @@ class Library:
                 self._codebook = load_codebook(s, int(cb_id), self.encoder, self.cache_dir, self.path / "models")
         return self._codebook
 
+    def active_vocabulary_hash(self) -> str | None:
+        """Hash of the vocabulary the active codebook holds (its own copy in the store), without
+        loading the encoder; None before the library has a codebook."""
+        from ..index.store import Codebook
+        from ..index.store import Vocabulary as VocabularyRow
+
+        cb_id = self.setting("codebook_id") or ""
+        if not cb_id:
+            return None
+        with self.session() as s:
+            cb = s.get(Codebook, int(cb_id))
+            row = s.get(VocabularyRow, cb.vocabulary_id) if cb is not None else None
+            return row.hash if row is not None else None
+
     def compute_codes(self, s: Session, segment_ids: list[int], vectors) -> None:
         """Concept codes for freshly stored segments, inside the caller's transaction."""
         from .codebook import store_codes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -80,3 +81,24 @@ def test_vocab_cli(tmp_path):
     res = r.invoke(main, ["vocab", "build", "--tags", str(tags), "--method", "baseline", "--size", "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert out.exists() and "method: baseline" in out.read_text()
+
+
+def test_vocab_ls_says_when_the_library_holds_an_earlier_shipped_version(tmp_path, fake_encoder, sound_dir):
+    """A library keeps the vocabulary it was coded with; a later earmark may ship another version."""
+    from sqlalchemy import update
+
+    from earmark.engine.library import Library
+    from earmark.index.store import Vocabulary as VocabularyRow
+
+    lib = Library.init(tmp_path / "lib", encoder=fake_encoder, vocabulary="pruned")
+    lib.index([sound_dir])
+    r = CliRunner()
+    out = r.invoke(main, ["vocab", "ls", "--library", str(lib.path)]).output
+    assert "* pruned" in out and "earlier" not in out
+    with lib.session() as s, s.begin():  # as if coded by an earlier release of pruned.txt
+        s.execute(update(VocabularyRow).where(VocabularyRow.name == "pruned").values(hash="0123456789abcdef"))
+    out = r.invoke(main, ["vocab", "ls", "--library", str(lib.path)]).output
+    assert "the library's codes use an earlier pruned (0123456789abcdef)" in out
+    assert "earmark vocab use pruned" in out
+    data = json.loads(r.invoke(main, ["vocab", "ls", "--library", str(lib.path), "--json"]).output)
+    assert [row["library_has_other_version"] for row in data["shipped"] if row["name"] == "pruned"] == [True]
