@@ -207,7 +207,7 @@ class LibraryIndexes:
             return None
         path = self.dir / row.file
         try:
-            # Files above DenseIndex.MMAP_THRESHOLD_BYTES are mapped; changes go to a delta.
+            # Files above DenseIndex.mmap_threshold() are mapped; changes go to a delta.
             obj = ConceptPostings.load(path) if kind == "postings" else DenseIndex.load(path, mmap=None)
         except (IndexFileError, OSError, ValueError) as exc:
             self.notify(f"{kind} index generation {row.generation} cannot be read ({exc}); rebuilding")

@@ -78,9 +78,9 @@ def evaluate_faithfulness(
     if wav.ndim != 2 or len(wav) == 0:
         raise EvidenceError(f"waveforms must be (N, samples) with N > 0, got {wav.shape}")
     scale = float(logit_scale) if logit_scale is not None else logit_scale_of(encoder)
-    prec = resolve_precision(mask_precision, encoder_device(encoder))
     params = STFTParams.from_mapping(encoder.stft_params())
     device = encoder_device(encoder)
+    prec = resolve_precision(mask_precision, device)
     with torch.no_grad():
         candidates = encoder.text_tensor(texts)
     gen = torch.Generator(device="cpu").manual_seed(seed)

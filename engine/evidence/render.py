@@ -21,9 +21,9 @@ import torch
 
 from .decoder import MaskDecoder
 from .errors import EvidenceError
+from .precision import mask_autocast, resolve_precision
 from .saliency import SALIENCY_LABEL, SALIENCY_METHOD, gradient_saliency
 from .stft import STFTParams, istft, magnitude_phase, stft
-from .precision import mask_autocast, resolve_precision
 
 LMAC_METHOD = "lmac"
 LMAC_LABEL = "L-MAC evidence"
