@@ -182,8 +182,9 @@ def shipped_pool() -> tuple[list[tuple[str, int]], set[str]]:
     """The tag pool of the shipped vocabularies and the curated (AudioSet) tags in it.
 
     Counts: AudioSet tags by their balanced_train clip counts (at least 59 per class, up to
-    6,244), WordNet terms by SemCor count + 1 (mostly below 50), so sound labels rank first;
-    a tag in both keeps the larger count.
+    6,244), the Debian sound packages' file labels by files per label (1-121), WordNet terms by
+    SemCor count + 1 (mostly below 50), so sound labels rank first; a tag in several keeps the
+    larger count.
     """
     from .sources import audioset_tags, sound_package_tags, wordnet_counts, wordnet_sound_terms
 

@@ -129,10 +129,11 @@ def wordnet_lexicon(folder: Path = WORDNET_DIR) -> set[str]:
     return out
 
 
-def _noun_senses(folder: Path) -> dict[str, list[str]]:
-    """Noun lemma → its synset offsets, most frequent sense first (index.noun's order)."""
+def _senses(pos: str, folder: Path) -> dict[str, list[str]]:
+    """Lemma → its synset offsets of part of speech ``pos``, most frequent sense first
+    (index.POS order: offsets follow sense_cnt and tagsense_cnt)."""
     out: dict[str, list[str]] = {}
-    with open(_wordnet_file("index.noun", folder), encoding="utf-8") as fh:
+    with open(_wordnet_file(f"index.{pos}", folder), encoding="utf-8") as fh:
         for line in fh:
             if line.startswith(" "):
                 continue
@@ -143,7 +144,7 @@ def _noun_senses(folder: Path) -> dict[str, list[str]]:
 
 
 def _noun_sense_counts(folder: Path) -> dict[str, dict[int, int]]:
-    """Noun lemma → {sense number: SemCor count} (cntlist.rev; sense numbers index _noun_senses)."""
+    """Noun lemma → {sense number: SemCor count} (cntlist.rev; sense numbers index _senses("noun"))."""
     out: dict[str, dict[int, int]] = {}
     with open(_wordnet_file("cntlist.rev", folder), encoding="utf-8") as fh:
         for line in fh:
@@ -172,15 +173,9 @@ def wordnet_synonyms(folder: Path = WORDNET_DIR) -> dict[str, str]:
     out: dict[str, str] = {}
     for pos in ("noun", "verb", "adj"):
         synsets = _read_synsets(_wordnet_file(f"data.{pos}", folder))
-        with open(_wordnet_file(f"index.{pos}", folder), encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith(" "):
-                    continue
-                f = line.split()
-                lemma, n_synsets, p_cnt = _clean_lemma(f[0]), int(f[2]), int(f[3])
-                first = f[4 + p_cnt + 2] if n_synsets else None  # offsets follow sense_cnt, tagsense_cnt
-                if first in synsets and lemma not in out:
-                    out[lemma] = _clean_lemma(synsets[first][0][0])
+        for lemma, offsets in _senses(pos, folder).items():
+            if offsets and offsets[0] in synsets and lemma not in out:
+                out[lemma] = _clean_lemma(synsets[offsets[0]][0][0])
     return out
 
 
@@ -197,7 +192,7 @@ def wordnet_sound_terms(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
     """
     nouns = _read_synsets(_wordnet_file("data.noun", folder))
     sources = _hyponym_closure(nouns, _SOURCE_ROOTS, instances=False)  # kinds, not named things
-    senses, counts = _noun_senses(folder), _noun_sense_counts(folder)
+    senses, counts = _senses("noun", folder), _noun_sense_counts(folder)
     result = {"noun": sorted({_clean_lemma(w) for o in _hyponym_closure(nouns, _SOUND_ROOTS) for w in nouns[o][0]}),
               "source": sorted({lemma for lemma in {_clean_lemma(w) for o in sources for w in nouns[o][0]}
                                 if _mostly_in(lemma, sources, senses, counts)})}
