@@ -1,0 +1,42 @@
+"""Everyday-category mapping and the linear-head training option (engine/training/everyday.py, train.py)."""
+import numpy as np
+import torch
+
+from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
+from earmark.engine.training import captions as C
+from earmark.engine.training.everyday import CATEGORIES, category_of
+from earmark.engine.training.features import FeatureSet
+from earmark.engine.training.train import TrainConfig, fit
+
+
+def test_category_rules_order_and_exclusions():
+    assert len(CATEGORIES) == 27
+    assert category_of("machine gun fire") == "gunshot"  # not fire
+    assert category_of("fire crackling") == "fire crackling"
+    assert category_of("a cowbell") is None  # not a cow
+    assert category_of("a cow mooing") == "cow"
+    assert category_of("footsteps on gravel") == "footsteps"
+    assert category_of("a train") is None  # "rain" only as a word
+    assert category_of("rain and thunder") == "rain"
+
+
+def _tiny_set(n=64):
+    rng = np.random.default_rng(0)
+    labels = ["a dog barking" if i % 2 else "rain" for i in range(n)]
+    feats = rng.standard_normal((n, 512)).astype(np.float32) + np.array([[1.0 if i % 2 else -1.0] for i in range(n)], np.float32)
+    fs = FeatureSet(feats, np.arange(n), -np.ones(n, np.int64), np.zeros(n, np.int64), labels)
+    text = {c: rng.standard_normal(384).astype(np.float32) for lab in set(labels) for c in C.captions_for(lab)}
+    return fs, text
+
+
+def test_linear_heads_keep_residual_zero_and_learn():
+    fs, text = _tiny_set()
+    torch.manual_seed(0)
+    model = EmbeddedClap(ModelConfig())
+    before = model.text_proj.linear2.weight.clone()
+    cfg = TrainConfig(epochs=30, batch_size=16, residual_heads=False, threads=1)
+    losses = fit(model, fs, np.arange(len(fs.labels)), text, cfg, progress=False)
+    for head in (model.audio.proj, model.text_proj):
+        assert torch.count_nonzero(head.linear3.weight) == 0 and torch.count_nonzero(head.linear3.bias) == 0
+    assert torch.equal(model.text_proj.linear2.weight, before)  # frozen
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
