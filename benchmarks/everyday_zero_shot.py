@@ -76,7 +76,8 @@ def main() -> None:
     fold_names = list(held)
     head = "| recipe | pooled | package mean | " + " | ".join(f"{p} ({len(held[p])})" for p in fold_names) + " |"
     lines = [head, "|" + "---|" * (3 + len(fold_names))]
-    lines.append("| chance | 0.037 | 0.037 | " + " | ".join("0.037" for _ in fold_names) + " |")
+    chance = f"{1 / len(cats):.3f}"
+    lines.append(f"| chance | {chance} | {chance} | " + " | ".join(chance for _ in fold_names) + " |")
     for name, per in results.items():
         pooled = np.mean([x for p in fold_names for x in per[p]])
         mean = np.mean([np.mean(per[p]) for p in fold_names])

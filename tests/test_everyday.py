@@ -40,3 +40,17 @@ def test_linear_heads_keep_residual_zero_and_learn():
         assert torch.count_nonzero(head.linear3.weight) == 0 and torch.count_nonzero(head.linear3.bias) == 0
     assert torch.equal(model.text_proj.linear2.weight, before)  # frozen
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_sound_embeddings_average_each_sounds_windows():
+    from earmark.engine.training.train import sound_embeddings
+
+    fs, _ = _tiny_set(8)
+    fs.item[:] = [3, 3, 1, 1, 1, 5, 3, 5]  # windows of three sounds, interleaved
+    model = EmbeddedClap(ModelConfig()).eval()
+    ids, audio = sound_embeddings(model, fs, np.arange(8))
+    assert ids == [1, 3, 5]
+    emb = model.project_audio_features(torch.from_numpy(fs.features)).detach().numpy()
+    want = emb[[0, 1, 6]].mean(0)
+    np.testing.assert_allclose(audio[1], want / np.linalg.norm(want), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, rtol=1e-5)

@@ -11,13 +11,12 @@ The corpus labels are rule-made, so the mapping is only as clean as those rules.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .corpus import CorpusItem
 from .features import FeatureSet
+from .train import sound_embeddings
 
 # Category → regular expression over corpus labels. Checked in this order, so "machine gun
 # fire" is a gunshot, not fire, and "a cowbell" is no cow.
@@ -70,27 +69,12 @@ def folds(items: list[CorpusItem], fs: FeatureSet, min_sounds: int = MIN_SOUNDS)
     return {p: sorted(s) for p, s in sorted(out.items()) if len(s) >= min_sounds}
 
 
-@dataclass(frozen=True)
-class FoldResult:
-    """Zero-shot top-1 of one held-out package."""
-
-    package: str
-    n_sounds: int
-    top1: float
-    categories_present: int
-
-
-@torch.no_grad()
 def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
                    category_emb: np.ndarray) -> np.ndarray:
     """Per-sound correctness (bool) of nearest-category classification, sorted by sound index."""
     cats = np.asarray(list(CATEGORIES))
-    want = set(sounds)
-    rows = np.array([r for r in np.where(fs.kind == 0)[0] if int(fs.item[r]) in want])
-    emb = model.project_audio_features(torch.from_numpy(fs.features[rows])).numpy()
-    sound_of = fs.item[rows]
-    audio = np.stack([emb[sound_of == s].mean(0) for s in sounds])
-    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    rows = np.where((fs.kind == 0) & np.isin(fs.item, sounds))[0]
+    sound_ids, audio = sound_embeddings(model, fs, rows)
     pred = cats[np.argmax(audio @ category_emb.T, axis=1)]
-    truth = np.asarray([category_of(items[s].label) for s in sounds])
+    truth = np.asarray([category_of(items[s].label) for s in sound_ids])
     return pred == truth

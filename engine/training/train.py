@@ -206,6 +206,17 @@ def ensembled_text(model: EmbeddedClap, labels: list[str], text: dict[str, np.nd
 
 
 @torch.no_grad()
+def sound_embeddings(model: EmbeddedClap, fs: FeatureSet, rows: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """One unit-norm embedding per sound of ``rows`` (the mean of its windows): (sorted sound
+    indices, (S, dim) embeddings in that order)."""
+    emb = model.project_audio_features(torch.from_numpy(fs.features[rows])).numpy()
+    sound_of = fs.item[rows]
+    sound_ids = sorted({int(i) for i in sound_of})
+    audio = np.stack([emb[sound_of == s].mean(0) for s in sound_ids])
+    return sound_ids, audio / np.linalg.norm(audio, axis=1, keepdims=True)
+
+
+@torch.no_grad()
 def measure(
     model: EmbeddedClap,
     fs: FeatureSet,
@@ -216,15 +227,7 @@ def measure(
 ) -> RetrievalMetrics:
     """Validation figures: one embedding per held-out sound (mean of its plain windows)."""
     model.eval()
-    rows = _rows_in(fs, items, val_packages, (0,))
-    by_item: dict[int, list[int]] = {}
-    for r in rows:
-        by_item.setdefault(int(fs.item[r]), []).append(int(r))
-    sound_ids = sorted(by_item)
-    emb = model.project_audio_features(torch.from_numpy(fs.features[rows])).numpy()
-    pos = {int(r): i for i, r in enumerate(rows)}
-    audio = np.stack([emb[[pos[r] for r in by_item[s]]].mean(0) for s in sound_ids])
-    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    sound_ids, audio = sound_embeddings(model, fs, _rows_in(fs, items, val_packages, (0,)))
     labels = [items[s].label for s in sound_ids]
     cats = sorted(set(labels))
     cat_emb = ensembled_text(model, cats, text, ensemble)
