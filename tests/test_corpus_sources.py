@@ -1,0 +1,189 @@
+"""Training-corpus sources: the container readers (Qt .rcc, OpenTTD .cat, zip) and the label
+rules of the packages read through them. Containers are written here byte by byte after the
+formats' documented layouts, holding real WAV files written by soundfile."""
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from earmark.engine.training.archives import ArchiveError, cat_members, extract_audio, rcc_members, zip_members
+from earmark.engine.training.corpus import label_package, unpack_archives
+
+
+def _wav(freq: float, seconds: float = 0.2) -> bytes:
+    t = np.arange(int(44100 * seconds)) / 44100
+    buf = io.BytesIO()
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * freq * t), 44100, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _rcc(files: dict[str, tuple[bytes, bool]], version: int = 3) -> bytes:
+    """A compiled Qt resource file: {"dir/sub/name.ext": (bytes, zlib-compressed)}."""
+    entry = 14 if version == 1 else 22
+    # Build the directory tree, then lay nodes out breadth-first (children of a dir contiguous).
+    tree: dict = {}
+    for path, payload in files.items():
+        node = tree
+        *dirs, leaf = path.split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[leaf] = payload
+    names = bytearray()
+    name_off: dict[str, int] = {}
+
+    def name(n: str) -> int:
+        if n not in name_off:
+            name_off[n] = len(names)
+            names.extend(struct.pack(">HI", len(n), 0) + n.encode("utf-16-be"))
+        return name_off[n]
+
+    nodes: list[tuple[str, object]] = [("", tree)]
+    order: list[tuple[str, object, int]] = []  # (name, content, first child index)
+    i = 0
+    while i < len(nodes):
+        n, content = nodes[i]
+        first = len(nodes)
+        if isinstance(content, dict):
+            nodes.extend(sorted(content.items()))
+        order.append((n, content, first))
+        i += 1
+    data = bytearray()
+    tree_bytes = bytearray()
+    for n, content, first in order:
+        off = name(n) if n else 0
+        if isinstance(content, dict):
+            rec = struct.pack(">IHII", off, 0x02, len(content), first)
+        else:
+            payload, compressed = content
+            blob = struct.pack(">I", len(payload)) + zlib.compress(payload) if compressed else payload
+            rec = struct.pack(">IHHHI", off, 0x01 if compressed else 0, 0, 0, len(data))
+            data.extend(struct.pack(">I", len(blob)) + blob)
+        tree_bytes.extend(rec.ljust(entry, b"\0"))
+    header = 20 if version == 1 else 24
+    tree_off = header
+    data_off = tree_off + len(tree_bytes)
+    names_off = data_off + len(data)
+    head = b"qres" + struct.pack(">4I", version, tree_off, data_off, names_off)
+    head = head.ljust(header, b"\0")
+    return bytes(head + tree_bytes + data + names)
+
+
+def _cat(entries: list[tuple[str, bytes]]) -> bytes:
+    """An OpenTTD sound catalogue of (name, wav bytes)."""
+    table = 8 * len(entries)
+    body = bytearray()
+    pairs = []
+    for name, wav in entries:
+        raw = name.encode("latin-1") + b"\0"
+        rec = bytes([len(raw)]) + raw + wav
+        pairs.append((table + len(body), len(rec)))
+        body.extend(rec)
+    head = b"".join(struct.pack("<II", (off | 0x80000000) if i == 0 else off, size) for i, (off, size) in enumerate(pairs))
+    return head + bytes(body)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_rcc_reader_walks_tree_and_inflates(tmp_path, version):
+    beep, low = _wav(1000), _wav(200)
+    path = tmp_path / "x.rcc"
+    path.write_bytes(_rcc({
+        "gcompris/src/activities/a/resource/cow.ogg": (low, True),
+        "gcompris/src/activities/a/resource/beep.wav": (beep, False),
+        "gcompris/src/activities/a/resource/image.svg": (b"<svg/>", True),
+        "gcompris/src/core/resource/sounds/water.wav": (beep, True),
+    }, version))
+    got = dict(rcc_members(path))
+    assert set(got) == {"gcompris/src/activities/a/resource/cow.ogg", "gcompris/src/activities/a/resource/beep.wav",
+                        "gcompris/src/core/resource/sounds/water.wav"}
+    assert got["gcompris/src/activities/a/resource/cow.ogg"] == low
+    assert got["gcompris/src/activities/a/resource/beep.wav"] == beep
+    data, sr = sf.read(io.BytesIO(got["gcompris/src/core/resource/sounds/water.wav"]))
+    assert sr == 44100 and len(data) == int(44100 * 0.2)
+
+
+def test_rcc_reader_rejects_other_files(tmp_path):
+    bad = tmp_path / "bad.rcc"
+    bad.write_bytes(b"RIFF" + bytes(40))
+    with pytest.raises(ArchiveError, match="bad.rcc"):
+        list(rcc_members(bad))
+    truncated = tmp_path / "cut.rcc"
+    truncated.write_bytes(_rcc({"a/b.wav": (_wav(440), False)})[:-40])
+    with pytest.raises(ArchiveError, match="cut.rcc"):
+        list(rcc_members(truncated))
+
+
+def test_cat_reader_names_by_title_and_checks_bounds(tmp_path):
+    path = tmp_path / "opensfx.cat"
+    entries = [('"Cow". Original "moo.wav" by someone. License: CC0.', _wav(150)),
+               ('"Diesel/electric train station departure". By X.', _wav(300)),
+               ('"Not audio"', b"junk data here")]
+    path.write_bytes(_cat(entries))
+    got = list(cat_members(path))
+    assert [n for n, _ in got] == ["00 Cow.wav", "01 Diesel_electric train station departure.wav"]
+    assert got[0][1] == entries[0][1]
+    path.write_bytes(_cat(entries)[:-100])
+    with pytest.raises(ArchiveError, match="entry 1 runs past the end"):
+        list(cat_members(path))
+
+
+def test_zip_reader_keeps_audio_only(tmp_path):
+    path = tmp_path / "sounds.pk3"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("sound/weapons/shotgun/fire.wav", _wav(500))
+        zf.writestr("scripts/x.shader", "text")
+    assert [n for n, _ in zip_members(path)] == ["sound/weapons/shotgun/fire.wav"]
+
+
+def test_extract_never_writes_outside_dest(tmp_path):
+    path = tmp_path / "evil.rcc"
+    path.write_bytes(_rcc({"../../escape.wav": (_wav(440), False), "ok/fine.wav": (_wav(440), False)}))
+    dest = tmp_path / "out"
+    assert extract_audio(path, dest) == 2
+    assert (dest / "escape.wav").exists() and (dest / "ok" / "fine.wav").exists()
+    assert not (tmp_path.parent / "escape.wav").exists()
+
+
+def _package(root: Path, package: str) -> Path:
+    doc = root / "usr" / "share" / "doc" / package
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("License: GPL-3+\n")
+    return root
+
+
+def test_gcompris_and_openttd_labels_from_containers(tmp_path):
+    g = _package(tmp_path / "g", "gcompris-qt-data")
+    rcc_dir = g / "usr" / "share" / "gcompris-qt" / "rcc"
+    rcc_dir.mkdir(parents=True)
+    click = _wav(3000, 0.05)
+    (rcc_dir / "memory-sound.rcc").write_bytes(_rcc({
+        "gcompris/src/activities/memory-sound/resource/LRRain_in_garden_01_LA_cut.ogg": (_wav(100), True),
+        "gcompris/src/activities/memory-sound/resource/LRWeird_3_LA.ogg": (_wav(120), True),
+        "gcompris/src/activities/x/resource/click.wav": (click, False),
+    }))
+    (rcc_dir / "canal_lock.rcc").write_bytes(_rcc({
+        "gcompris/src/activities/canal_lock/resource/door_open.wav": (_wav(90), True),
+        "gcompris/src/activities/y/resource/click.wav": (click, False),  # same bytes: dropped
+    }))
+    unpack_archives(g)
+    labels = sorted((it.label, Path(it.path).name) for it in label_package("gcompris-qt-data", g))
+    assert labels == [("a click", "click.wav"), ("rain", "LRRain_in_garden_01_LA_cut.ogg")]
+
+    o = _package(tmp_path / "o", "openttd-opensfx")
+    cat_dir = o / "usr" / "share" / "games" / "openttd" / "baseset" / "opensfx"
+    cat_dir.mkdir(parents=True)
+    (cat_dir / "opensfx.cat").write_bytes(_cat([
+        ('"Good Year". By J.', _wav(600)),  # a jingle: left out
+        ('"Lumber mill: Chainsaw". Original "CHAINSAW.wav". License: CC-BY-3.0.', _wav(700)),
+        ('"Tropical: Monkeys". Original "Affen schreit.mp3".', _wav(800)),
+    ]))
+    unpack_archives(o)
+    items = label_package("openttd-opensfx", o)
+    assert sorted(it.label for it in items) == ["a chainsaw", "monkeys chattering"]
+    assert all(it.licence == "GPL-3+" and it.captions for it in items)
