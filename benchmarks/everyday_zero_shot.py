@@ -9,7 +9,7 @@ projection and chance (1/27), pooled over sounds and averaged over packages.
 
     python benchmarks/everyday_zero_shot.py --cache ~/.cache/earmark/corpus [--markdown OUT.md]
 
-Recipes: ``current`` (TrainConfig defaults) and ``linear-heads`` (residual_heads=False).
+Recipes: ``shipped`` (TrainConfig defaults) and ``v1-heads`` (residual heads, rows ∝ count^-0.5).
 Each fold trains one model (~1 min on 2 cores), so a run is ~2 × folds minutes.
 """
 from __future__ import annotations
@@ -32,7 +32,9 @@ from earmark.engine.training.train import (
     TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit,
 )
 
-RECIPES = {"current": {}, "linear-heads": {"residual_heads": False}}
+# "shipped": TrainConfig defaults (the recipe of the shipped weights, v2); "v1-heads": the same
+# with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
+RECIPES = {"shipped": {}, "v1-heads": {"residual_heads": True, "balance_power": 0.5}}
 
 
 def main() -> None:
