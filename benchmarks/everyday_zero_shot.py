@@ -50,7 +50,7 @@ def main() -> None:
     cnn = aisfx_checkpoint(args.cache)
     fs = compute_features(items, _new_model(ModelConfig(), cnn, base.seed).audio, args.cache, seed=base.seed,
                           max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
-                          progress=False)
+                          acoustic_views=base.acoustic_views, progress=False)
     cats = list(CATEGORIES)
     labels = sorted(set(fs.labels))
     texts = [c for lab in labels for c in C.captions_for(lab)] + [t.format(c) for c in cats for t in C.TEMPLATES]
@@ -70,7 +70,7 @@ def main() -> None:
         for p, sounds in held.items():
             t0 = time.time()
             model = _new_model(ModelConfig(), cnn, cfg.seed)
-            fit(model, fs, _rows_in(fs, items, packages - {p}, (0, 1, 2)), text, cfg, progress=False)
+            fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.train_kinds), text, cfg, progress=False)
             ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, True))
             results[name][p] = ok.tolist()
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s)", flush=True)

@@ -8,7 +8,11 @@ Windows per sound (deterministic): files no longer than one window give one wind
 longer files give up to ``max_windows`` windows, the loudest of a half-window grid. Augmented
 windows are added for training: a pitch/speed shift (±2 semitones) of one window per sound
 (probability ``pitch_prob``) and mixtures of two sounds with different labels at a random
-level difference, captioned with both labels.
+level difference, captioned with both labels. Acoustic views (``acoustic_views`` per sound)
+re-record a random loud window through a random channel: band limits (a high-pass and/or a
+low-pass, as small speakers, phones and old codecs have), a synthetic room (exponentially
+decaying noise as the impulse response) and background noise, so that the model does not learn
+one game's recording chain as part of what a sound is.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import soundfile as sf
 import soxr
 import torch
@@ -34,7 +39,7 @@ class FeatureSet:
     features: np.ndarray  # (N, 512) float32 CNN features
     item: np.ndarray  # (N,) int index into the corpus items (first sound for mixtures)
     partner: np.ndarray  # (N,) int index of the second sound of a mixture, -1 otherwise
-    kind: np.ndarray  # (N,) int 0 = plain window, 1 = pitch-shifted, 2 = mixture
+    kind: np.ndarray  # (N,) int 0 = plain window, 1 = pitch-shifted, 2 = mixture, 3 = acoustic view
     labels: list[str]  # (N,) label of each row (mixtures: "A and B")
 
 
@@ -67,6 +72,47 @@ def shift_pitch(window: np.ndarray, semitones: float, n: int) -> np.ndarray:
     return out[:n] if len(out) >= n else np.pad(out, (0, n - len(out)))
 
 
+ACOUSTIC_VERSION = "1"  # bump when acoustic_view changes, so cached views are recomputed
+
+
+def acoustic_view(wave: np.ndarray, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """One ``n``-sample window of ``wave`` heard through a random channel (see module docstring)."""
+    if len(wave) <= n:  # short sound: a random offset inside the window
+        out = np.zeros(n, np.float32)
+        start = int(rng.integers(0, n - len(wave) + 1))
+        out[start : start + len(wave)] = wave
+    else:  # long sound: a random window among the louder half of the half-window grid
+        hop = n // 2
+        starts = np.arange(0, len(wave) - n + 1, hop)
+        energy = np.array([np.mean(wave[s : s + n] ** 2) for s in starts])
+        loud = starts[energy >= np.median(energy)]
+        s0 = int(rng.choice(loud)) + int(rng.integers(-hop // 2, hop // 2 + 1))
+        s0 = int(np.clip(s0, 0, len(wave) - n))
+        out = wave[s0 : s0 + n].astype(np.float32).copy()
+    nyq = sample_rate / 2
+    if rng.random() < 0.5:
+        sos = scipy.signal.butter(2, rng.uniform(80.0, 1000.0) / nyq, "highpass", output="sos")
+        out = scipy.signal.sosfilt(sos, out)
+    if rng.random() < 0.5:
+        sos = scipy.signal.butter(4, rng.uniform(2500.0, 12000.0) / nyq, "lowpass", output="sos")
+        out = scipy.signal.sosfilt(sos, out)
+    if rng.random() < 0.4:  # room: RT60 0.2–1.2 s, wet share 10–50 %
+        rt60 = rng.uniform(0.2, 1.2)
+        t = np.arange(int(rt60 * sample_rate)) / sample_rate
+        ir = rng.standard_normal(len(t)) * 10.0 ** (-3.0 * t / rt60)
+        wet = scipy.signal.fftconvolve(out, ir / np.sqrt(np.sum(ir**2)))[:n]
+        mix = rng.uniform(0.1, 0.5)
+        out = (1 - mix) * out + mix * wet * (np.std(out) / (np.std(wet) + 1e-9))
+    if rng.random() < 0.4:  # background: pink-ish noise at 10–30 dB SNR
+        spec = np.fft.rfft(rng.standard_normal(n))
+        spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1.0))
+        noise = np.fft.irfft(spec, n)
+        snr = rng.uniform(10.0, 30.0)
+        out = out + noise * (np.std(out) / (np.std(noise) + 1e-9)) * 10.0 ** (-snr / 20.0)
+    peak = np.abs(out).max()
+    return (out / peak * 0.9 if peak > 0 else out).astype(np.float32)
+
+
 class FeatureExtractor:
     """Batches windows through the frozen front end + CNN."""
 
@@ -97,6 +143,7 @@ def compute_features(
     max_windows: int = 3,
     pitch_prob: float = 0.35,
     n_mixes: int = 1500,
+    acoustic_views: int = 0,
     progress: bool = True,
 ) -> FeatureSet:
     """CNN features for every window of ``items`` plus augmentations; cached per sound."""
@@ -123,6 +170,7 @@ def compute_features(
             semitones = 0.0
         plain_path = cache / f"{_key(it.path, cfg_tag, str(max_windows), 'plain')}.npy"
         pitch_path = cache / f"{_key(it.path, cfg_tag, f'{semitones}', 'pitch')}.npy"
+        views_path = cache / f"{_key(it.path, cfg_tag, str(seed), str(acoustic_views), ACOUSTIC_VERSION, 'acoustic')}.npy"
         try:
             wave = wins = None
             if plain_path.exists():
@@ -141,6 +189,17 @@ def compute_features(
                         wins = select_windows(load_mono(it.path, cfg.sample_rate), n, max_windows)
                     f_pitch = extract(shift_pitch(wins[0], semitones, n)[None])
                     np.save(pitch_path, f_pitch)
+            f_views = np.zeros((0, f_plain.shape[1]), np.float32)
+            if acoustic_views and it.rule != "music":
+                if views_path.exists():
+                    f_views = np.load(views_path)
+                else:
+                    if wave is None:
+                        wave = load_mono(it.path, cfg.sample_rate)
+                    view_rng = np.random.default_rng(int(_key(it.path, str(seed), "acoustic"), 16))
+                    views = [acoustic_view(wave, n, cfg.sample_rate, view_rng) for _ in range(acoustic_views)]
+                    f_views = extract(np.stack(views))
+                    np.save(views_path, f_views)
         except (RuntimeError, sf.LibsndfileError, ValueError) as exc:  # undecodable file: skip it, say so
             tqdm.write(f"skip {it.path}: {exc}")
             continue
@@ -148,6 +207,8 @@ def compute_features(
             feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(0); labels.append(it.label)
         for row in f_pitch:
             feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(1); labels.append(it.label)
+        for row in f_views:
+            feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(3); labels.append(it.label)
         decoded.append(idx)
 
     # Mixtures: pairs of sounds with different labels, at a level difference of -6..6 dB.

@@ -61,6 +61,9 @@ class TrainConfig:
     max_windows: int = 3
     pitch_prob: float = 0.35
     n_mixes: int = 1500
+    acoustic_views: int = 0  # per sound: a random loud window through a random channel (features.py)
+    # Row kinds trained on: 0 plain windows, 1 pitch-shifted, 2 mixtures, 3 acoustic views.
+    train_kinds: tuple[int, ...] = (0, 1, 2, 3)
     val_packages: tuple[str, ...] = VAL_PACKAGES
     packages: tuple[str, ...] = DEBIAN_PACKAGES  # Debian packages in the corpus (synth sounds always)
     # True: retrain on all packages (validation ones included) and ship that model.
@@ -71,6 +74,10 @@ class TrainConfig:
     # is linear + LayerNorm (fewer parameters to overfit the few hundred training labels). The
     # everyday-category benchmark (benchmarks/everyday_zero_shot.py) measures both; linear won.
     residual_heads: bool = False
+    # Labels whose captions' mean MiniLM embeddings have cosine ≥ this count as positives for
+    # each other ("sword clash" and "swords clashing" from two packages are not negatives).
+    # None: only identical labels are positives.
+    positive_similarity: float | None = None
 
 
 @dataclass
@@ -129,6 +136,16 @@ def _rows_in(fs: FeatureSet, items: list[CorpusItem], packages: set[str], kinds:
     return np.where(ok)[0]
 
 
+def similar_labels(labels: list[str], text: dict[str, np.ndarray], threshold: float) -> np.ndarray:
+    """(L, L) bool: label pairs whose captions' mean MiniLM embeddings have cosine ≥ threshold
+    (every label is similar to itself)."""
+    emb = np.stack([np.mean([text[c] for c in C.captions_for(lab)], axis=0) for lab in labels])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    same = emb @ emb.T >= threshold
+    np.fill_diagonal(same, True)
+    return same
+
+
 def fit(
     model: EmbeddedClap,
     fs: FeatureSet,
@@ -148,6 +165,9 @@ def fit(
     weights = 1.0 / counts[gid] ** cfg.balance_power
     weights = weights / weights.sum()
     caps = {lab: C.captions_for(lab) for lab in uniq}
+    same = None
+    if cfg.positive_similarity is not None:
+        same = torch.from_numpy(similar_labels(uniq, text, cfg.positive_similarity))
     x_all = torch.from_numpy(fs.features[rows])
     if not cfg.residual_heads:
         with torch.no_grad():
@@ -178,7 +198,8 @@ def fit(
         scale = model.logit_scale.exp().clamp(max=100.0)
         logits = scale * a @ t.T
         g = torch.from_numpy(gid[b])
-        pos = (g[:, None] == g[None, :]).float()
+        pos = (g[:, None] == g[None, :]) if same is None else same[g][:, g]
+        pos = pos.float()
         target = pos / pos.sum(dim=1, keepdim=True)
         loss = 0.5 * (
             -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
@@ -274,7 +295,7 @@ def train_encoder(
     feat_model = _new_model(model_cfg, cnn_state, cfg.seed).to(device)
     fs = compute_features(
         items, feat_model.audio, cache, seed=cfg.seed, max_windows=cfg.max_windows,
-        pitch_prob=cfg.pitch_prob, n_mixes=cfg.n_mixes, progress=progress,
+        pitch_prob=cfg.pitch_prob, n_mixes=cfg.n_mixes, acoustic_views=cfg.acoustic_views, progress=progress,
     )
     all_labels = sorted(set(fs.labels))
     texts = [c for lab in all_labels for c in C.captions_for(lab)]
@@ -289,7 +310,7 @@ def train_encoder(
     # 1) validation split: train on train packages, measure on held-out packages.
     baseline = _new_model(model_cfg, cnn_state, cfg.seed)
     model = _new_model(model_cfg, cnn_state, cfg.seed)
-    rows = _rows_in(fs, items, train_pk, (0, 1, 2))
+    rows = _rows_in(fs, items, train_pk, cfg.train_kinds)
     fit(model, fs, rows, text, cfg, progress)
     results = {}
     for ens in (False, True):
@@ -314,7 +335,7 @@ def train_encoder(
     # 2) shipped model: same settings on all packages, or the validation-split model itself.
     if cfg.final_on_all_packages:
         final = _new_model(model_cfg, cnn_state, cfg.seed)
-        rows_all = _rows_in(fs, items, packages, (0, 1, 2))
+        rows_all = _rows_in(fs, items, packages, cfg.train_kinds)
         report.n_train_rows = int(len(rows_all))
         fit(final, fs, rows_all, text, cfg, progress)
     else:

@@ -1,0 +1,78 @@
+"""Acoustic views (engine/training/features.py) and similar-label positives (train.py)."""
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
+from earmark.engine.training import captions as C
+from earmark.engine.training.corpus import CorpusItem
+from earmark.engine.training.features import acoustic_view, compute_features
+from earmark.engine.training.train import TrainConfig, fit, similar_labels
+from test_everyday import _tiny_set
+
+N = 101_430  # one 2.3 s window at 44.1 kHz
+
+
+def test_acoustic_view_is_a_window_through_a_changed_channel():
+    t = np.arange(5 * 44100) / 44100
+    wave = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    wave[: 44100] = 0.0  # a silent first second: views come from the louder half of the grid
+    views = [acoustic_view(wave, N, 44100, np.random.default_rng(s)) for s in range(8)]
+    for v in views:
+        assert v.shape == (N,) and v.dtype == np.float32
+        assert abs(np.abs(v).max() - 0.9) < 1e-4  # peak-normalised
+        assert np.sqrt(np.mean(v**2)) > 0.1  # not the silent second
+    # Deterministic for a given generator state, different across states.
+    again = acoustic_view(wave, N, 44100, np.random.default_rng(3))
+    np.testing.assert_array_equal(again, views[3])
+    assert min(np.abs(views[0] - v).max() for v in views[1:]) > 1e-3
+
+
+def test_acoustic_view_keeps_a_short_sound_whole():
+    click = np.zeros(2000, np.float32)
+    click[100:110] = 1.0
+    v = acoustic_view(click, N, 44100, np.random.default_rng(0))
+    assert v.shape == (N,)
+    assert np.argmax(np.abs(v)) < N  # somewhere inside the window
+    assert np.sum(np.abs(v) > 0.3) >= 1
+
+
+def test_compute_features_adds_views_per_sound(tmp_path: Path):
+    items = []
+    for i, (label, freq) in enumerate((("a beep", 880.0), ("a low hum", 110.0))):
+        p = tmp_path / f"s{i}.wav"
+        t = np.arange(int(3.0 * 44100)) / 44100
+        sf.write(p, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 44100)
+        items.append(CorpusItem(str(p), "test", "CC0", label, "file-name"))
+    torch.manual_seed(0)
+    tower = EmbeddedClap(ModelConfig()).audio
+    fs = compute_features(items, tower, tmp_path / "cache", max_windows=1, pitch_prob=0.0,
+                          n_mixes=0, acoustic_views=2, progress=False)
+    assert sorted(fs.kind.tolist()) == [0, 0, 3, 3, 3, 3]
+    assert [fs.labels[i] for i in np.where(fs.kind == 3)[0]] == ["a beep", "a beep", "a low hum", "a low hum"]
+    # Cached: a second call reads the same rows back.
+    again = compute_features(items, tower, tmp_path / "cache", max_windows=1, pitch_prob=0.0,
+                             n_mixes=0, acoustic_views=2, progress=False)
+    np.testing.assert_array_equal(again.features, fs.features)
+
+
+def test_similar_labels_are_positives():
+    rng = np.random.default_rng(0)
+    labels = ["rain", "rainfall", "a dog barking"]
+    text = {c: rng.standard_normal(384).astype(np.float32) for lab in labels for c in C.captions_for(lab)}
+    for c_new, c_old in zip(C.captions_for("rainfall"), C.captions_for("rain")):
+        text[c_new] = text[c_old] + 0.01 * rng.standard_normal(384).astype(np.float32)
+    same = similar_labels(labels, text, 0.9)
+    assert same.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
+    assert similar_labels(labels, text, 1.01).tolist() == np.eye(3, dtype=bool).tolist()  # only itself
+
+
+def test_fit_with_similar_positives_learns():
+    fs, text = _tiny_set()
+    torch.manual_seed(0)
+    model = EmbeddedClap(ModelConfig())
+    cfg = TrainConfig(epochs=30, batch_size=16, threads=1, positive_similarity=0.9)
+    losses = fit(model, fs, np.arange(len(fs.labels)), text, cfg, progress=False)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
