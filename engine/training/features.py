@@ -52,15 +52,21 @@ def load_mono(path: str, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def half_window_grid(wave: np.ndarray, n: int, include_end: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Starts of ``n``-sample windows every n/2 samples over ``wave`` (longer than n), plus the
+    window that ends at the last sample when ``include_end``, and each window's mean power."""
+    starts = list(range(0, len(wave) - n + 1, n // 2))
+    if include_end and starts[-1] != len(wave) - n:
+        starts.append(len(wave) - n)
+    energy = np.array([float(np.mean(wave[s : s + n] ** 2)) for s in starts])
+    return np.asarray(starts), energy
+
+
 def select_windows(wave: np.ndarray, n: int, max_windows: int) -> list[np.ndarray]:
     """Up to ``max_windows`` windows of ``n`` samples: the loudest on a half-window grid, in time order."""
     if len(wave) <= n:
         return [np.pad(wave, (0, n - len(wave)))]
-    hop = n // 2
-    starts = list(range(0, len(wave) - n + 1, hop))
-    if starts[-1] != len(wave) - n:
-        starts.append(len(wave) - n)
-    energy = [float(np.mean(wave[s : s + n] ** 2)) for s in starts]
+    starts, energy = half_window_grid(wave, n, include_end=True)
     order = sorted(range(len(starts)), key=lambda i: -energy[i])[:max_windows]
     return [wave[starts[i] : starts[i] + n] for i in sorted(order)]
 
@@ -83,8 +89,7 @@ def acoustic_view(wave: np.ndarray, n: int, sample_rate: int, rng: np.random.Gen
         out[start : start + len(wave)] = wave
     else:  # long sound: a random window among the louder half of the half-window grid
         hop = n // 2
-        starts = np.arange(0, len(wave) - n + 1, hop)
-        energy = np.array([np.mean(wave[s : s + n] ** 2) for s in starts])
+        starts, energy = half_window_grid(wave, n, include_end=False)
         loud = starts[energy >= np.median(energy)]
         s0 = int(rng.choice(loud)) + int(rng.integers(-hop // 2, hop // 2 + 1))
         s0 = int(np.clip(s0, 0, len(wave) - n))
@@ -170,7 +175,6 @@ def compute_features(
             semitones = 0.0
         plain_path = cache / f"{_key(it.path, cfg_tag, str(max_windows), 'plain')}.npy"
         pitch_path = cache / f"{_key(it.path, cfg_tag, f'{semitones}', 'pitch')}.npy"
-        views_path = cache / f"{_key(it.path, cfg_tag, str(seed), str(acoustic_views), ACOUSTIC_VERSION, 'acoustic')}.npy"
         try:
             wave = wins = None
             if plain_path.exists():
@@ -191,6 +195,7 @@ def compute_features(
                     np.save(pitch_path, f_pitch)
             f_views = np.zeros((0, f_plain.shape[1]), np.float32)
             if acoustic_views and it.rule != "music":
+                views_path = cache / f"{_key(it.path, cfg_tag, str(seed), str(acoustic_views), ACOUSTIC_VERSION, 'acoustic')}.npy"
                 if views_path.exists():
                     f_views = np.load(views_path)
                 else:
