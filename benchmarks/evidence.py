@@ -237,6 +237,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weights", type=float, nargs=3, metavar=("IN", "OUT", "SPARSITY"), default=(4.0, 0.2, 0.4),
+                    help="loss weights of mask_in, mask_out, sparsity (L-MAC's 4 / 0.2 / 0.4)")
     ap.add_argument("--top-k", type=int, default=1, help="targets drawn from a window's top-k concepts")
     ap.add_argument("--caption-prob", type=float, default=0.1, help="probability of the path caption as target")
     ap.add_argument("--checkpoint", type=Path, default=REPO / "out" / "evidence" / "decoder.pt")
@@ -248,6 +250,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from earmark.engine.evidence.evaluate import evaluate_faithfulness
+    from earmark.engine.evidence.objective import ObjectiveWeights
     from earmark.engine.evidence.train import TrainConfig, iter_batches, train_decoder
 
     t0 = time.perf_counter()
@@ -267,7 +270,8 @@ def main() -> None:
         enc,
         iter_batches(train, args.batch_size, seed=args.seed, top_k=args.top_k, caption_prob=args.caption_prob),
         args.checkpoint,
-        TrainConfig(steps=args.steps, lr=args.lr, save_every=25, seed=args.seed, logit_scale=scale),
+        TrainConfig(steps=args.steps, lr=args.lr, save_every=25, seed=args.seed, logit_scale=scale,
+                    weights=ObjectiveWeights(*args.weights)),
         negatives=candidates,
     )
     t_train = time.perf_counter() - t0
@@ -341,7 +345,8 @@ def main() -> None:
             MARK_START,
             f"Encoder: `{result['encoder']}` (fingerprint `{result['encoder_fingerprint']}`). Data: {desc}.",
             f"Decoder: {res.steps_done} steps of batch {args.batch_size} on CPU, targets from each window's top "
-            f"{args.top_k} concept(s) or (p = {args.caption_prob}) its path caption "
+            f"{args.top_k} concept(s) or (p = {args.caption_prob}) its path caption, loss weights "
+            f"{' / '.join(f'{w:g}' for w in args.weights)} (mask-in / mask-out / sparsity) "
             f"(loss {loss_first:.3f} → {loss_last:.3f}, mean of first/last 10 steps). "
             f"Logit scale s = {ev.logit_scale:g}; {ev.n_windows} held-out windows; "
             f"{len(candidates)} candidate texts.",
