@@ -150,15 +150,6 @@ def _corpus_data(enc, corpus: Path, n_train: int, n_eval: int, seed: int):
     return train, eval_w, candidates, long_hit, desc
 
 
-def _zero_shot_scale(enc) -> float:
-    """The encoder's multiplicative logit scale: ``enc.logit_scale``, else exp of its model's learned log-scale."""
-    from earmark.engine.evidence.objective import logit_scale_of
-
-    if getattr(enc, "logit_scale", None) is None and hasattr(getattr(enc, "model", None), "logit_scale"):
-        return float(enc.model.logit_scale.detach().exp())  # CLIP-style parameter stored as log(s)
-    return logit_scale_of(enc)
-
-
 def _time_render(enc, decoder, hit: np.ndarray, runs: int, precision: str = "fp32") -> dict[str, float]:
     from earmark.engine.evidence.precision import resolve_precision
     from earmark.engine.evidence.render import compute_mask, render_evidence
@@ -250,7 +241,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from earmark.engine.evidence.evaluate import evaluate_faithfulness
-    from earmark.engine.evidence.objective import ObjectiveWeights
+    from earmark.engine.evidence.objective import ObjectiveWeights, logit_scale_of
     from earmark.engine.evidence.train import TrainConfig, iter_batches, train_decoder
 
     t0 = time.perf_counter()
@@ -262,7 +253,7 @@ def main() -> None:
         enc = load_encoder(args.encoder, device="cpu")
         train, eval_w, candidates, long_hit, desc = _corpus_data(enc, args.corpus, args.train_files, args.eval_files, args.seed)
     t_data = time.perf_counter() - t0
-    scale = _zero_shot_scale(enc)
+    scale = logit_scale_of(enc)  # the encoder's own s (the embedded model's learned one, ~24)
     print(f"data: {desc} ({t_data:.0f} s)", file=sys.stderr)
 
     t0 = time.perf_counter()

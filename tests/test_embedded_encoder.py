@@ -136,3 +136,12 @@ def test_level_reference_keeps_a_turned_down_mask_visible(enc: EmbeddedEncoder) 
     np.testing.assert_allclose(alone.numpy(), full.numpy(), atol=1e-5)  # level undone without a reference
     np.testing.assert_allclose(same.numpy(), full.numpy(), atol=1e-6)
     assert float((at_level * full).sum()) < 0.999  # a quieter sound is a different input
+
+
+def test_evidence_uses_the_models_learned_logit_scale(enc: EmbeddedEncoder) -> None:
+    """L-MAC's softmax must use the scale the model was trained with, not the 100 assumed for unknown encoders."""
+    from earmark.engine.evidence.objective import DEFAULT_LOGIT_SCALE, logit_scale_of
+
+    learned = float(enc.model.logit_scale.detach().exp())
+    assert 1.0 < learned < DEFAULT_LOGIT_SCALE
+    assert logit_scale_of(enc) == pytest.approx(learned)

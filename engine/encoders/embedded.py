@@ -52,6 +52,15 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         self.sample_rate = int(audio.sample_rate)
         self.window_seconds = float(audio.window_seconds)
 
+    @property
+    def logit_scale(self) -> float:
+        """Zero-shot logit scale s of softmax(s · cos): exp of the learned log-scale, capped at 100 as in training.
+
+        L-MAC's objective and faithfulness metrics read it (``evidence.objective.logit_scale_of``);
+        without it they would assume 100, four times the shipped model's ~24.
+        """
+        return float(self.model.logit_scale.detach().exp().clamp(max=100.0))
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | None = None, device: str | None = None) -> "EmbeddedEncoder":
