@@ -54,12 +54,12 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
 
     @property
     def logit_scale(self) -> float:
-        """Zero-shot logit scale s of softmax(s · cos): exp of the learned log-scale, capped at 100 as in training.
+        """Zero-shot logit scale s of softmax(s · cos), the one the model trained with.
 
         L-MAC's objective and faithfulness metrics read it (``evidence.objective.logit_scale_of``);
         without it they would assume 100, four times the shipped model's ~24.
         """
-        return float(self.model.logit_scale.detach().exp().clamp(max=100.0))
+        return float(self.model.similarity_scale().detach())
 
     # ------------------------------------------------------------------ loading
     @classmethod

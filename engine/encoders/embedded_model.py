@@ -220,6 +220,10 @@ class EmbeddedClap(nn.Module):
         self.text_proj = ProjectionHead(cfg.text_dim, cfg.dim, cfg.proj_hidden, cfg.dropout)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
 
+    def similarity_scale(self) -> torch.Tensor:
+        """The multiplicative logit scale s = exp(logit_scale), capped at 100 as CLIP does (differentiable)."""
+        return self.logit_scale.exp().clamp(max=100.0)
+
     def project_text(self, sentence_embeddings: torch.Tensor) -> torch.Tensor:
         """(B, text_dim) MiniLM sentence embeddings → (B, dim) unit-norm."""
         return F.normalize(self.text_proj(sentence_embeddings), dim=-1)

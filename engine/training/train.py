@@ -195,7 +195,7 @@ def fit(
         x = F.dropout(x_all[b], p=cfg.input_dropout, training=True)
         a = model.project_audio_features(x)
         t = model.project_text(t_in)
-        scale = model.logit_scale.exp().clamp(max=100.0)
+        scale = model.similarity_scale()
         logits = scale * a @ t.T
         g = torch.from_numpy(gid[b])
         pos = (g[:, None] == g[None, :]) if same is None else same[g][:, g]
