@@ -48,7 +48,6 @@ RECIPES = {
     "views+positives": {"acoustic_views": 2, "positive_similarity": 0.85},
 }
 DEFAULT_RECIPES = ("shipped", "v1-heads")
-VIEW_KIND = 3  # FeatureSet row kind of an acoustic view (engine/training/features.py)
 
 
 def main() -> None:
@@ -83,12 +82,11 @@ def main() -> None:
     }
     for name in names:
         cfg = replace(base, **RECIPES[name])
-        kinds = tuple(k for k in cfg.train_kinds if k != VIEW_KIND or cfg.acoustic_views > 0)
         results[name] = {}
         for p, sounds in held.items():
             t0 = time.time()
             model = _new_model(ModelConfig(), cnn, cfg.seed)
-            fit(model, fs, _rows_in(fs, items, packages - {p}, kinds), text, cfg, progress=False)
+            fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
             ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, True))
             results[name][p] = ok.tolist()
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s)", flush=True)

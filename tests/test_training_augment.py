@@ -8,7 +8,7 @@ import torch
 from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import CorpusItem
-from earmark.engine.training.features import acoustic_view, compute_features
+from earmark.engine.training.features import VIEW_KIND, acoustic_view, compute_features
 from earmark.engine.training.train import TrainConfig, fit, similar_labels
 from test_everyday import _tiny_set
 
@@ -76,3 +76,9 @@ def test_fit_with_similar_positives_learns():
     cfg = TrainConfig(epochs=30, batch_size=16, threads=1, positive_similarity=0.9)
     losses = fit(model, fs, np.arange(len(fs.labels)), text, cfg, progress=False)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_recipes_without_views_never_train_on_view_rows() -> None:
+    assert VIEW_KIND not in TrainConfig().row_kinds()
+    assert VIEW_KIND in TrainConfig(acoustic_views=2).row_kinds()
+    assert TrainConfig(acoustic_views=2, train_kinds=(0, 2)).row_kinds() == (0, 2)

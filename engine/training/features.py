@@ -79,6 +79,7 @@ def shift_pitch(window: np.ndarray, semitones: float, n: int) -> np.ndarray:
 
 
 ACOUSTIC_VERSION = "1"  # bump when acoustic_view changes, so cached views are recomputed
+VIEW_KIND = 3  # FeatureSet.kind of an acoustic-view row
 
 
 def acoustic_view(wave: np.ndarray, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -213,7 +214,7 @@ def compute_features(
         for row in f_pitch:
             feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(1); labels.append(it.label)
         for row in f_views:
-            feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(3); labels.append(it.label)
+            feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(VIEW_KIND); labels.append(it.label)
         decoded.append(idx)
 
     # Mixtures: pairs of sounds with different labels, at a level difference of -6..6 dB.

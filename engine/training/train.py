@@ -30,7 +30,7 @@ from ..encoders.embedded_model import EmbeddedClap, ModelConfig, SentenceEncoder
 from . import captions as C
 from .corpus import DEBIAN_PACKAGES, CorpusItem, build_corpus
 from .evaluate import RetrievalMetrics, chance, evaluate
-from .features import FeatureSet, compute_features
+from .features import VIEW_KIND, FeatureSet, compute_features
 
 AISFX_VERSION = "0.1.2"
 WEIGHTS_NAME = "embedded-clap.pt"
@@ -78,6 +78,11 @@ class TrainConfig:
     # each other ("sword clash" and "swords clashing" from two packages are not negatives).
     # None: only identical labels are positives.
     positive_similarity: float | None = None
+
+    def row_kinds(self) -> tuple[int, ...]:
+        """``train_kinds``, less acoustic views when this recipe asks for none: a feature set
+        shared between recipes may hold view rows that a recipe without views must not see."""
+        return tuple(k for k in self.train_kinds if k != VIEW_KIND or self.acoustic_views > 0)
 
 
 @dataclass
@@ -310,7 +315,7 @@ def train_encoder(
     # 1) validation split: train on train packages, measure on held-out packages.
     baseline = _new_model(model_cfg, cnn_state, cfg.seed)
     model = _new_model(model_cfg, cnn_state, cfg.seed)
-    rows = _rows_in(fs, items, train_pk, cfg.train_kinds)
+    rows = _rows_in(fs, items, train_pk, cfg.row_kinds())
     fit(model, fs, rows, text, cfg, progress)
     results = {}
     for ens in (False, True):
@@ -335,7 +340,7 @@ def train_encoder(
     # 2) shipped model: same settings on all packages, or the validation-split model itself.
     if cfg.final_on_all_packages:
         final = _new_model(model_cfg, cnn_state, cfg.seed)
-        rows_all = _rows_in(fs, items, packages, cfg.train_kinds)
+        rows_all = _rows_in(fs, items, packages, cfg.row_kinds())
         report.n_train_rows = int(len(rows_all))
         fit(final, fs, rows_all, text, cfg, progress)
     else:
