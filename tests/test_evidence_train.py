@@ -122,6 +122,19 @@ def test_batches_need_targets() -> None:
         next(iter_batches([SegmentExample(np.zeros(8000, np.float32), [])], 2))
 
 
+def test_decision_targets_are_sampled_at_their_share() -> None:
+    """decision_prob picks the segment's decision; the rest come from its concepts or caption."""
+    segs = [SegmentExample(np.zeros(800, np.float32), ["rain", "wind"], caption="a storm", decision="thunder")
+            for _ in range(8)]
+    always = next(iter_batches(segs, 8, seed=1, decision_prob=1.0))
+    assert set(always.targets) == {"thunder"}
+    never = next(iter_batches(segs, 8, seed=1, decision_prob=0.0))
+    assert "thunder" not in never.targets and set(never.targets) <= {"rain", "wind", "a storm"}
+    targets = [t for _, b in zip(range(50), iter_batches(segs, 8, seed=2, decision_prob=0.8)) for t in b.targets]
+    share = targets.count("thunder") / len(targets)
+    assert 0.7 < share < 0.9, share
+
+
 @pytest.mark.gpu
 def test_training_and_rendering_on_gpu(tmp_path) -> None:
     if not torch.cuda.is_available():

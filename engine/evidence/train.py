@@ -49,11 +49,13 @@ class TrainingBatch:
 
 @dataclass(frozen=True)
 class SegmentExample:
-    """One segment for training: its samples, its top concepts (best first), its caption if any."""
+    """One segment for training: its samples, its top concepts (best first), its caption if any,
+    and the encoder's decision among the candidate texts (the class L-MAC's metrics explain)."""
 
     waveform: np.ndarray
     concepts: Sequence[str]
     caption: str | None = None
+    decision: str | None = None
 
 
 @dataclass
@@ -65,8 +67,12 @@ class TrainResult:
     history: list[dict[str, float]]  # loss terms per step, the whole run
 
 
-def sample_target(example: SegmentExample, rng: np.random.Generator, top_k: int = 5, caption_prob: float = 0.25) -> str:
-    """A target text for one segment: its caption with probability ``caption_prob``, else one of its top-k concepts."""
+def sample_target(example: SegmentExample, rng: np.random.Generator, top_k: int = 5, caption_prob: float = 0.25,
+                  decision_prob: float = 0.0) -> str:
+    """A target text for one segment: its decision with probability ``decision_prob`` (when it has
+    one), else its caption with probability ``caption_prob``, else one of its top-k concepts."""
+    if example.decision and rng.random() < decision_prob:
+        return example.decision
     concepts = list(example.concepts)[:top_k]
     if example.caption and (not concepts or rng.random() < caption_prob):
         return example.caption
@@ -81,9 +87,10 @@ def iter_batches(
     seed: int = 0,
     top_k: int = 5,
     caption_prob: float = 0.25,
+    decision_prob: float = 0.0,
 ) -> Iterator[TrainingBatch]:
     """Endless shuffled batches over ``segments`` (reshuffled every pass), targets sampled afresh."""
-    usable = [i for i, s in enumerate(segments) if s.caption or len(s.concepts)]
+    usable = [i for i, s in enumerate(segments) if s.caption or len(s.concepts) or s.decision]
     if not usable:
         raise EvidenceError("no segment has concepts or a caption: index the library (concept codes) first")
     rng = np.random.default_rng(seed)
@@ -96,7 +103,7 @@ def iter_batches(
             idx = order[a : a + batch_size]
             yield TrainingBatch(
                 waveforms=np.stack([np.asarray(segments[i].waveform, np.float32) for i in idx]),
-                targets=[sample_target(segments[i], rng, top_k, caption_prob) for i in idx],
+                targets=[sample_target(segments[i], rng, top_k, caption_prob, decision_prob) for i in idx],
             )
 
 
