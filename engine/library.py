@@ -668,14 +668,15 @@ class Library:
 
         return render_for_sound(self, ref, query, start, end, precision)
 
-    def train_evidence(self, steps: int = 600, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
+    def train_evidence(self, steps: int | None = None, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
                        progress: bool = False):
-        """Train (or resume) the library's L-MAC decoder on its own segments."""
-        from .library_evidence import train
+        """Train (or resume) the library's L-MAC decoder on its own segments (``steps`` in total,
+        default ``library_evidence.DEFAULT_STEPS``)."""
+        from .library_evidence import DEFAULT_STEPS, train
 
         lock = WriterLock(self.path).acquire()
         try:
-            return train(self, steps=steps, batch_size=batch_size, max_segments=max_segments, seed=seed,
+            return train(self, steps=DEFAULT_STEPS if steps is None else steps, batch_size=batch_size, max_segments=max_segments, seed=seed,
                          progress=progress)
         finally:
             lock.release()
