@@ -676,8 +676,8 @@ class Library:
 
         lock = WriterLock(self.path).acquire()
         try:
-            return train(self, steps=DEFAULT_STEPS if steps is None else steps, batch_size=batch_size, max_segments=max_segments, seed=seed,
-                         progress=progress)
+            return train(self, steps=DEFAULT_STEPS if steps is None else steps, batch_size=batch_size,
+                         max_segments=max_segments, seed=seed, progress=progress)
         finally:
             lock.release()
 

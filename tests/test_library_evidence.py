@@ -49,12 +49,11 @@ def test_train_then_render_with_lmac_and_resume(tmp_path):
 def test_training_targets_the_decision_eval_measures(tmp_path):
     """Train and eval share one candidate set (stored in the checkpoint), and each window's
     decision is the candidate nearest its embedding: the class L-MAC's metrics explain."""
-    from earmark.engine.evidence import load_checkpoint
-    from earmark.engine.library_evidence import (_stored_candidates, decoder_path, frequent_concepts,
+    from earmark.engine.library_evidence import (_stored_candidates, frequent_concepts, load_trained,
                                                  training_examples, with_decisions)
 
     lib = _lib(tmp_path)
-    assert _stored_candidates(lib) is None
+    assert load_trained(lib) is None
     examples = training_examples(lib)
     candidates = frequent_concepts(examples)
     assert 2 <= len(candidates) <= 50 and len(set(candidates)) == len(candidates)
@@ -63,8 +62,8 @@ def test_training_targets_the_decision_eval_measures(tmp_path):
     text = lib.encoder.embed_text(candidates)
     assert [ex.decision for ex in decided] == [candidates[j] for j in np.argmax(emb @ text.T, axis=1)]
     lib.train_evidence(steps=2, batch_size=2)
-    _dec, meta = load_checkpoint(decoder_path(lib), lib.encoder.fingerprint)
-    assert meta.train_config["negatives"] == candidates == _stored_candidates(lib)
+    _dec, meta = load_trained(lib)
+    assert meta.train_config["negatives"] == candidates == _stored_candidates(meta)
 
 
 def test_cli_evidence_hit(tmp_path):
