@@ -70,11 +70,23 @@ def folds(items: list[CorpusItem], fs: FeatureSet, min_sounds: int = MIN_SOUNDS)
 
 
 def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
-                   category_emb: np.ndarray) -> np.ndarray:
-    """Per-sound correctness (bool) of nearest-category classification, sorted by sound index."""
+                   category_emb: np.ndarray, pool: str = "mean") -> np.ndarray:
+    """Per-sound correctness (bool) of nearest-category classification, sorted by sound index.
+
+    ``pool``: "mean" scores the mean of a sound's window embeddings (the model card's figure);
+    "max" scores each category by its best window, as search ranks a sound by its best window.
+    """
     cats = np.asarray(list(CATEGORIES))
     rows = np.where((fs.kind == 0) & np.isin(fs.item, sounds))[0]
     sound_ids, audio = sound_embeddings(model, fs, rows)
-    pred = cats[np.argmax(audio @ category_emb.T, axis=1)]
+    if pool == "max":
+        _, windows = sound_embeddings(model, fs, rows, per_window=True)
+        sim = windows @ category_emb.T
+        scores = np.stack([sim[fs.item[rows] == s].max(0) for s in sound_ids])
+    elif pool == "mean":
+        scores = audio @ category_emb.T
+    else:
+        raise ValueError(f"pool must be 'mean' or 'max', not {pool!r}")
+    pred = cats[np.argmax(scores, axis=1)]
     truth = np.asarray([category_of(items[s].label) for s in sound_ids])
     return pred == truth

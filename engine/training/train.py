@@ -234,12 +234,16 @@ def ensembled_text(model: EmbeddedClap, labels: list[str], text: dict[str, np.nd
 
 
 @torch.no_grad()
-def sound_embeddings(model: EmbeddedClap, fs: FeatureSet, rows: np.ndarray) -> tuple[list[int], np.ndarray]:
+def sound_embeddings(model: EmbeddedClap, fs: FeatureSet, rows: np.ndarray,
+                     per_window: bool = False) -> tuple[list[int], np.ndarray]:
     """One unit-norm embedding per sound of ``rows`` (the mean of its windows): (sorted sound
-    indices, (S, dim) embeddings in that order)."""
+    indices, (S, dim) embeddings in that order). ``per_window``: the rows' own unit-norm
+    embeddings instead, (len(rows), dim) in the order of ``rows``."""
     emb = model.project_audio_features(torch.from_numpy(fs.features[rows])).numpy()
     sound_of = fs.item[rows]
     sound_ids = sorted({int(i) for i in sound_of})
+    if per_window:
+        return sound_ids, emb / np.linalg.norm(emb, axis=1, keepdims=True)
     audio = np.stack([emb[sound_of == s].mean(0) for s in sound_ids])
     return sound_ids, audio / np.linalg.norm(audio, axis=1, keepdims=True)
 
