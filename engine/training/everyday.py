@@ -78,15 +78,12 @@ def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[
     """
     cats = np.asarray(list(CATEGORIES))
     rows = np.where((fs.kind == 0) & np.isin(fs.item, sounds))[0]
-    sound_ids, audio = sound_embeddings(model, fs, rows)
-    if pool == "max":
-        _, windows = sound_embeddings(model, fs, rows, per_window=True)
-        sim = windows @ category_emb.T
-        scores = np.stack([sim[fs.item[rows] == s].max(0) for s in sound_ids])
-    elif pool == "mean":
-        scores = audio @ category_emb.T
-    else:
+    if pool not in ("mean", "max"):
         raise ValueError(f"pool must be 'mean' or 'max', not {pool!r}")
+    sound_ids, audio = sound_embeddings(model, fs, rows, per_window=pool == "max")
+    scores = audio @ category_emb.T
+    if pool == "max":  # per-window scores → each sound's best window per category
+        scores = np.stack([scores[fs.item[rows] == s].max(0) for s in sound_ids])
     pred = cats[np.argmax(scores, axis=1)]
     truth = np.asarray([category_of(items[s].label) for s in sound_ids])
     return pred == truth
