@@ -215,7 +215,7 @@ def train(lib: "Library", steps: int = DEFAULT_STEPS, batch_size: int = 8, max_s
     path = decoder_path(lib)
     path.parent.mkdir(parents=True, exist_ok=True)
     trained = load_trained(lib)
-    candidates = (trained and _stored_candidates(trained[1])) or frequent_concepts(examples)
+    candidates = _candidates(trained, examples)
     examples = with_decisions(lib, examples, candidates)
     cfg = TrainConfig(steps=steps, seed=seed)
     batches = iter_batches(examples, batch_size, seed=seed, decision_prob=DECISION_PROB)
@@ -227,6 +227,11 @@ def _stored_candidates(meta) -> list[str] | None:
     """The candidate concepts a decoder checkpoint was trained against (None when it has none)."""
     negatives = meta.train_config.get("negatives") or []
     return list(negatives) if len(negatives) >= 2 else None
+
+
+def _candidates(trained, examples: list) -> list[str]:
+    """The classes of train and eval: the stored ones of a trained decoder, else the examples' frequent concepts."""
+    return (trained and _stored_candidates(trained[1])) or frequent_concepts(examples)
 
 
 def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None):
@@ -242,6 +247,6 @@ def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None):
         raise _error("no indexed segments to evaluate on")
     wav = np.stack([ex.waveform for ex in examples])
     trained = load_trained(lib)
-    candidates = (trained and _stored_candidates(trained[1])) or frequent_concepts(examples)
+    candidates = _candidates(trained, examples)
     decoder = trained[0] if trained else None
     return evaluate_faithfulness(lib.encoder, wav, candidates, decoder=decoder, methods=methods, seed=seed)
