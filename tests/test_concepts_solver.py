@@ -112,6 +112,19 @@ def test_kernel_and_torch_paths_give_the_same_codes() -> None:
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+def test_kernel_leaves_torch_thread_count_alone() -> None:
+    """numba's OpenMP pool starts with every core; a fresh process shows whether torch's setting survives."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1); "
+            "from earmark.engine.concepts.solver import prepare, solve_active_set; "
+            "p = prepare(torch.randn(40, 8)); z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1); "
+            "solve_active_set(p, z, 0.05, method='kernel'); print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "1"
+
+
 def test_duplicate_and_overcomplete_dictionary() -> None:
     """Exact duplicate concepts and more concepts than dimensions: still the optimum, weights split freely."""
     atoms, z = correlated_problem(k=120, d=24, n=10, seed=6)

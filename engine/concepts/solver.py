@@ -214,10 +214,22 @@ def _solve_kernel(prep: PreparedDictionary, z: torch.Tensor, mu: torch.Tensor, t
                   stats: SolveStats) -> torch.Tensor:
     import numba
 
+    # Same thread budget as torch, so `torch.set_num_threads(1)` means one core here too.
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return _run_kernel(prep, z, mu, tol, max_steps, stats)
+    finally:
+        # numba's OpenMP layer starts its pool with omp_set_num_threads(all cores), which is the
+        # same libgomp setting torch reads: without this, one solve turns a 1-thread torch into 2.
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _run_kernel(prep: PreparedDictionary, z: torch.Tensor, mu: torch.Tensor, tol: float, max_steps: int,
+                stats: SolveStats) -> torch.Tensor:
     from .active_set_kernel import solve_rows
 
-    # Same thread budget as torch, so `torch.set_num_threads(1)` means one core here too.
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     gram = prep.gram.numpy()
     n, k = z.shape[0], prep.n_atoms
     out = torch.zeros((n, k), dtype=torch.float32)
