@@ -16,6 +16,8 @@ repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-posi
 recipes without views never train on view rows, so ``shipped`` scores the same either way.
 Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes.
 ``--pool max`` scores each category by a sound's best window instead of its mean window embedding.
+``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
+of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import torch
 from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
-from earmark.engine.training.everyday import CATEGORIES, folds, zero_shot_fold
+from earmark.engine.training.everyday import CATEGORIES, category_of, folds, zero_shot_fold
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
     TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit,
@@ -58,6 +60,7 @@ def main() -> None:
                     help=f"default: {', '.join(DEFAULT_RECIPES)}")
     ap.add_argument("--pool", choices=("mean", "max"), default="mean",
                     help="score a sound's mean window embedding (default, the model card's figure) or its best window")
+    ap.add_argument("--per-category", action="store_true", help="also print top-1 per category over all folds")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
@@ -104,12 +107,34 @@ def main() -> None:
         mean = np.mean([np.mean(per[p]) for p in fold_names])
         lines.append(f"| {name} | {pooled:.3f} | {mean:.3f} | " + " | ".join(f"{np.mean(per[p]):.3f}" for p in fold_names) + " |")
     table = "\n".join(lines)
+    if args.per_category:
+        table += "\n\n" + per_category_table(results, held, items)
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n")
     if args.json:
         args.json.write_text(json.dumps({"categories": cats, "folds": {p: len(s) for p, s in held.items()},
                                          "results": results}, indent=1) + "\n")
+
+
+def per_category_table(results: dict[str, dict[str, list]], held: dict[str, list[int]], items) -> str:
+    """Markdown: per category, held-out sounds, mean training sounds per held-out sound, top-1 per recipe."""
+    cat_of = {i: category_of(it.label) for i, it in enumerate(items) if category_of(it.label)}
+    per_package: dict[tuple[str, str], int] = {}
+    for i, cat in cat_of.items():
+        per_package[(items[i].package, cat)] = per_package.get((items[i].package, cat), 0) + 1
+    total = {cat: sum(n for (_, c), n in per_package.items() if c == cat) for cat in CATEGORIES}
+    names = list(results)
+    lines = ["| category | held-out sounds | training sounds (mean per held-out sound) | " + " | ".join(names) + " |",
+             "|" + "---|" * (3 + len(names))]
+    for cat in CATEGORIES:
+        where = [(p, j) for p, sounds in held.items() for j, s in enumerate(sounds) if cat_of[s] == cat]
+        if not where:
+            continue
+        train = np.mean([total[cat] - per_package.get((p, cat), 0) for p, _ in where])
+        accs = [np.mean([results[n][p][j] for p, j in where]) for n in names]
+        lines.append(f"| {cat} | {len(where)} | {train:.1f} | " + " | ".join(f"{a:.2f}" for a in accs) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
