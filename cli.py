@@ -650,21 +650,30 @@ def evidence_train(steps: int | None, batch_size: int, max_segments: int, seed: 
         click.echo(f"decoder at {res.checkpoint_path}: {res.steps_done} steps; last loss terms {last}")
 
 
+_SPLIT_WORDS = {
+    "held-out": "windows of sounds held out of decoder training",
+    "train": "in-sample: windows of the decoder's training sounds",
+    "all": "in-sample: all windows (the decoder, if any, trained on every sound)",
+}
+
+
 @evidence.command(name="eval")
-@click.option("--windows", type=int, default=64, show_default=True)
+@click.option("--windows", type=int, default=64, show_default=True, help="At most this many windows, sampled.")
+@click.option("--in-sample", is_flag=True, help="Measure on the decoder's training sounds, not the held-out ones.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_library_option
 @_json_option
 @handle_errors
-def evidence_eval(windows: int, seed: int, library_path: Path, as_json: bool) -> None:
+def evidence_eval(windows: int, in_sample: bool, seed: int, library_path: Path, as_json: bool) -> None:
     """Faithfulness of the decoder's masks against random, all-ones and gradient-saliency masks."""
     from dataclasses import asdict
 
-    res = open_library(library_path).evaluate_evidence(n_windows=windows, seed=seed)
+    res = open_library(library_path).evaluate_evidence(n_windows=windows, seed=seed, in_sample=in_sample)
     rows = {m: asdict(sc) for m, sc in res.scores.items()}
     if as_json:
-        _print_json({"n_windows": res.n_windows, "scores": rows})
+        _print_json({"n_windows": res.n_windows, "split": res.split, "scores": rows})
         return
+    click.echo(f"{res.n_windows} {_SPLIT_WORDS[res.split]}")
     cols = list(next(iter(rows.values())).keys())
     click.echo("method".ljust(20) + "".join(c.rjust(9) for c in cols))
     for m, r in rows.items():

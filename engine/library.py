@@ -681,11 +681,12 @@ class Library:
         finally:
             lock.release()
 
-    def evaluate_evidence(self, n_windows: int = 64, seed: int = 0):
-        """Faithfulness (AI, AD, AG, FF, Fid-In, SPS, COMP) of L-MAC against the baselines."""
+    def evaluate_evidence(self, n_windows: int = 64, seed: int = 0, in_sample: bool = False):
+        """Faithfulness (AI, AD, AG, FF, Fid-In, SPS, COMP) of L-MAC against the baselines, on
+        the sounds held out of decoder training (``in_sample``: on its training sounds)."""
         from .library_evidence import evaluate
 
-        return evaluate(self, n_windows=n_windows, seed=seed)
+        return evaluate(self, n_windows=n_windows, seed=seed, in_sample=in_sample)
 
     def vocabulary(self) -> list[str]:
         """The active vocabulary's concepts (empty before the first codes exist)."""

@@ -128,20 +128,50 @@ DECISION_PROB = 0.8  # share of training targets that are the encoder's decision
 # 1,200 steps reach L-MAC's bar on a 932-window library; 600 fall short on AI (docs/evidence.md).
 # About 30 min on 2 CPU cores, far less on a GPU.
 DEFAULT_STEPS = 1200
+# Sounds held out of decoder training so `evidence eval` measures windows it never saw. Chosen by
+# content hash, so a sound keeps its side when the library grows or is re-indexed; libraries
+# under MIN_SPLIT_SOUNDS sounds train on everything (eval then says it is in-sample).
+HELD_OUT_SHARE = 0.1
+MIN_SPLIT_SOUNDS = 20
+SPLITS = ("train", "held-out", "all")
 
 
-def training_examples(lib: "Library", max_segments: int = 2000, top_k: int = 5, seed: int = 0) -> list:
-    """SegmentExamples from the library: each window's audio and its own top concepts."""
+def is_held_out(content_hash: str, share: float) -> bool:
+    """Whether the sound with this content hash is one of the ``share`` held out of training."""
+    bucket = int(hashlib.sha256(f"evidence-held-out|{content_hash}".encode()).hexdigest()[:8], 16) / 2**32
+    return bucket < share
+
+
+def split_share(lib: "Library", trained=None) -> float:
+    """The held-out share of this library's decoder: the checkpoint's, else what a new training uses."""
+    if trained is not None:
+        return float(trained[1].train_config.get("held_out_share", 0.0))
+    with lib.session() as s:
+        hashes = s.execute(select(Sound.content_hash).where(Sound.status == "indexed")).scalars().all()
+    held = sum(is_held_out(h, HELD_OUT_SHARE) for h in hashes)
+    return HELD_OUT_SHARE if len(hashes) >= MIN_SPLIT_SOUNDS and 0 < held < len(hashes) else 0.0
+
+
+def training_examples(lib: "Library", max_segments: int = 2000, top_k: int = 5, seed: int = 0,
+                      split: str = "all", share: float = HELD_OUT_SHARE) -> list:
+    """SegmentExamples from the library: each window's audio and its own top concepts.
+
+    ``split``: "train" (sounds not held out at ``share``), "held-out" (the others) or "all".
+    """
     from .codebook import read_codes
     from .evidence import SegmentExample
 
+    if split not in SPLITS:
+        raise _error(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     book = lib.active_codebook()
     if book is None:
         raise _error("the library has no concept codes yet: index some sounds first")
     with lib.session() as s:
-        rows = s.execute(select(Segment.id, Segment.start, Sound.path, Root.path)
+        rows = s.execute(select(Segment.id, Segment.start, Sound.path, Root.path, Sound.content_hash)
                          .join(Sound, Sound.id == Segment.sound_id).join(Root, Root.id == Sound.root_id)
                          .where(Sound.status == "indexed").order_by(Segment.id)).all()
+        if split != "all":
+            rows = [r for r in rows if is_held_out(r[4], share) == (split == "held-out")]
         if len(rows) > max_segments:
             pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_segments, replace=False))
             rows = [rows[i] for i in pick]
@@ -150,7 +180,7 @@ def training_examples(lib: "Library", max_segments: int = 2000, top_k: int = 5, 
     cache: dict[str, np.ndarray] = {}
     enc = lib.encoder
     examples = []
-    for seg_id, start, rel, root in rows:
+    for seg_id, start, rel, root, _hash in rows:
         if seg_id not in pos:
             continue
         path = str(Path(root) / rel)
@@ -205,22 +235,27 @@ def train(lib: "Library", steps: int = DEFAULT_STEPS, batch_size: int = 8, max_s
     Targets: the encoder's decision among the library's frequent concepts (``DECISION_PROB``
     of the time), else one of the window's own top-5 concepts, so the decoder also learns to
     explain the concept queries people type. The candidate concepts are stored in the
-    checkpoint and `evidence eval` measures against the same set.
+    checkpoint and `evidence eval` measures against the same set. ``HELD_OUT_SHARE`` of the
+    sounds (by content hash) are left out for `evidence eval`; the share is stored in the
+    checkpoint, so a resumed training keeps the same split.
     """
     from .evidence import TrainConfig, iter_batches, train_decoder
 
-    examples = training_examples(lib, max_segments=max_segments, seed=seed)
+    trained = load_trained(lib)
+    share = split_share(lib, trained)
+    examples = training_examples(lib, max_segments=max_segments, seed=seed, split="train" if share else "all",
+                                 share=share)
     if not examples:
         raise _error("no indexed segments to train on")
     path = decoder_path(lib)
     path.parent.mkdir(parents=True, exist_ok=True)
-    trained = load_trained(lib)
     candidates = _candidates(trained, examples)
     examples = with_decisions(lib, examples, candidates)
     cfg = TrainConfig(steps=steps, seed=seed)
     batches = iter_batches(examples, batch_size, seed=seed, decision_prob=DECISION_PROB)
     return train_decoder(lib.encoder, batches, path, cfg, negatives=candidates,
-                         encoder_fingerprint=lib.encoder.fingerprint, progress=progress)
+                         encoder_fingerprint=lib.encoder.fingerprint, progress=progress,
+                         record={"held_out_share": share})
 
 
 def _stored_candidates(meta) -> list[str] | None:
@@ -234,19 +269,35 @@ def _candidates(trained, examples: list) -> list[str]:
     return (trained and _stored_candidates(trained[1])) or frequent_concepts(examples)
 
 
-def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None):
+def eval_split(trained, in_sample: bool = False) -> str:
+    """Which windows `evidence eval` reads: the held-out sounds when the decoder was trained
+    without them (unless ``in_sample``), else the training windows ("all" when there is no split)."""
+    share = float(trained[1].train_config.get("held_out_share", 0.0)) if trained else 0.0
+    if not share:
+        return "all"
+    return "train" if in_sample else "held-out"
+
+
+def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None, in_sample: bool = False):
     """Faithfulness of the library's decoder against the baselines, on the library's windows.
 
     The classes are the candidate concepts the decoder was trained against (or, before
-    training, the windows' own most frequent concepts).
+    training, the windows' own most frequent concepts). The windows come from the sounds held
+    out of training when the decoder has a split (``in_sample``: its training sounds instead);
+    the result's ``split`` says which.
     """
+    from dataclasses import replace
+
     from .evidence import evaluate_faithfulness
 
-    examples = training_examples(lib, max_segments=n_windows, seed=seed)
-    if not examples:
-        raise _error("no indexed segments to evaluate on")
-    wav = np.stack([ex.waveform for ex in examples])
     trained = load_trained(lib)
+    split = eval_split(trained, in_sample)
+    share = split_share(lib, trained) if trained else 0.0
+    examples = training_examples(lib, max_segments=n_windows, seed=seed, split=split, share=share)
+    if not examples:
+        raise _error(f"no indexed segments to evaluate on (split: {split})")
+    wav = np.stack([ex.waveform for ex in examples])
     candidates = _candidates(trained, examples)
     decoder = trained[0] if trained else None
-    return evaluate_faithfulness(lib.encoder, wav, candidates, decoder=decoder, methods=methods, seed=seed)
+    res = evaluate_faithfulness(lib.encoder, wav, candidates, decoder=decoder, methods=methods, seed=seed)
+    return replace(res, split=split)

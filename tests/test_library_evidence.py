@@ -66,6 +66,68 @@ def test_training_targets_the_decision_eval_measures(tmp_path):
     assert meta.train_config["negatives"] == candidates == _stored_candidates(meta)
 
 
+def _split_lib(tmp_path, n: int = 24):
+    """A library over MIN_SPLIT_SOUNDS: 1-window tones and noises, every file distinct."""
+    from evidence_toy_encoder import ToyBandEncoder
+
+    d = tmp_path / "many"
+    sr = ToyBandEncoder.sample_rate
+    for i in range(n):
+        sound = tone(300 + 150 * i, 1.0, sr) if i % 2 else noise(1.0, sr, amp=0.2, seed=i)
+        write(d / f"s{i:02d}.wav", sound, sr)
+    lib = Library.init(tmp_path / "lib", encoder=ToyBandEncoder(), vocabulary=str(TEST_VOCAB))
+    lib.index([d])
+    return lib
+
+
+def test_eval_reads_sounds_held_out_of_training(tmp_path, monkeypatch):
+    """A tenth of the sounds (by content hash) never reach the decoder; eval measures on them."""
+    from earmark.engine import library_evidence
+    from earmark.engine.library_evidence import (HELD_OUT_SHARE, is_held_out, load_trained, split_share,
+                                                 training_examples)
+    from earmark.index.store import Sound
+
+    lib = _split_lib(tmp_path)
+    with lib.session() as s:
+        hashes = [h for (h,) in s.query(Sound.content_hash).all()]
+    held = [h for h in hashes if is_held_out(h, HELD_OUT_SHARE)]
+    assert 0 < len(held) < len(hashes) and split_share(lib) == HELD_OUT_SHARE
+    train = training_examples(lib, split="train")
+    out = training_examples(lib, split="held-out")
+    assert len(out) == len(held) and len(train) + len(out) == len(training_examples(lib)) == len(hashes)
+    # no held-out window is among the training windows
+    assert not {ex.waveform.tobytes() for ex in train} & {ex.waveform.tobytes() for ex in out}
+
+    seen = []  # the windows training turns into targets
+    real = library_evidence.with_decisions
+    monkeypatch.setattr(library_evidence, "with_decisions",
+                        lambda lib_, exs, cands: seen.extend(exs) or real(lib_, exs, cands))
+    lib.train_evidence(steps=2, batch_size=2)
+    assert len(seen) == len(train)
+    assert not {ex.waveform.tobytes() for ex in seen} & {ex.waveform.tobytes() for ex in out}
+    assert load_trained(lib)[1].train_config["held_out_share"] == HELD_OUT_SHARE
+    res = lib.evaluate_evidence(n_windows=64)
+    assert res.split == "held-out" and res.n_windows == len(held)
+    res = lib.evaluate_evidence(n_windows=64, in_sample=True)
+    assert res.split == "train" and res.n_windows == len(hashes) - len(held)
+    cli = CliRunner().invoke(main, ["evidence", "eval", "-L", str(lib.path), "--windows", "64"])
+    assert cli.exit_code == 0, cli.output
+    assert f"{len(held)} windows of sounds held out of decoder training" in cli.output
+
+
+def test_small_library_trains_on_everything_and_says_eval_is_in_sample(tmp_path):
+    lib = _lib(tmp_path)
+    lib.train_evidence(steps=2, batch_size=2)
+    from earmark.engine.library_evidence import load_trained
+
+    assert load_trained(lib)[1].train_config["held_out_share"] == 0.0
+    res = lib.evaluate_evidence(n_windows=8)
+    assert res.split == "all"
+    cli = CliRunner().invoke(main, ["evidence", "eval", "-L", str(lib.path), "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert '"split": "all"' in cli.output
+
+
 def test_cli_evidence_hit(tmp_path):
     lib = _lib(tmp_path)
     res = CliRunner().invoke(main, ["evidence", "tone_in_noise.wav", "-q", "a high beep", "--library", str(lib.path), "--json"])

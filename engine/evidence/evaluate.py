@@ -40,6 +40,8 @@ class EvaluationResult:
     candidate_texts: list[str]
     logit_scale: float
     n_windows: int
+    # Which windows these are, when a caller knows: a library's "held-out", "train" or "all".
+    split: str = ""
 
 
 def _probabilities(encoder: Any, magnitude: torch.Tensor, candidates: torch.Tensor, scale: float,

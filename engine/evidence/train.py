@@ -139,13 +139,15 @@ def train_decoder(
     negatives: Sequence[str] = (),
     encoder_fingerprint: str | None = None,
     progress: bool = True,
+    record: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or resume training) the L-MAC decoder for ``encoder`` up to ``config.steps`` steps.
 
     ``batches`` yields :class:`TrainingBatch` (see :func:`iter_batches`); ``negatives`` are extra
     candidate texts (e.g. frequent vocabulary concepts) so the target competes with more than
     the batch's other targets. The checkpoint at ``checkpoint_path`` is resumed when present;
-    a checkpoint of another encoder fingerprint raises CheckpointMismatch.
+    a checkpoint of another encoder fingerprint raises CheckpointMismatch. ``record``: more
+    entries for the checkpoint's ``train_config`` (how the caller chose the examples).
     """
     checkpoint_path = Path(checkpoint_path)
     fingerprint = encoder_fingerprint or getattr(encoder, "fingerprint", None)
@@ -174,7 +176,7 @@ def train_decoder(
             step=step,
             optimizer_state=optimizer.state_dict(),
             history=history,
-            train_config={**asdict(config), "logit_scale": logit_scale, "negatives": list(negatives)},
+            train_config={**asdict(config), "logit_scale": logit_scale, "negatives": list(negatives), **(record or {})},
         )
         save_checkpoint(checkpoint_path, decoder, meta)
 
