@@ -269,15 +269,6 @@ def _candidates(trained, examples: list) -> list[str]:
     return (trained and _stored_candidates(trained[1])) or frequent_concepts(examples)
 
 
-def eval_split(trained, in_sample: bool = False) -> str:
-    """Which windows `evidence eval` reads: the held-out sounds when the decoder was trained
-    without them (unless ``in_sample``), else the training windows ("all" when there is no split)."""
-    share = float(trained[1].train_config.get("held_out_share", 0.0)) if trained else 0.0
-    if not share:
-        return "all"
-    return "train" if in_sample else "held-out"
-
-
 def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None, in_sample: bool = False):
     """Faithfulness of the library's decoder against the baselines, on the library's windows.
 
@@ -291,8 +282,8 @@ def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None, i
     from .evidence import evaluate_faithfulness
 
     trained = load_trained(lib)
-    split = eval_split(trained, in_sample)
     share = split_share(lib, trained) if trained else 0.0
+    split = "all" if not share else "train" if in_sample else "held-out"
     examples = training_examples(lib, max_segments=n_windows, seed=seed, split=split, share=share)
     if not examples:
         raise _error(f"no indexed segments to evaluate on (split: {split})")
