@@ -636,13 +636,17 @@ def evidence_render(sound: str, query: str, start: float | None, end: float | No
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--max-segments", type=int, default=2000, show_default=True, help="Windows sampled from the library.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--held-out", type=float, default=None,
+              help="Share of the sounds kept out of training for `evidence eval` (default 0.1 in libraries "
+                   "of 20+ sounds; 0: train on every sound).")
 @_library_option
 @_json_option
 @handle_errors
-def evidence_train(steps: int | None, batch_size: int, max_segments: int, seed: int, library_path: Path, as_json: bool) -> None:
+def evidence_train(steps: int | None, batch_size: int, max_segments: int, seed: int, held_out: float | None,
+                   library_path: Path, as_json: bool) -> None:
     """Train the library's L-MAC decoder on its own sounds (self-supervised; resumable)."""
     res = open_library(library_path).train_evidence(steps=steps, batch_size=batch_size, max_segments=max_segments,
-                                                     seed=seed, progress=not as_json)
+                                                     seed=seed, progress=not as_json, held_out=held_out)
     last = res.history[-1] if res.history else {}
     if as_json:
         _print_json({"checkpoint": str(res.checkpoint_path), "steps_done": res.steps_done, "last": last})

@@ -669,15 +669,16 @@ class Library:
         return render_for_sound(self, ref, query, start, end, precision)
 
     def train_evidence(self, steps: int | None = None, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
-                       progress: bool = False):
+                       progress: bool = False, held_out: float | None = None):
         """Train (or resume) the library's L-MAC decoder on its own segments (``steps`` in total,
-        default ``library_evidence.DEFAULT_STEPS``)."""
+        default ``library_evidence.DEFAULT_STEPS``; ``held_out``: share of sounds kept out for
+        `evaluate_evidence`, default ``library_evidence.HELD_OUT_SHARE``)."""
         from .library_evidence import DEFAULT_STEPS, train
 
         lock = WriterLock(self.path).acquire()
         try:
             return train(self, steps=DEFAULT_STEPS if steps is None else steps, batch_size=batch_size,
-                         max_segments=max_segments, seed=seed, progress=progress)
+                         max_segments=max_segments, seed=seed, progress=progress, held_out=held_out)
         finally:
             lock.release()
 

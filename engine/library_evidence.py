@@ -142,14 +142,29 @@ def is_held_out(content_hash: str, share: float) -> bool:
     return bucket < share
 
 
-def split_share(lib: "Library", trained=None) -> float:
-    """The held-out share of this library's decoder: the checkpoint's, else what a new training uses."""
+def split_share(lib: "Library", trained=None, requested: float | None = None) -> float:
+    """The held-out share of this library's decoder: the checkpoint's, else what a new training
+    uses (``requested``, or ``HELD_OUT_SHARE``; 0 when the library is too small to split)."""
+    if requested is not None and not 0.0 <= requested <= 0.5:
+        raise _error(f"--held-out must be between 0 and 0.5 (a share of the sounds), got {requested}")
     if trained is not None:
-        return float(trained[1].train_config.get("held_out_share", 0.0))
+        stored = float(trained[1].train_config.get("held_out_share", 0.0))
+        if requested is not None and requested != stored:
+            raise _error(f"the decoder at {decoder_path(lib)} was trained with --held-out {stored:g}; "
+                         f"resuming keeps its split (delete that file to train anew with {requested:g})")
+        return stored
+    share = HELD_OUT_SHARE if requested is None else requested
+    if not share:
+        return 0.0
     with lib.session() as s:
         hashes = s.execute(select(Sound.content_hash).where(Sound.status == "indexed")).scalars().all()
-    held = sum(is_held_out(h, HELD_OUT_SHARE) for h in hashes)
-    return HELD_OUT_SHARE if len(hashes) >= MIN_SPLIT_SOUNDS and 0 < held < len(hashes) else 0.0
+    held = sum(is_held_out(h, share) for h in hashes)
+    if len(hashes) >= MIN_SPLIT_SOUNDS and 0 < held < len(hashes):
+        return share
+    if requested is not None:  # asked for explicitly: say why it cannot be done rather than train on all
+        raise _error(f"--held-out {requested:g} needs at least {MIN_SPLIT_SOUNDS} indexed sounds with some on "
+                     f"each side; this library has {len(hashes)} ({held} would be held out): use --held-out 0")
+    return 0.0
 
 
 def training_examples(lib: "Library", max_segments: int = 2000, top_k: int = 5, seed: int = 0,
@@ -229,20 +244,20 @@ def with_decisions(lib: "Library", examples: list, candidates: list[str], batch_
 
 
 def train(lib: "Library", steps: int = DEFAULT_STEPS, batch_size: int = 8, max_segments: int = 2000, seed: int = 0,
-          progress: bool = True):
+          progress: bool = True, held_out: float | None = None):
     """Train (or resume) the library's decoder on its own segments; returns the TrainResult.
 
     Targets: the encoder's decision among the library's frequent concepts (``DECISION_PROB``
     of the time), else one of the window's own top-5 concepts, so the decoder also learns to
     explain the concept queries people type. The candidate concepts are stored in the
-    checkpoint and `evidence eval` measures against the same set. ``HELD_OUT_SHARE`` of the
-    sounds (by content hash) are left out for `evidence eval`; the share is stored in the
-    checkpoint, so a resumed training keeps the same split.
+    checkpoint and `evidence eval` measures against the same set. ``held_out`` (default
+    ``HELD_OUT_SHARE``; 0 trains on every sound) of the sounds, by content hash, are left out
+    for `evidence eval`; the share is stored in the checkpoint, so a resumed training keeps it.
     """
     from .evidence import TrainConfig, iter_batches, train_decoder
 
     trained = load_trained(lib)
-    share = split_share(lib, trained)
+    share = split_share(lib, trained, held_out)
     examples = training_examples(lib, max_segments=max_segments, seed=seed, split="train" if share else "all",
                                  share=share)
     if not examples:

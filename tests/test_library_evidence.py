@@ -113,6 +113,19 @@ def test_eval_reads_sounds_held_out_of_training(tmp_path, monkeypatch):
     cli = CliRunner().invoke(main, ["evidence", "eval", "-L", str(lib.path), "--windows", "64"])
     assert cli.exit_code == 0, cli.output
     assert f"{len(held)} windows of sounds held out of decoder training" in cli.output
+    # resuming keeps the split; asking for another one says how to get it
+    cli = CliRunner().invoke(main, ["evidence", "train", "-L", str(lib.path), "--steps", "3", "--held-out", "0.2"])
+    assert cli.exit_code != 0 and "--held-out 0.1" in cli.output and "delete" in cli.output
+
+
+def test_held_out_zero_trains_on_every_sound(tmp_path):
+    from earmark.engine.library_evidence import load_trained
+
+    lib = _split_lib(tmp_path)
+    lib.train_evidence(steps=2, batch_size=2, held_out=0.0)
+    assert load_trained(lib)[1].train_config["held_out_share"] == 0.0
+    res = lib.evaluate_evidence(n_windows=64)
+    assert res.split == "all" and res.n_windows == 24
 
 
 def test_small_library_trains_on_everything_and_says_eval_is_in_sample(tmp_path):
@@ -126,6 +139,15 @@ def test_small_library_trains_on_everything_and_says_eval_is_in_sample(tmp_path)
     cli = CliRunner().invoke(main, ["evidence", "eval", "-L", str(lib.path), "--json"])
     assert cli.exit_code == 0, cli.output
     assert '"split": "all"' in cli.output
+    cli = CliRunner().invoke(main, ["evidence", "train", "-L", str(lib.path), "--held-out", "0.7"])
+    assert cli.exit_code != 0 and "--held-out must be between 0 and 0.5" in cli.output
+
+
+def test_explicit_held_out_on_a_small_library_is_refused(tmp_path):
+    lib = _lib(tmp_path)
+    cli = CliRunner().invoke(main, ["evidence", "train", "-L", str(lib.path), "--steps", "2", "--held-out", "0.2"])
+    assert cli.exit_code != 0 and "needs at least 20 indexed sounds" in cli.output and "has 2" in cli.output
+    assert not (lib.path / "models" / "lmac-decoder.pt").exists()
 
 
 def test_cli_evidence_hit(tmp_path):
