@@ -119,7 +119,7 @@ def main() -> None:
 
 def per_category_table(results: dict[str, dict[str, list]], held: dict[str, list[int]], items) -> str:
     """Markdown: per category, held-out sounds, mean training sounds per held-out sound, top-1 per recipe."""
-    cat_of = {i: category_of(it.label) for i, it in enumerate(items) if category_of(it.label)}
+    cat_of = {i: cat for i, it in enumerate(items) if (cat := category_of(it.label))}
     per_package: dict[tuple[str, str], int] = {}
     for i, cat in cat_of.items():
         per_package[(items[i].package, cat)] = per_package.get((items[i].package, cat), 0) + 1
