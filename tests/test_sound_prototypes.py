@@ -1,0 +1,84 @@
+"""Query-time sound prototypes: the blend itself, and the embedded checkpoint that carries them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from earmark.engine.encoders.base import EncoderError
+from earmark.engine.encoders.embedded import EmbeddedEncoder, shipped_weights_path
+from earmark.engine.encoders.sound_prototypes import SoundPrototypes
+
+torch.set_num_threads(2)
+
+
+def _bank(weight: float = 1.0, top_k: int = 2, temperature: float = 0.1) -> SoundPrototypes:
+    keys = F.normalize(torch.eye(3, 4), dim=-1)  # three labels on three sentence axes
+    protos = torch.eye(3, 6)  # each label's audio on its own axis
+    return SoundPrototypes(keys, protos, ["rain", "dog", "bell"], temperature, top_k, weight)
+
+
+def test_blend_pulls_a_query_toward_the_prototype_of_its_nearest_label() -> None:
+    bank = _bank()
+    projected = F.normalize(torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0]]), dim=-1)  # off every prototype
+    sentence = torch.tensor([[0.0, 1.0, 0.1, 0.0]])  # nearest key: "dog"
+    out = bank.blend(sentence, projected)
+    assert torch.allclose(out.norm(dim=-1), torch.ones(1))
+    sims = out @ bank.prototypes.T
+    assert int(sims.argmax()) == 1 and float(sims[0, 1]) > float(projected @ bank.prototypes[1])
+    assert bank.nearest_labels(sentence)[0][0][0] == "dog"
+
+
+def test_weight_zero_and_top_k_limit_what_is_borrowed() -> None:
+    projected = F.normalize(torch.randn(2, 6), dim=-1)
+    sentence = torch.randn(2, 4)
+    assert torch.allclose(_bank(weight=0.0).blend(sentence, projected), projected, atol=1e-6)
+    # top_k = 1 with a flat softmax still borrows from one label only.
+    one = _bank(top_k=1, temperature=100.0)
+    s = torch.tensor([[1.0, 0.9, 0.0, 0.0]])
+    out = one.blend(s, torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0]]))
+    assert torch.allclose(out, F.normalize(torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]]), dim=-1), atol=1e-6)
+    three = _bank(top_k=3, temperature=100.0).blend(s, torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0]]))
+    assert (three[0, :3] > 0.1).all()  # all three labels borrowed, nearly equally
+    assert [lab for lab, _ in one.nearest_labels(s)[0]] == ["rain"]
+
+
+def test_bad_banks_are_refused() -> None:
+    with pytest.raises(ValueError):
+        SoundPrototypes(torch.zeros(3, 4), torch.zeros(2, 6), ["a", "b", "c"], 0.1, 2, 1.0)
+    with pytest.raises(ValueError):
+        SoundPrototypes(torch.zeros(3, 4), torch.zeros(3, 6), ["a"], 0.1, 2, 1.0)
+    with pytest.raises(ValueError):
+        SoundPrototypes(torch.zeros(3, 4), torch.zeros(3, 6), ["a", "b", "c"], 0.0, 2, 1.0)
+
+
+def _rewrite(tmp_path: Path, edit) -> Path:
+    payload = torch.load(shipped_weights_path(), map_location="cpu", weights_only=True)
+    edit(payload)
+    path = tmp_path / "embedded-clap.pt"
+    torch.save(payload, path)
+    return path
+
+
+def test_the_checkpoint_bank_changes_text_embeddings_and_the_fingerprint(tmp_path: Path) -> None:
+    shipped = EmbeddedEncoder.load(device="cpu")
+    assert shipped.prototypes is not None, "the shipped weights carry sound prototypes"
+    assert shipped.config()["sound_prototypes"]["labels"] == len(shipped.prototypes.labels)
+    plain = EmbeddedEncoder.load(str(_rewrite(tmp_path, lambda p: p.pop("sound_prototypes"))), device="cpu")
+    assert plain.prototypes is None and plain.fingerprint != shipped.fingerprint
+    queries = ["sheep", "a door closing", "rain"]
+    a, b = shipped.embed_text(queries), plain.embed_text(queries)
+    assert a.shape == b.shape == (3, shipped.dim)
+    assert ((a * b).sum(1) < 0.999).all()  # the bank moved every query
+    # Exactly the documented blend of the plain embedding.
+    sentences = torch.stack([shipped.text_encoder([t.format(q) for t in shipped.templates]).mean(0) for q in queries])
+    expect = shipped.prototypes.blend(sentences, torch.from_numpy(b))
+    assert torch.allclose(torch.from_numpy(a), expect, atol=1e-5)
+
+
+def test_a_malformed_bank_names_the_file(tmp_path: Path) -> None:
+    path = _rewrite(tmp_path, lambda p: p["sound_prototypes"].pop("keys"))
+    with pytest.raises(EncoderError, match="sound_prototypes"):
+        EmbeddedEncoder.load(str(path), device="cpu")
