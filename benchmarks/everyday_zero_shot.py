@@ -9,8 +9,9 @@ projection and chance (1/27), pooled over sounds and averaged over packages.
 
     python benchmarks/everyday_zero_shot.py --cache ~/.cache/earmark/corpus [--markdown OUT.md]
 
-Recipes: ``shipped`` (TrainConfig defaults) and ``v1-heads`` (residual heads, rows ∝ count^-0.5)
-run by default; the trials recorded in docs/model-card.md are named too (``--recipe NAME``,
+Recipes: ``shipped`` (TrainConfig defaults) and ``no-prototypes`` (the same heads without query-time
+sound prototypes: v2 as shipped until 2026-12-04) run by default; ``v1-heads`` (residual heads,
+rows ∝ count^-0.5, no prototypes) on request; the trials recorded in docs/model-card.md are named too (``--recipe NAME``,
 repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-positives`` and
 ``views+positives``. Features get acoustic views only when a selected recipe asks for them, and
 recipes without views never train on view rows, so ``shipped`` scores the same either way.
@@ -36,21 +37,22 @@ from earmark.engine.training.corpus import build_corpus
 from earmark.engine.training.everyday import CATEGORIES, category_of, folds, zero_shot_fold
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit,
+    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit, sound_prototypes,
 )
 
 # "shipped": TrainConfig defaults (the recipe of the shipped weights, v2); "v1-heads": the same
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
 RECIPES = {
     "shipped": {},
-    "v1-heads": {"residual_heads": True, "balance_power": 0.5},
-    # Trials, kept so the model card's figures can be rerun (none beat "shipped").
-    "seed-1": {"seed": 1},
-    "acoustic-views": {"acoustic_views": 2},
-    "similar-positives": {"positive_similarity": 0.85},
-    "views+positives": {"acoustic_views": 2, "positive_similarity": 0.85},
+    "no-prototypes": {"prototype_weight": 0.0},  # v2 as shipped until 2026-12-04
+    "v1-heads": {"residual_heads": True, "balance_power": 0.5, "prototype_weight": 0.0},
+    # Trials on v2 without prototypes, kept so the model card's figures can be rerun (none beat it).
+    "seed-1": {"seed": 1, "prototype_weight": 0.0},
+    "acoustic-views": {"acoustic_views": 2, "prototype_weight": 0.0},
+    "similar-positives": {"positive_similarity": 0.85, "prototype_weight": 0.0},
+    "views+positives": {"acoustic_views": 2, "positive_similarity": 0.85, "prototype_weight": 0.0},
 }
-DEFAULT_RECIPES = ("shipped", "v1-heads")
+DEFAULT_RECIPES = ("shipped", "no-prototypes")
 
 
 def main() -> None:
@@ -93,7 +95,8 @@ def main() -> None:
             t0 = time.time()
             model = _new_model(ModelConfig(), cnn, cfg.seed)
             fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
-            ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, True), args.pool)
+            protos = sound_prototypes(model, fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
+            ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, True, protos), args.pool)
             results[name][p] = ok.tolist()
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s)", flush=True)
 
