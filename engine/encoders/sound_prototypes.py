@@ -41,22 +41,22 @@ class SoundPrototypes:
         if self.temperature <= 0 or self.top_k < 1 or self.weight < 0:
             raise ValueError("temperature > 0, top_k ≥ 1 and weight ≥ 0 are required")
 
+    def _weights(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, k) softmax weights over each query's k nearest labels, and those labels' indices."""
+        sim = F.normalize(sentence, dim=-1) @ self.keys.to(sentence.device, sentence.dtype).T
+        top, idx = sim.topk(min(self.top_k, sim.shape[1]), dim=1)
+        return torch.softmax(top / self.temperature, dim=1), idx
+
     def blend(self, sentence: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
         """(B, 384) sentence embeddings and (B, dim) projected text → (B, dim) unit embeddings."""
-        keys = self.keys.to(sentence.device, sentence.dtype)
+        w, idx = self._weights(sentence)
         protos = self.prototypes.to(projected.device, projected.dtype)
-        sim = F.normalize(sentence, dim=-1) @ keys.T
-        k = min(self.top_k, sim.shape[1])
-        top, idx = sim.topk(k, dim=1)
-        w = torch.softmax(top / self.temperature, dim=1)
         proto = F.normalize((w.unsqueeze(-1) * protos[idx]).sum(1), dim=-1)
         return F.normalize(F.normalize(projected, dim=-1) + self.weight * proto, dim=-1)
 
     def nearest_labels(self, sentence: torch.Tensor, n: int = 5) -> list[list[tuple[str, float]]]:
         """The training labels a query borrows from most, with their blend weights (for explanations)."""
-        sim = F.normalize(sentence, dim=-1) @ self.keys.to(sentence.device, sentence.dtype).T
-        top, idx = sim.topk(min(self.top_k, sim.shape[1]), dim=1)
-        w = torch.softmax(top / self.temperature, dim=1)
+        w, idx = self._weights(sentence)
         return [[(self.labels[int(i)], float(x)) for i, x in zip(ri[:n], rw[:n])] for ri, rw in zip(idx, w)]
 
     def to_payload(self) -> dict:
