@@ -4,6 +4,8 @@ formats' documented layouts, holding real WAV files written by soundfile."""
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import struct
 import zipfile
 import zlib
@@ -14,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from earmark.engine.training.archives import ArchiveError, cat_members, extract_audio, rcc_members, zip_members
-from earmark.engine.training.corpus import label_package, unpack_archives
+from earmark.engine.training.corpus import CorpusError, decode_wavpack, label_package, unpack_archives
 
 
 def _wav(freq: float, seconds: float = 0.2) -> bytes:
@@ -187,3 +189,60 @@ def test_gcompris_and_openttd_labels_from_containers(tmp_path):
     items = label_package("openttd-opensfx", o)
     assert sorted(it.label for it in items) == ["a chainsaw", "monkeys chattering"]
     assert all(it.licence == "GPL-3+" and it.captions for it in items)
+
+
+def test_megaglest_unit_sounds_are_labelled_by_what_the_unit_does(tmp_path):
+    """Unit folders and action suffixes decide the label, not stray words like "wood" or "fly"."""
+    m = _package(tmp_path / "m", "megaglest-data")
+    techs = m / "usr" / "share" / "games" / "megaglest" / "techs" / "megapack"
+    files = {
+        "commondata/sounds/worker_harvest_wood1.wav": "an axe chopping wood",
+        "commondata/sounds/axe_thrower_attack1.wav": "an axe being thrown",
+        "factions/norsemen/units/battleaxe/sounds/daemon_attack1.wav": "an axe chopping wood",
+        "factions/norsemen/units/spearman/sounds/swordman_attack1.wav": "a spear thrust",
+        "factions/norsemen/units/swordman/sounds/swordman_attack1.wav": "a sword clashing",
+        "factions/magic/units/initiate/sounds/initiate_build1.wav": "a magic spell",
+        "commondata/sounds/worker_build1.wav": "hammering",
+        "factions/tech/units/airship/sounds/airship_fly.wav": "a flying machine whirring",
+        "factions/magic/units/evil_dragon/sounds/evil_dragon_fly.wav": "wings flapping",
+        "factions/indian/units/bull/sounds/bull_die1.wav": "a bull bellowing",
+    }
+    for i, rel in enumerate(files):
+        (techs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (techs / rel).write_bytes(_wav(200 + 37 * i))  # distinct bytes: no duplicate is dropped
+    got = {str(Path(it.path).relative_to(techs)): it.label for it in label_package("megaglest-data", m)}
+    assert got == files
+
+
+def _teeworlds(tmp_path: Path) -> tuple[Path, Path]:
+    t = _package(tmp_path / "t", "teeworlds-data")
+    audio = t / "usr" / "share" / "games" / "teeworlds" / "data" / "audio"
+    audio.mkdir(parents=True)
+    return t, audio
+
+
+@pytest.mark.skipif(shutil.which("wavpack") is None or shutil.which("wvunpack") is None,
+                    reason="needs WavPack's wavpack/wvunpack (apt-get install wavpack)")
+def test_teeworlds_wavpack_is_decoded_and_labelled(tmp_path):
+    t, audio = _teeworlds(tmp_path)
+    for i, stem in enumerate(["wp_gun_fire-01", "foley_foot_left-02", "wp_hammer_hit-01", "sfx_pickup_hrt-01"]):
+        src = tmp_path / f"{stem}.wav"
+        src.write_bytes(_wav(300 + 50 * i))
+        subprocess.run(["wavpack", "-q", "-y", str(src), "-o", str(audio / f"{stem}.wv")], check=True)
+    (audio / "wp_gun_fire-02.part.wav").write_bytes(b"half a file")  # left by an interrupted decode
+    assert decode_wavpack(t) == 4
+    assert not list(audio.glob("*.part.wav"))
+    decoded, rate = sf.read(audio / "wp_gun_fire-01.wav")
+    assert rate == 44100 and np.allclose(decoded, sf.read(io.BytesIO(_wav(300)))[0], atol=1e-4)  # lossless
+    labels = sorted((Path(it.path).name, it.label) for it in label_package("teeworlds-data", t))
+    # the .wv originals are not read twice; the pickup blip has no everyday name
+    assert labels == [("foley_foot_left-02.wav", "footsteps"), ("wp_gun_fire-01.wav", "a gunshot"),
+                      ("wp_hammer_hit-01.wav", "a hammer hitting")]
+
+
+def test_wavpack_without_wvunpack_names_the_tool_and_file(tmp_path, monkeypatch):
+    t, audio = _teeworlds(tmp_path)
+    (audio / "wp_gun_fire-01.wv").write_bytes(b"wvpk")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(CorpusError, match=r"wvunpack.*wp_gun_fire-01\.wv.*apt-get install wavpack"):
+        decode_wavpack(t)

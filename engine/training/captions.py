@@ -202,22 +202,31 @@ UNIT_ACTIONS: dict[str, str] = {
     "walk": "footsteps",
     "mine": "a pickaxe digging",
     "harvest": "a pickaxe digging",
+    "harvest_wood": "an axe chopping wood",  # a worker felling trees, not a knock on wood
     "build": "hammering",
+    "fly": "wings flapping",
     "building_fall": "a building collapsing",
     "fall": "a building collapsing",
     "hit": "an impact, a hit",
 }
-# Attack sounds depend on the weapon; unit names hint at it.
+# Attack sounds depend on the weapon; unit names hint at it (the longest matching key wins).
 UNIT_WEAPONS: dict[str, str] = {
     "sword": "a sword clashing", "guard": "a sword clashing", "knight": "a sword clashing",
     "warrior": "a sword clashing", "swordman": "a sword clashing", "swordsman": "a sword clashing",
     "spearman": "a spear thrust", "archer": "a bow shooting an arrow", "crossbow": "a bow shooting an arrow",
-    "axe": "an axe chopping wood", "axeman": "an axe chopping wood", "axe_thrower": "an axe chopping wood",
+    "axe": "an axe chopping wood", "axeman": "an axe chopping wood",
+    # a thrown axe with a war cry: neither chopping nor wood
+    "axe_thrower": "an axe being thrown",
     "catapult": "a catapult launching", "archmage": "a magic spell", "battlemage": "a magic spell",
     "initiate": "a magic spell", "summoner": "a magic spell", "daemon": "a monster roaring",
     "dragon": "a dragon roaring", "golem": "a monster roaring", "horseman": "a sword clashing",
     "stickfighter": "a wooden knock", "bull": "a bull bellowing", "elephant": "an elephant trumpeting",
 }
+
+# Units whose work is spell-casting: their "build" is a spell, not hammering.
+MAGIC_UNITS = ("initiate", "archmage", "battlemage", "summoner", "magician")
+# Flying machines: their "fly" is an engine or rotor, not wings.
+FLYING_MACHINES = ("airship", "ornithopter")
 
 LANGUAGES: dict[str, str] = {
     "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
