@@ -10,7 +10,8 @@ projection and chance (1/27), pooled over sounds and averaged over packages.
     python benchmarks/everyday_zero_shot.py --cache ~/.cache/earmark/corpus [--markdown OUT.md]
 
 Recipes: ``shipped`` (TrainConfig defaults) and ``no-prototypes`` (the same heads without query-time
-sound prototypes: v2 as shipped until 2026-12-04) run by default; ``v1-heads`` (residual heads,
+sound prototypes: v2 as shipped until 2026-12-04) run by default; ``ungated-prototypes`` (prototypes
+without the key-cosine gate: v3 as shipped until 2026-12-04) and ``v1-heads`` (residual heads,
 rows ∝ count^-0.5, no prototypes) on request; the trials recorded in docs/model-card.md are named too (``--recipe NAME``,
 repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-positives`` and
 ``views+positives``. Features get acoustic views only when a selected recipe asks for them, and
@@ -45,6 +46,7 @@ from earmark.engine.training.train import (
 RECIPES = {
     "shipped": {},
     "no-prototypes": {"prototype_weight": 0.0},  # v2 as shipped until 2026-12-04
+    "ungated-prototypes": {"prototype_min_similarity": -1.0},  # v3 as shipped until 2026-12-04
     "v1-heads": {"residual_heads": True, "balance_power": 0.5, "prototype_weight": 0.0},
     # Trials on v2 without prototypes, kept so the model card's figures can be rerun (none beat it).
     "seed-1": {"seed": 1, "prototype_weight": 0.0},

@@ -82,3 +82,33 @@ def test_a_malformed_bank_names_the_file(tmp_path: Path) -> None:
     path = _rewrite(tmp_path, lambda p: p["sound_prototypes"].pop("keys"))
     with pytest.raises(EncoderError, match="sound_prototypes"):
         EmbeddedEncoder.load(str(path), device="cpu")
+
+
+def test_the_gate_drops_labels_below_the_key_cosine_and_falls_back_to_the_head() -> None:
+    keys = F.normalize(torch.eye(3, 4), dim=-1)
+    protos = torch.eye(3, 6)
+    gated = SoundPrototypes(keys, protos, ["rain", "dog", "bell"], 100.0, 3, 1.0, min_similarity=0.5)
+    projected = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
+    # cos to "rain" 0.8, to "dog" 0.6, to "bell" 0: the flat softmax (τ 100) would borrow all three
+    s = torch.tensor([[0.8, 0.6, 0.0, 0.0]])
+    out = gated.blend(s, projected)
+    assert float(out[0, 2]) == 0.0 and float(out[0, 0]) > 0.3 and float(out[0, 1]) > 0.3
+    assert [lab for lab, _ in gated.nearest_labels(s)[0]] == ["rain", "dog"]
+    # a query no key reaches is the projected text alone, not NaN and not an arbitrary label
+    far = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
+    assert torch.equal(gated.blend(far, projected), projected)
+    assert gated.nearest_labels(far) == [[]]
+    # the same bank without the gate borrows "bell" too
+    open_bank = SoundPrototypes(keys, protos, ["rain", "dog", "bell"], 100.0, 3, 1.0)
+    assert float(open_bank.blend(s, projected)[0, 2]) > 0.2
+    with pytest.raises(ValueError, match="min_similarity"):
+        SoundPrototypes(keys, protos, ["rain", "dog", "bell"], 0.1, 3, 1.0, min_similarity=1.5)
+
+
+def test_the_gate_round_trips_and_old_payloads_have_none() -> None:
+    bank = SoundPrototypes(F.normalize(torch.eye(3, 4), dim=-1), torch.eye(3, 6), ["a", "b", "c"], 0.2, 2, 2.0, 0.6)
+    again = SoundPrototypes.from_payload(bank.to_payload())
+    assert again.min_similarity == pytest.approx(0.6)
+    old = bank.to_payload()
+    del old["min_similarity"]  # written before the gate existed
+    assert SoundPrototypes.from_payload(old).min_similarity == -1.0

@@ -108,6 +108,8 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
                 raise EncoderError(f"{weights}: sound prototypes are {prototypes.prototypes.shape[1]}-d, model is {cfg.dim}-d")
             config["sound_prototypes"] = {"labels": len(prototypes.labels), "temperature": prototypes.temperature,
                                           "top_k": prototypes.top_k, "weight": prototypes.weight}
+            if prototypes.min_similarity > -1.0:  # absent before the gate: old fingerprints stay as they were
+                config["sound_prototypes"]["min_similarity"] = prototypes.min_similarity
             state["sound_prototypes.keys"] = prototypes.keys
             state["sound_prototypes.prototypes"] = prototypes.prototypes
         fp = fingerprint_of(state, config)

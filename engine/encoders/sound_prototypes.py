@@ -7,11 +7,14 @@ per training label, the label's sentence embedding (its key) and the mean audio 
 its training sounds (its prototype). A query's text embedding is blended with the prototypes of
 the labels whose keys are nearest its own sentence embedding:
 
-    w = softmax(cos(query, key_l) / τ) over the k nearest labels
+    w = softmax(cos(query, key_l) / τ) over the k nearest labels with cos(query, key_l) ≥ g
     t = normalise(normalise(head(query)) + β · normalise(Σ_l w_l · prototype_l))
 
-Measured on the everyday-category benchmark (leave-one-package-out, docs/model-card.md); τ, k
-and β are recorded in the checkpoint. Nothing here looks at the sounds being searched: the
+A query that no label's key reaches (cosine < g for all k) is the head alone: borrowing the
+sounds of unrelated labels ("an axe being thrown" for "hammering") pulls a query towards the
+wrong audio, which the softmax alone cannot refuse because its weights always sum to one.
+Measured on the everyday-category benchmark (leave-one-package-out, docs/model-card.md); τ, k,
+β and g are recorded in the checkpoint. Nothing here looks at the sounds being searched: the
 prototypes are fixed at training time from the training corpus.
 """
 from __future__ import annotations
@@ -32,6 +35,9 @@ class SoundPrototypes:
     temperature: float
     top_k: int
     weight: float
+    # Key cosine a label needs to join a query's blend; -1 (every label passes) in checkpoints
+    # written before the gate existed, so they keep scoring as they did.
+    min_similarity: float = -1.0
 
     def __post_init__(self) -> None:
         if self.keys.ndim != 2 or self.prototypes.ndim != 2 or len(self.keys) != len(self.prototypes):
@@ -40,32 +46,43 @@ class SoundPrototypes:
             raise ValueError("one label per key")
         if self.temperature <= 0 or self.top_k < 1 or self.weight < 0:
             raise ValueError("temperature > 0, top_k ≥ 1 and weight ≥ 0 are required")
+        if not -1.0 <= self.min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must be a cosine in [-1, 1], got {self.min_similarity}")
 
     def _weights(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, k) softmax weights over each query's k nearest labels, and those labels' indices."""
+        """(B, k) softmax weights over each query's k nearest labels that pass the gate (0 for the
+        rest; a row of zeros when none passes), and those labels' indices."""
         sim = F.normalize(sentence, dim=-1) @ self.keys.to(sentence.device, sentence.dtype).T
         top, idx = sim.topk(min(self.top_k, sim.shape[1]), dim=1)
-        return torch.softmax(top / self.temperature, dim=1), idx
+        passed = top >= self.min_similarity
+        logits = (top / self.temperature).masked_fill(~passed, float("-inf"))
+        any_passed = passed.any(dim=1, keepdim=True)
+        # softmax of an all -inf row is NaN: give such rows finite logits, then zero them
+        w = torch.softmax(logits.masked_fill(~any_passed, 0.0), dim=1) * any_passed
+        return w, idx
 
     def blend(self, sentence: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
         """(B, 384) sentence embeddings and (B, dim) projected text → (B, dim) unit embeddings."""
         w, idx = self._weights(sentence)
         protos = self.prototypes.to(projected.device, projected.dtype)
-        proto = F.normalize((w.unsqueeze(-1) * protos[idx]).sum(1), dim=-1)
+        proto = F.normalize((w.unsqueeze(-1) * protos[idx]).sum(1), dim=-1)  # a zero row stays zero
         return F.normalize(F.normalize(projected, dim=-1) + self.weight * proto, dim=-1)
 
     def nearest_labels(self, sentence: torch.Tensor, n: int = 5) -> list[list[tuple[str, float]]]:
-        """The training labels a query borrows from most, with their blend weights (for explanations)."""
+        """The training labels a query borrows from most, with their blend weights (for explanations);
+        labels below the gate are left out, so a query that borrows nothing gets an empty list."""
         w, idx = self._weights(sentence)
-        return [[(self.labels[int(i)], float(x)) for i, x in zip(ri[:n], rw[:n])] for ri, rw in zip(idx, w)]
+        return [[(self.labels[int(i)], float(x)) for i, x in zip(ri[:n], rw[:n]) if x > 0]
+                for ri, rw in zip(idx, w)]
 
     def to_payload(self) -> dict:
         """Checkpoint form (float32 tensors, plain values)."""
         return {"keys": self.keys.float().contiguous(), "prototypes": self.prototypes.float().contiguous(),
                 "labels": list(self.labels), "temperature": float(self.temperature),
-                "top_k": int(self.top_k), "weight": float(self.weight)}
+                "top_k": int(self.top_k), "weight": float(self.weight),
+                "min_similarity": float(self.min_similarity)}
 
     @classmethod
     def from_payload(cls, d: dict) -> "SoundPrototypes":
         return cls(d["keys"].float(), d["prototypes"].float(), list(d["labels"]), float(d["temperature"]),
-                   int(d["top_k"]), float(d["weight"]))
+                   int(d["top_k"]), float(d["weight"]), float(d.get("min_similarity", -1.0)))

@@ -86,6 +86,9 @@ class TrainConfig:
     prototype_temperature: float = 0.2
     prototype_top_k: int = 10
     prototype_weight: float = 2.0
+    # Key cosine a label needs to join the blend (below it for all k labels: the head alone).
+    # Chosen on the same benchmark: see docs/model-card.md, "How the prototype settings were chosen".
+    prototype_min_similarity: float = 0.6
 
     def row_kinds(self) -> tuple[int, ...]:
         """``train_kinds``, less acoustic views when this recipe asks for none: a feature set
@@ -261,7 +264,8 @@ def sound_prototypes(model: EmbeddedClap, fs: FeatureSet, items: list[CorpusItem
     keys = np.stack([np.mean([text[c] for c in C.captions_for(lab)], axis=0) for lab in uniq])
     return SoundPrototypes(F.normalize(torch.from_numpy(keys).float(), dim=-1),
                            F.normalize(torch.from_numpy(protos).float(), dim=-1), uniq,
-                           cfg.prototype_temperature, cfg.prototype_top_k, cfg.prototype_weight)
+                           cfg.prototype_temperature, cfg.prototype_top_k, cfg.prototype_weight,
+                           cfg.prototype_min_similarity)
 
 
 @torch.no_grad()
