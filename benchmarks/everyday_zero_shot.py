@@ -4,14 +4,15 @@ The stand-in for the product owner's hidden test (27 everyday categories on an u
 library). For every package with at least 40 sounds in the 27 categories, and for each
 training recipe, a model is trained on all other packages (cached corpus and CNN features, as
 `earmark train-encoder` builds them) and classifies that package's sounds among the 27
-category prompts (prompt-ensembled). Printed beside the same pipeline with an untrained
+category prompts (embedded as the shipped checkpoint embeds queries: prompt-ensembled or
+plain, the flag its training run chose; ``--prompts`` overrides). Printed beside the same pipeline with an untrained
 projection and chance (1/27), pooled over sounds and averaged over packages.
 
     python benchmarks/everyday_zero_shot.py --cache ~/.cache/earmark/corpus [--markdown OUT.md]
 
 Recipes: ``shipped`` (TrainConfig defaults) and ``no-prototypes`` (the same heads without query-time
-sound prototypes: v2 as shipped until 2026-12-04) run by default; ``ungated-prototypes`` (prototypes
-without the key-cosine gate: v3 as shipped until 2026-12-04) and ``v1-heads`` (residual heads,
+sound prototypes: v2 as shipped until 2026-12-04) run by default; ``v3-prototypes`` (v3's query-time
+prototype settings: no key-cosine gate, τ 0.2, weight 2; shipped until 2026-12-04) and ``v1-heads`` (residual heads,
 rows ∝ count^-0.5, no prototypes) on request; the trials recorded in docs/model-card.md are named too (``--recipe NAME``,
 repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-positives`` and
 ``views+positives``. Features get acoustic views only when a selected recipe asks for them, and
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
@@ -46,7 +48,8 @@ from earmark.engine.training.train import (
 RECIPES = {
     "shipped": {},
     "no-prototypes": {"prototype_weight": 0.0},  # v2 as shipped until 2026-12-04
-    "ungated-prototypes": {"prototype_min_similarity": -1.0},  # v3 as shipped until 2026-12-04
+    # v3 as shipped until 2026-12-04: no gate, τ 0.2, weight 2
+    "v3-prototypes": {"prototype_min_similarity": -1.0, "prototype_temperature": 0.2, "prototype_weight": 2.0},
     "v1-heads": {"residual_heads": True, "balance_power": 0.5, "prototype_weight": 0.0},
     # Trials on v2 without prototypes, kept so the model card's figures can be rerun (none beat it).
     "seed-1": {"seed": 1, "prototype_weight": 0.0},
@@ -64,11 +67,16 @@ def main() -> None:
                     help=f"default: {', '.join(DEFAULT_RECIPES)}")
     ap.add_argument("--pool", choices=("mean", "max"), default="mean",
                     help="score a sound's mean window embedding (default, the model card's figure) or its best window")
+    ap.add_argument("--prompts", choices=("shipped", "ensembled", "plain"), default="shipped",
+                    help="category prompts: as the shipped checkpoint embeds queries (its prompt_ensemble "
+                         "flag, chosen by its training run; default), always prompt-ensembled, or plain")
     ap.add_argument("--per-category", action="store_true", help="also print top-1 per category over all folds")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
     names = list(RECIPES) if "all" in (args.recipe or []) else list(dict.fromkeys(args.recipe or DEFAULT_RECIPES))
+    ensemble = shipped_prompt_ensemble() if args.prompts == "shipped" else args.prompts == "ensembled"
+    print(f"category prompts: {'prompt-ensembled' if ensemble else 'plain'} ({args.prompts})", flush=True)
     base = TrainConfig()
     views = max(replace(base, **RECIPES[n]).acoustic_views for n in names)
     torch.set_num_threads(base.threads)
@@ -87,7 +95,7 @@ def main() -> None:
     results: dict[str, dict[str, list]] = {}
     untrained = _new_model(ModelConfig(), cnn, base.seed)
     results["baseline: untrained projection"] = {
-        p: zero_shot_fold(untrained, fs, items, s, ensembled_text(untrained, cats, text, True), args.pool).tolist()
+        p: zero_shot_fold(untrained, fs, items, s, ensembled_text(untrained, cats, text, ensemble), args.pool).tolist()
         for p, s in held.items()
     }
     for name in names:
@@ -98,7 +106,7 @@ def main() -> None:
             model = _new_model(ModelConfig(), cnn, cfg.seed)
             fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
             protos = sound_prototypes(model, fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
-            ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, True, protos), args.pool)
+            ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, ensemble, protos), args.pool)
             results[name][p] = ok.tolist()
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s)", flush=True)
 
@@ -120,6 +128,12 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"categories": cats, "folds": {p: len(s) for p, s in held.items()},
                                          "results": results}, indent=1) + "\n")
+
+
+def shipped_prompt_ensemble() -> bool:
+    """Whether the shipped embedded checkpoint prompt-ensembles queries (what search does)."""
+    payload = torch.load(shipped_weights_path(), map_location="cpu", weights_only=True)
+    return bool(payload["prompt_ensemble"])
 
 
 def per_category_table(results: dict[str, dict[str, list]], held: dict[str, list[int]], items) -> str:

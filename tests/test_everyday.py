@@ -54,3 +54,26 @@ def test_sound_embeddings_average_each_sounds_windows():
     want = emb[[0, 1, 6]].mean(0)
     np.testing.assert_allclose(audio[1], want / np.linalg.norm(want), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, rtol=1e-5)
+
+
+def test_model_card_table_shows_the_prompt_choice_not_made(tmp_path):
+    """The validation table puts the unchosen prompt setting beside the shipped one, whichever it was."""
+    import json
+
+    from earmark.engine.training.model_card import metrics_table
+
+    def m(x: float) -> dict:
+        return {k: x for k in ("t2a_r1", "t2a_r5", "t2a_r10", "t2a_map10", "a2t_r1", "zero_shot_top1")} | {
+            "n_sounds": 10, "n_categories": 3}
+
+    for ensemble, other in ((False, "with prompt ensembling"), (True, "without prompt ensembling")):
+        v = {"model": m(0.5), "model_without_prompt_ensemble": m(0.5 if not ensemble else 0.2),
+             "model_with_prompt_ensemble": m(0.5 if ensemble else 0.2), "model_without_sound_prototypes": m(0.3),
+             "baseline_untrained_projection": m(0.1), "chance": m(0.05), "val_packages": ["p"]}
+        path = tmp_path / "metrics.json"
+        path.write_text(json.dumps({"validation": v, "prompt_ensemble": ensemble}))
+        table = metrics_table(path)
+        head = table.splitlines()[0]
+        assert other in head and "without sound prototypes" in head
+        assert "| zero-shot top-1 | 0.500 | 0.300 | 0.200 | 0.100 | 0.050 |" in table
+        assert f"prompt ensembling at query time: {'on' if ensemble else 'off'}" in table

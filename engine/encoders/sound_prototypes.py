@@ -10,9 +10,10 @@ the labels whose keys are nearest its own sentence embedding:
     w = softmax(cos(query, key_l) / τ) over the k nearest labels with cos(query, key_l) ≥ g
     t = normalise(normalise(head(query)) + β · normalise(Σ_l w_l · prototype_l))
 
-A query that no label's key reaches (cosine < g for all k) is the head alone: borrowing the
-sounds of unrelated labels ("an axe being thrown" for "hammering") pulls a query towards the
-wrong audio, which the softmax alone cannot refuse because its weights always sum to one.
+Only labels whose key reaches g join the blend, and a query no label's key reaches is the head
+alone: borrowing the sounds of unrelated labels (ungated, "laughter" borrows from "a punch")
+pulls a query towards the wrong audio, which the softmax alone cannot refuse because its
+weights always sum to one.
 Measured on the everyday-category benchmark (leave-one-package-out, docs/model-card.md); τ, k,
 β and g are recorded in the checkpoint. Nothing here looks at the sounds being searched: the
 prototypes are fixed at training time from the training corpus.
@@ -71,7 +72,7 @@ class SoundPrototypes:
     def nearest_labels(self, sentence: torch.Tensor, n: int = 5) -> list[list[tuple[str, float]]]:
         """The training labels a query borrows from most, with their blend weights (for explanations);
         labels below the gate are left out, so a query that borrows nothing gets an empty list."""
-        w, idx = self._weights(sentence)
+        w, idx = self._weights(sentence.detach())
         return [[(self.labels[int(i)], float(x)) for i, x in zip(ri[:n], rw[:n]) if x > 0]
                 for ri, rw in zip(idx, w)]
 

@@ -18,12 +18,13 @@ def metrics_table(metrics_path: str | Path) -> str:
     """A markdown table: trained model, untrained-projection baseline and chance, side by side."""
     m = json.loads(Path(metrics_path).read_text())
     v = m["validation"]
-    cols = [
-        ("trained (shipped recipe)", v["model"]),
-        ("without prompt ensembling", v["model_without_prompt_ensemble"]),
-        ("baseline: untrained projection", v["baseline_untrained_projection"]),
-        ("chance", v["chance"]),
-    ]
+    # the prompt choice the run did not make, beside the one it made
+    other = ("without prompt ensembling", v["model_without_prompt_ensemble"]) if m["prompt_ensemble"] \
+        else ("with prompt ensembling", v["model_with_prompt_ensemble"])
+    cols = [("trained (shipped recipe)", v["model"])]
+    if "model_without_sound_prototypes" in v:  # runs before 2026-12-04 had none
+        cols.append(("without sound prototypes", v["model_without_sound_prototypes"]))
+    cols += [other, ("baseline: untrained projection", v["baseline_untrained_projection"]), ("chance", v["chance"])]
     lines = ["| metric | " + " | ".join(c for c, _ in cols) + " |", "| --- |" + " --- |" * len(cols)]
     for name, key in ROWS:
         lines.append(f"| {name} | " + " | ".join(f"{d[key]:.3f}" for _, d in cols) + " |")
