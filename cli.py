@@ -256,6 +256,8 @@ def print_result(result, as_json: bool) -> None:
     q = result.query
     understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in q.concepts[:8]) or "(no concept form)"
     click.echo(f"query: {q.text!r}  ranking: {q.ranking}  understood as: {understood}")
+    if q.borrowed_from:
+        click.echo("text vector borrows the sound of: " + ", ".join(f"{b.label} {b.weight:.2f}" for b in q.borrowed_from))
     if q.excluded:
         click.echo(f"excluded: {', '.join(q.excluded)}")
     if not result.hits:

@@ -47,6 +47,12 @@ class ConceptWeight:
 
 
 @dataclass
+class BorrowedLabel:
+    label: str
+    weight: float
+
+
+@dataclass
 class QueryForm:
     """What earmark understood: the parsed parts and the concept form of the whole query."""
 
@@ -57,6 +63,10 @@ class QueryForm:
     like: list[str]
     filters: dict
     ranking: str
+    # Training labels whose mean sound the encoder blended into the free text's vector, with
+    # their blend weights (the embedded encoder's sound prototypes; empty for other encoders,
+    # and for text no training label is close to). Not about the library being searched.
+    borrowed_from: list[BorrowedLabel] = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +115,7 @@ class _Plan:
     dense: np.ndarray | None
     concept: np.ndarray | None  # (V,) float32, negatives for excluded concepts
     exclude: list[int]
+    borrowed: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _like_vector(lib: "Library", path: str, start: float | None, end: float | None) -> np.ndarray:
@@ -173,8 +184,10 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
     vocab = book.concepts if book else ()
     parts: list[np.ndarray] = []
     enc = lib.encoder
+    borrowed: list[tuple[str, float]] = []
     if parsed.free_text:
         parts.append(enc.embed_text([parsed.free_text])[0])
+        borrowed = enc.borrowed_labels(parsed.free_text)
     for like in parsed.like:
         parts.append(_like_vector(lib, like.path, like.start, like.end))
     positives = [t for t in parsed.concepts if t.weight > 0]
@@ -197,7 +210,7 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
             else:
                 concept[t.index] = t.weight * scale
                 exclude.append(t.index)
-    return _Plan(parsed, dense, concept, exclude)
+    return _Plan(parsed, dense, concept, exclude, borrowed)
 
 
 def _allowed_segments(lib: "Library", parsed: ParsedQuery) -> np.ndarray | None:
@@ -349,4 +362,5 @@ def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str) -> Q
     shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     return QueryForm(text=shown, free_text=parsed.free_text, concepts=concepts,
                      excluded=[book.concepts[i] for i in plan.exclude] if book else [],
-                     like=[c.path for c in parsed.like], filters=parsed.filters.to_dict(), ranking=ranking)
+                     like=[c.path for c in parsed.like], filters=parsed.filters.to_dict(), ranking=ranking,
+                     borrowed_from=[BorrowedLabel(lab, w) for lab, w in plan.borrowed])

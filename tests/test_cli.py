@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -62,3 +63,26 @@ def test_missing_path_and_unknown_encoder_are_clear(tmp_path):
     r.invoke(main, ["init", lib, *INIT])
     res = r.invoke(main, ["index", "--library", lib, str(tmp_path / "does-not-exist")])
     assert res.exit_code == 3 and "no such file" in res.output
+
+
+def test_search_shows_which_training_sounds_the_query_borrowed(tmp_path):
+    """With the shipped embedded encoder a free-text query reports the training labels whose
+    sound prototypes shaped its vector, in the table and in --json."""
+    from earmark.engine.demo import demo_sounds_dir
+
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    for name in ("campfire.ogg", "birds.ogg", "footsteps.ogg"):
+        shutil.copy(demo_sounds_dir() / name, sounds / name)
+    r = CliRunner()
+    lib = str(tmp_path / "lib")
+    assert r.invoke(main, ["init", lib]).exit_code == 0
+    assert r.invoke(main, ["index", "--library", lib, str(sounds)]).exit_code == 0
+    res = r.invoke(main, ["search", "--library", lib, "--json", "a crackling campfire"])
+    assert res.exit_code == 0, res.output
+    borrowed = json.loads(res.output)["query"]["borrowed_from"]
+    assert borrowed and borrowed[0]["label"] == "fire crackling" and 0 < borrowed[0]["weight"] <= 1
+    table = r.invoke(main, ["search", "--library", lib, "a crackling campfire"]).output
+    assert "borrows the sound of: fire crackling" in table
+    nothing = json.loads(r.invoke(main, ["search", "--library", lib, "--json", "qwxz zzkj vlorp"]).output)
+    assert nothing["query"]["borrowed_from"] == []

@@ -145,3 +145,29 @@ def test_evidence_uses_the_models_learned_logit_scale(enc: EmbeddedEncoder) -> N
     learned = float(enc.model.logit_scale.detach().exp())
     assert 1.0 < learned < DEFAULT_LOGIT_SCALE
     assert logit_scale_of(enc) == pytest.approx(learned)
+
+
+def test_borrowed_labels_are_exactly_what_the_text_vector_blends(enc: EmbeddedEncoder) -> None:
+    """Rebuilding the query vector from the reported labels' prototypes and weights gives
+    embed_text's vector, so the explanation cannot drift from what search uses."""
+    protos = enc.prototypes
+    assert protos is not None and protos.weight > 0
+    for query in ("a horse galloping", "a glass door", "sword fight"):
+        borrowed = enc.borrowed_labels(query, n=protos.top_k)
+        assert borrowed, query
+        weights = [w for _, w in borrowed]
+        assert weights == sorted(weights, reverse=True) and all(w > 0 for w in weights)
+        assert sum(weights) == pytest.approx(1.0, abs=1e-5)  # every label that passed the gate is listed
+        with torch.no_grad():
+            head = torch.nn.functional.normalize(enc.model.project_text(enc._prompt_sentences([query])).mean(0), dim=-1)
+        index = {lab: i for i, lab in enumerate(protos.labels)}
+        mix = sum(w * protos.prototypes[index[lab]] for lab, w in borrowed)
+        rebuilt = torch.nn.functional.normalize(head + protos.weight * torch.nn.functional.normalize(mix, dim=-1), dim=-1)
+        np.testing.assert_allclose(rebuilt.numpy(), enc.embed_text([query])[0], atol=1e-5)
+    assert any("horse" in lab for lab, _ in enc.borrowed_labels("a horse galloping"))
+
+
+def test_text_no_training_label_reaches_borrows_nothing(enc: EmbeddedEncoder) -> None:
+    assert enc.borrowed_labels("qwxz zzkj vlorp") == []
+    assert enc.borrowed_labels("   ") == []
+    assert len(enc.borrowed_labels("sword fight", n=2)) == 2

@@ -136,6 +136,7 @@ def test_query_form_says_what_earmark_understood(known):
     assert form.free_text == "a high beep"
     assert form.concepts and all(c.weight > 0 for c in form.concepts)
     assert form.concepts[0].weight >= form.concepts[-1].weight
+    assert form.borrowed_from == []  # an encoder without sound prototypes borrows nothing
 
 
 VOCAB = ["rain", "thunder", "dog barking", "music", "white noise"]

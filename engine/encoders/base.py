@@ -82,6 +82,15 @@ class Encoder(abc.ABC):
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Embed strings: (B, dim) float32, unit L2 norm per row."""
 
+    def borrowed_labels(self, text: str, n: int = 5) -> list[tuple[str, float]]:
+        """Training labels whose sounds were blended into the text vector of ``text``, heaviest
+        first, with their blend weights (summing to ≤ 1 over all labels).
+
+        Only encoders that mix query-time sound prototypes into text embeddings borrow anything
+        (the embedded encoder); for the others the text vector is the text tower alone: [].
+        """
+        return []
+
 
 def fingerprint_of(state: dict[str, Any] | None, config: dict[str, Any]) -> str:
     """Hash a torch state dict (or None) together with a JSON config: 16 hex digits."""

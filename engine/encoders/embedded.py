@@ -174,15 +174,31 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         texts = [str(t) for t in texts]
         if not texts:
             return torch.zeros((0, self.dim), device=self.device)
+        with torch.no_grad():
+            sentences = self._prompt_sentences(texts)
+            k = sentences.shape[0] // len(texts)
+            proj = self.model.project_text(sentences)
+            emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
+            if self._blends():
+                emb = self.prototypes.blend(sentences.view(len(texts), k, -1).mean(dim=1), emb)
+            return emb
+
+    def borrowed_labels(self, text: str, n: int = 5) -> list[tuple[str, float]]:
+        """The training labels whose mean sound :meth:`text_tensor` blended into ``text``'s vector
+        (the same prompts, keys and gate), heaviest first; [] when no label passed the gate."""
+        if not self._blends() or not str(text).strip():
+            return []
+        with self._torch.no_grad():
+            sentences = self._prompt_sentences([str(text)])
+            return self.prototypes.nearest_labels(sentences.mean(dim=0, keepdim=True), n)[0]
+
+    def _blends(self) -> bool:
+        return self.prototypes is not None and self.prototypes.weight > 0
+
+    def _prompt_sentences(self, texts: list[str]) -> "torch.Tensor":
+        """(B·P, 384) sentence embeddings of each text's prompts (P = 1, or one per template)."""
         prompts = [[t] for t in texts]
         if self.prompt_ensemble:
             prompts = [[tpl.format(t) for tpl in self.templates] for t in texts]
         flat = [p for group in prompts for p in group]
-        k = len(prompts[0])
-        with torch.no_grad():
-            sentences = torch.cat([self.text_encoder(flat[i : i + 256]) for i in range(0, len(flat), 256)])
-            proj = self.model.project_text(sentences)
-            emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
-            if self.prototypes is not None and self.prototypes.weight > 0:
-                emb = self.prototypes.blend(sentences.view(len(texts), k, -1).mean(dim=1), emb)
-            return emb
+        return self._torch.cat([self.text_encoder(flat[i : i + 256]) for i in range(0, len(flat), 256)])

@@ -205,6 +205,9 @@ function describeQuery(query, label) {
     if (Array.isArray(query.concepts) && query.concepts.length) {
       parts.push("reads as " + query.concepts.slice(0, 6).map((c) => `${c.concept} ${fmt(c.weight, 2)}`).join(", "));
     }
+    if (Array.isArray(query.borrowed_from) && query.borrowed_from.length) {
+      parts.push("sounds like " + query.borrowed_from.slice(0, 3).map((b) => `${b.label} ${fmt(b.weight, 2)}`).join(", "));
+    }
     if (Array.isArray(query.excluded) && query.excluded.length) parts.push("without " + query.excluded.join(", "));
     const filters = Object.entries(query.filters || {}).filter(([, v]) => v !== null && v !== undefined);
     if (filters.length) parts.push(filters.map(([k, v]) => `${k} ${v}`).join(", "));
