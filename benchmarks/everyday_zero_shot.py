@@ -56,6 +56,9 @@ RECIPES = {
     "acoustic-views": {"acoustic_views": 2, "prototype_weight": 0.0},
     "similar-positives": {"positive_similarity": 0.85, "prototype_weight": 0.0},
     "views+positives": {"acoustic_views": 2, "positive_similarity": 0.85, "prototype_weight": 0.0},
+    # 2026-12-04 trials on v4's recipe: every row also classified among all training labels.
+    "label-softmax": {"label_softmax_weight": 1.0},
+    "label-softmax+positives": {"label_softmax_weight": 1.0, "positive_similarity": 0.85},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 

@@ -82,3 +82,17 @@ def test_recipes_without_views_never_train_on_view_rows() -> None:
     assert VIEW_KIND not in TrainConfig().row_kinds()
     assert VIEW_KIND in TrainConfig(acoustic_views=2).row_kinds()
     assert TrainConfig(acoustic_views=2, train_kinds=(0, 2)).row_kinds() == (0, 2)
+
+
+def test_fit_with_the_all_label_softmax_learns_and_changes_the_heads():
+    fs, text = _tiny_set()
+    rows = np.arange(len(fs.labels))
+    trained = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = EmbeddedClap(ModelConfig())
+        cfg = TrainConfig(epochs=30, batch_size=16, threads=1, label_softmax_weight=weight, positive_similarity=0.9)
+        losses = fit(model, fs, rows, text, cfg, progress=False)
+        assert np.mean(losses[-10:]) < np.mean(losses[:10])
+        trained[weight] = model.text_proj.linear1.weight.detach().clone()
+    assert not torch.allclose(trained[0.0], trained[1.0])  # the extra term is not a no-op

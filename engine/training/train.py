@@ -79,6 +79,10 @@ class TrainConfig:
     # each other ("sword clash" and "swords clashing" from two packages are not negatives).
     # None: only identical labels are positives.
     positive_similarity: float | None = None
+    # Weight of a second loss term: each audio row classified among *all* training labels (each
+    # label's text = the head of its mean caption embedding), not only the labels that happen to
+    # share its batch. 0: off (the in-batch symmetric loss alone).
+    label_softmax_weight: float = 0.0
     # Query-time sound prototypes (engine/encoders/sound_prototypes.py): a query is blended with
     # the mean audio embedding of the training labels nearest it in MiniLM space. Weight 0 turns
     # them off. Chosen on the everyday-category benchmark (docs/model-card.md, "How the prototype
@@ -185,6 +189,11 @@ def fit(
     if cfg.positive_similarity is not None:
         same = torch.from_numpy(similar_labels(uniq, text, cfg.positive_similarity))
     x_all = torch.from_numpy(fs.features[rows])
+    label_sent = None
+    if cfg.label_softmax_weight > 0:
+        label_sent = torch.from_numpy(np.stack([np.mean([text[c] for c in caps[lab]], axis=0) for lab in uniq]))
+        label_target = same.float() if same is not None else torch.eye(len(uniq))
+        label_target = label_target / label_target.sum(dim=1, keepdim=True)
     if not cfg.residual_heads:
         with torch.no_grad():
             for head in (model.audio.proj, model.text_proj):
@@ -221,6 +230,10 @@ def fit(
             -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
             - (target.T * F.log_softmax(logits.T, dim=1)).sum(1).mean()
         )
+        if label_sent is not None:
+            t_lab = model.project_text(label_sent)
+            lab_logits = scale * a @ t_lab.T
+            loss = loss - cfg.label_softmax_weight * (label_target[g] * F.log_softmax(lab_logits, dim=1)).sum(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
