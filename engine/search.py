@@ -186,8 +186,8 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
     enc = lib.encoder
     borrowed: list[tuple[str, float]] = []
     if parsed.free_text:
-        parts.append(enc.embed_text([parsed.free_text])[0])
-        borrowed = enc.borrowed_labels(parsed.free_text)
+        vec, borrowed = enc.embed_query(parsed.free_text)
+        parts.append(vec)
     for like in parsed.like:
         parts.append(_like_vector(lib, like.path, like.start, like.end))
     positives = [t for t in parsed.concepts if t.weight > 0]

@@ -171,3 +171,10 @@ def test_text_no_training_label_reaches_borrows_nothing(enc: EmbeddedEncoder) ->
     assert enc.borrowed_labels("qwxz zzkj vlorp") == []
     assert enc.borrowed_labels("   ") == []
     assert len(enc.borrowed_labels("sword fight", n=2)) == 2
+
+
+def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: EmbeddedEncoder) -> None:
+    for query in ("a horse galloping", "qwxz zzkj vlorp"):
+        vec, borrowed = enc.embed_query(query)
+        np.testing.assert_allclose(vec, enc.embed_text([query])[0], atol=1e-6)
+        assert borrowed == enc.borrowed_labels(query)

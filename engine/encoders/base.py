@@ -91,6 +91,14 @@ class Encoder(abc.ABC):
         """
         return []
 
+    def embed_query(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        """One query's unit text vector (as :meth:`embed_text`) and :meth:`borrowed_labels` of it.
+
+        Search calls this once per free-text query; encoders that borrow override it so the text
+        tower runs once for both.
+        """
+        return self.embed_text([text])[0], self.borrowed_labels(text)
+
 
 def fingerprint_of(state: dict[str, Any] | None, config: dict[str, Any]) -> str:
     """Hash a torch state dict (or None) together with a JSON config: 16 hex digits."""

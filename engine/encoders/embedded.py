@@ -170,18 +170,7 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
 
         With sound prototypes in the checkpoint, each query is blended with the mean audio of
         the training labels nearest it (engine/encoders/sound_prototypes.py)."""
-        torch = self._torch
-        texts = [str(t) for t in texts]
-        if not texts:
-            return torch.zeros((0, self.dim), device=self.device)
-        with torch.no_grad():
-            sentences = self._prompt_sentences(texts)
-            k = sentences.shape[0] // len(texts)
-            proj = self.model.project_text(sentences)
-            emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
-            if self._blends():
-                emb = self.prototypes.blend(sentences.view(len(texts), k, -1).mean(dim=1), emb)
-            return emb
+        return self._text_and_sentences([str(t) for t in texts])[0]
 
     def borrowed_labels(self, text: str, n: int = 5) -> list[tuple[str, float]]:
         """The training labels whose mean sound :meth:`text_tensor` blended into ``text``'s vector
@@ -191,6 +180,29 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         with self._torch.no_grad():
             sentences = self._prompt_sentences([str(text)])
             return self.prototypes.nearest_labels(sentences.mean(dim=0, keepdim=True), n)[0]
+
+    def embed_query(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        """:meth:`embed_text` and :meth:`borrowed_labels` of one query from one text-tower pass."""
+        emb, sentences = self._text_and_sentences([str(text)])
+        vec = emb[0].cpu().numpy().astype(np.float32)
+        if not self._blends() or not str(text).strip():
+            return vec, []
+        return vec, self.prototypes.nearest_labels(sentences, 5)[0]
+
+    def _text_and_sentences(self, texts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(B, dim) unit text embeddings and the (B, 384) mean sentence embedding of each text's prompts."""
+        torch = self._torch
+        if not texts:
+            return torch.zeros((0, self.dim), device=self.device), torch.zeros((0, 384), device=self.device)
+        with torch.no_grad():
+            sentences = self._prompt_sentences(texts)
+            k = sentences.shape[0] // len(texts)
+            proj = self.model.project_text(sentences)
+            emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
+            mean_sentences = sentences.view(len(texts), k, -1).mean(dim=1)
+            if self._blends():
+                emb = self.prototypes.blend(mean_sentences, emb)
+            return emb, mean_sentences
 
     def _blends(self) -> bool:
         return self.prototypes is not None and self.prototypes.weight > 0
