@@ -175,19 +175,16 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
     def borrowed_labels(self, text: str, n: int = 5) -> list[tuple[str, float]]:
         """The training labels whose mean sound :meth:`text_tensor` blended into ``text``'s vector
         (the same prompts, keys and gate), heaviest first; [] when no label passed the gate."""
-        if not self._blends() or not str(text).strip():
-            return []
-        with self._torch.no_grad():
-            sentences = self._prompt_sentences([str(text)])
-            return self.prototypes.nearest_labels(sentences.mean(dim=0, keepdim=True), n)[0]
+        return self._query(text, n)[1]
 
     def embed_query(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """:meth:`embed_text` and :meth:`borrowed_labels` of one query from one text-tower pass."""
+        return self._query(text, 5)
+
+    def _query(self, text: str, n: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
         emb, sentences = self._text_and_sentences([str(text)])
-        vec = emb[0].cpu().numpy().astype(np.float32)
-        if not self._blends() or not str(text).strip():
-            return vec, []
-        return vec, self.prototypes.nearest_labels(sentences, 5)[0]
+        borrowed = self.prototypes.nearest_labels(sentences, n)[0] if self._blends() else []
+        return emb[0].cpu().numpy().astype(np.float32), borrowed
 
     def _text_and_sentences(self, texts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """(B, dim) unit text embeddings and the (B, 384) mean sentence embedding of each text's prompts."""

@@ -156,10 +156,15 @@ def _rows_in(fs: FeatureSet, items: list[CorpusItem], packages: set[str], kinds:
     return np.where(ok)[0]
 
 
+def label_sentences(labels: list[str], text: dict[str, np.ndarray]) -> np.ndarray:
+    """(L, 384) float32: each label's mean MiniLM embedding over its captions (not normalised)."""
+    return np.stack([np.mean([text[c] for c in C.captions_for(lab)], axis=0) for lab in labels])
+
+
 def similar_labels(labels: list[str], text: dict[str, np.ndarray], threshold: float) -> np.ndarray:
     """(L, L) bool: label pairs whose captions' mean MiniLM embeddings have cosine ≥ threshold
     (every label is similar to itself)."""
-    emb = np.stack([np.mean([text[c] for c in C.captions_for(lab)], axis=0) for lab in labels])
+    emb = label_sentences(labels, text)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     same = emb @ emb.T >= threshold
     np.fill_diagonal(same, True)
@@ -191,7 +196,7 @@ def fit(
     x_all = torch.from_numpy(fs.features[rows])
     label_sent = None
     if cfg.label_softmax_weight > 0:
-        label_sent = torch.from_numpy(np.stack([np.mean([text[c] for c in caps[lab]], axis=0) for lab in uniq]))
+        label_sent = torch.from_numpy(label_sentences(uniq, text))
         label_target = same.float() if same is not None else torch.eye(len(uniq))
         label_target = label_target / label_target.sum(dim=1, keepdim=True)
     if not cfg.residual_heads:
@@ -274,7 +279,7 @@ def sound_prototypes(model: EmbeddedClap, fs: FeatureSet, items: list[CorpusItem
     index = {lab: i for i, lab in enumerate(uniq)}
     group = np.array([index[lab] for lab in labels])
     protos = np.stack([audio[group == i].mean(0) for i in range(len(uniq))])
-    keys = np.stack([np.mean([text[c] for c in C.captions_for(lab)], axis=0) for lab in uniq])
+    keys = label_sentences(uniq, text)
     return SoundPrototypes(F.normalize(torch.from_numpy(keys).float(), dim=-1),
                            F.normalize(torch.from_numpy(protos).float(), dim=-1), uniq,
                            cfg.prototype_temperature, cfg.prototype_top_k, cfg.prototype_weight,
