@@ -49,7 +49,7 @@ def corpus_audio_embeddings(encoder, n: int) -> np.ndarray:
 
 
 def machine_line(threads: int) -> str:
-    """What the ratios depend on: the CPU, its cache, and the versions of both solvers' stacks.
+    """What the ratios depend on: the CPU model, the core count and the versions of both solvers' stacks.
 
     sklearn's coordinate descent is latency-bound and moves more between CPUs than the kernel
     does (2026-12-04: 8.0/s on one 2-core machine, 24.8/s on another, same rows), so a ratio
