@@ -77,3 +77,29 @@ def test_model_card_table_shows_the_prompt_choice_not_made(tmp_path):
         assert other in head and "without sound prototypes" in head
         assert "| zero-shot top-1 | 0.500 | 0.300 | 0.200 | 0.100 | 0.050 |" in table
         assert f"prompt ensembling at query time: {'on' if ensemble else 'off'}" in table
+
+
+def test_category_centroids_use_only_the_given_packages_and_score_the_ceiling():
+    """Centroids come from the training packages' sounds alone; a held-out package whose sounds lie
+    near their category's centroid scores 1.0, one whose sounds were swapped scores 0.0."""
+    from earmark.engine.training.corpus import CorpusItem
+    from earmark.engine.training.everyday import RawFeatures, category_centroids, zero_shot_fold
+
+    rng = np.random.default_rng(1)
+    labels = ["rain", "a dog barking"] * 4 + ["rain", "a dog barking"] * 2  # 8 training + 4 held-out sounds
+    packages = ["train-pkg"] * 8 + ["held-pkg"] * 4
+    items = [CorpusItem(f"/x/{i}.wav", p, "CC0", lab, "keyword", [lab]) for i, (p, lab) in enumerate(zip(packages, labels))]
+    direction = {"rain": np.eye(512)[0], "a dog barking": np.eye(512)[1]}
+    feats = np.stack([3 * direction[lab] + 0.1 * rng.standard_normal(512) for lab in labels]).astype(np.float32)
+    fs = FeatureSet(feats, np.arange(12), -np.ones(12, np.int64), np.zeros(12, np.int64), labels)
+    raw = RawFeatures()
+    cent = category_centroids(raw, fs, items, {"train-pkg"})
+    cats = list(CATEGORIES)
+    assert cent.shape == (27, 512)
+    assert np.count_nonzero(np.linalg.norm(cent, axis=1)) == 2  # only rain and dog barking have sounds
+    np.testing.assert_allclose(np.linalg.norm(cent[cats.index("rain")]), 1.0, rtol=1e-5)
+    held = [8, 9, 10, 11]
+    assert zero_shot_fold(raw, fs, items, held, cent).all()
+    fs.features[8:] = fs.features[8:][[1, 0, 3, 2]]  # held-out rain now sounds like the dogs and back
+    np.testing.assert_array_equal(category_centroids(raw, fs, items, {"train-pkg"}), cent)  # held-out never used
+    assert not zero_shot_fold(raw, fs, items, held, cent).any()

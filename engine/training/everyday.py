@@ -16,7 +16,7 @@ import numpy as np
 
 from .corpus import CorpusItem
 from .features import FeatureSet
-from .train import sound_embeddings
+from .train import _rows_in, sound_embeddings
 
 # Category → regular expression over corpus labels. Checked in this order, so "machine gun
 # fire" is a gunshot, not fire, and "a cowbell" is no cow.
@@ -87,3 +87,32 @@ def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[
     pred = cats[np.argmax(scores, axis=1)]
     truth = np.asarray([category_of(items[s].label) for s in sound_ids])
     return pred == truth
+
+
+class RawFeatures:
+    """Stands in for a model whose audio head is the identity: scores the frozen CNN features
+    themselves (model-independent rows of the ceiling table)."""
+
+    @staticmethod
+    def project_audio_features(x):
+        return x
+
+
+def category_centroids(model, fs: FeatureSet, items: list[CorpusItem], packages: set[str]) -> np.ndarray:
+    """(27, dim) unit mean embedding of ``packages``' sounds of each category (zeros where a
+    category has none), in CATEGORIES order.
+
+    Classifying held-out sounds by these instead of by text prompts is the ceiling of what the
+    training sounds' own labels support: a perfect text→audio map could at best send each
+    prompt to its category's centroid. Where prompts already score as high, what is missing is
+    on the audio side (the held-out package's sounds are not near the other packages' sounds
+    of their category), not in the text tower or the prototypes.
+    """
+    sound_ids, audio = sound_embeddings(model, fs, _rows_in(fs, items, packages, (0,)))
+    cat = np.asarray([category_of(items[s].label) or "" for s in sound_ids])
+    out = np.zeros((len(CATEGORIES), audio.shape[1]), np.float32)
+    for i, c in enumerate(CATEGORIES):
+        if (cat == c).any():
+            m = audio[cat == c].mean(0)
+            out[i] = m / max(float(np.linalg.norm(m)), 1e-12)
+    return out
