@@ -15,7 +15,8 @@ sound prototypes: v2 as shipped until 2026-12-04) run by default; ``v3-prototype
 prototype settings: no key-cosine gate, τ 0.2, weight 2; shipped until 2026-12-04) and ``v1-heads`` (residual heads,
 rows ∝ count^-0.5, no prototypes) on request; the trials recorded in docs/model-card.md are named too (``--recipe NAME``,
 repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-positives`` and
-``views+positives``. Features get acoustic views only when a selected recipe asks for them, and
+``views+positives`` (on v2), ``label-softmax``, ``label-softmax+positives``, ``positives`` and the
+seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-seed-1`` (on v4). Features get acoustic views only when a selected recipe asks for them, and
 recipes without views never train on view rows, so ``shipped`` scores the same either way.
 Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes.
 ``--pool max`` scores each category by a sound's best window instead of its mean window embedding.
