@@ -20,7 +20,8 @@ seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-
 recipes without views never train on view rows, so ``shipped`` scores the same either way.
 Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes.
 ``--pool max`` scores each category by a sound's best window instead of its mean window embedding.
-``--centroids`` adds the ceiling the training labels support: each fold's held-out sounds
+``--centroids`` adds what the training labels support ("centroid ceiling", a nearest-centroid rule, not a
+strict bound): each fold's held-out sounds
 classified by the mean embedding of the training packages' sounds of each category (raw CNN
 features, and each recipe's trained head) instead of by the category prompts.
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds

@@ -102,11 +102,12 @@ def category_centroids(model, fs: FeatureSet, items: list[CorpusItem], packages:
     """(27, dim) unit mean embedding of ``packages``' sounds of each category (zeros where a
     category has none), in CATEGORIES order.
 
-    Classifying held-out sounds by these instead of by text prompts is the ceiling of what the
-    training sounds' own labels support: a perfect text→audio map could at best send each
-    prompt to its category's centroid. Where prompts already score as high, what is missing is
-    on the audio side (the held-out package's sounds are not near the other packages' sounds
-    of their category), not in the text tower or the prototypes.
+    Classifying held-out sounds by these instead of by text prompts is what the training sounds'
+    own labels support: a text→audio map that sent each prompt exactly to its category's
+    centroid would score this (a nearest-centroid rule, not a strict bound: other vectors can
+    score higher on one package). Where prompts already score as high, what is missing is on
+    the audio side (the held-out package's sounds are not near the other packages' sounds of
+    their category), not in the text tower or the prototypes.
     """
     sound_ids, audio = sound_embeddings(model, fs, _rows_in(fs, items, packages, (0,)))
     cat = np.asarray([category_of(items[s].label) or "" for s in sound_ids])
