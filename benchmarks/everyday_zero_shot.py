@@ -24,6 +24,12 @@ Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes.
 strict bound): each fold's held-out sounds
 classified by the mean embedding of the training packages' sounds of each category (raw CNN
 features, and each recipe's trained head) instead of by the category prompts.
+``--library-centred`` adds each recipe scored with every held-out sound centred by the mean embedding of
+all of its package's sounds (weights 0.5 and 1; transductive: the library's unlabelled sounds shift
+each category's score by its mean over the library, a hubness correction).
+``--supervised`` adds supervised ceilings: each fold's held-out sounds classified by a logistic regression
+(C 10 and 100) and by 15 nearest neighbours trained on the other packages' labelled everyday sounds, on the raw
+CNN features and on each recipe's trained head (what the labels support with the text side taken out).
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
@@ -42,7 +48,9 @@ from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
-from earmark.engine.training.everyday import CATEGORIES, RawFeatures, category_centroids, category_of, folds, zero_shot_fold
+from earmark.engine.training.everyday import (
+    CATEGORIES, RawFeatures, category_centroids, category_of, folds, library_mean, supervised_fold, zero_shot_fold,
+)
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
     TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit, sound_prototypes,
@@ -71,6 +79,9 @@ RECIPES = {
     "label-softmax+positives-seed-1": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, "seed": 1},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
+LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
+# --supervised: logistic regression at C 10 and 100 (C 1 underfits unit-norm features), 15 nearest neighbours
+SUPERVISED = ("lr:10", "lr:100", "knn:15")
 
 
 def main() -> None:
@@ -87,6 +98,12 @@ def main() -> None:
     ap.add_argument("--centroids", action="store_true",
                     help="also score each fold by its training sounds' category centroids instead of prompts "
                          "(the ceiling the training labels support; raw CNN features and each recipe's head)")
+    ap.add_argument("--library-centred", action="store_true",
+                    help="also score each fold with its sounds centred by the held-out package's own mean embedding "
+                         "(weights 0.5 and 1; transductive, no labels used)")
+    ap.add_argument("--supervised", action="store_true",
+                    help="also score each fold by classifiers trained on the other packages' labelled everyday sounds "
+                         "(logistic regression, k-NN; raw CNN features and each recipe's head): a supervised ceiling")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
@@ -120,6 +137,11 @@ def main() -> None:
             p: zero_shot_fold(raw, fs, items, s, category_centroids(raw, fs, items, packages - {p}), args.pool).tolist()
             for p, s in held.items()
         }
+    if args.supervised:
+        raw = RawFeatures()
+        for method in SUPERVISED:
+            results[f"supervised {method}: raw CNN features"] = {
+                p: supervised_fold(raw, fs, items, packages - {p}, s, method).tolist() for p, s in held.items()}
     for name in names:
         cfg = replace(base, **RECIPES[name])
         results[name] = {}
@@ -130,8 +152,18 @@ def main() -> None:
             model = _new_model(ModelConfig(), cnn, cfg.seed)
             fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
             protos = sound_prototypes(model, fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
-            ok = zero_shot_fold(model, fs, items, sounds, ensembled_text(model, cats, text, ensemble, protos), args.pool)
+            cat_emb = ensembled_text(model, cats, text, ensemble, protos)
+            ok = zero_shot_fold(model, fs, items, sounds, cat_emb, args.pool)
             results[name][p] = ok.tolist()
+            if args.library_centred:
+                mean = library_mean(model, fs, items, p)
+                for a in LIBRARY_CENTRE_WEIGHTS:
+                    results.setdefault(f"library-centred {a:g}: {name}", {})[p] = zero_shot_fold(
+                        model, fs, items, sounds, cat_emb, args.pool, centre=a * mean).tolist()
+            if args.supervised:
+                for method in SUPERVISED:
+                    results.setdefault(f"supervised {method}: {name}", {})[p] = supervised_fold(
+                        model, fs, items, packages - {p}, sounds, method).tolist()
             if args.centroids:
                 cent = category_centroids(model, fs, items, packages - {p})
                 results[f"centroid ceiling: {name}"][p] = zero_shot_fold(model, fs, items, sounds, cent, args.pool).tolist()

@@ -29,6 +29,17 @@ def _tiny_set(n=64):
     return fs, text
 
 
+def _one_window_corpus(labels: list[str], packages: list[str], feats: np.ndarray):
+    """Corpus items and a FeatureSet with one plain window per sound (sound i = row i)."""
+    from earmark.engine.training.corpus import CorpusItem
+
+    items = [CorpusItem(f"/x/{i}.wav", p, "CC0", lab, "keyword", [lab])
+             for i, (p, lab) in enumerate(zip(packages, labels))]
+    n = len(labels)
+    return items, FeatureSet(np.asarray(feats, np.float32), np.arange(n), -np.ones(n, np.int64), np.zeros(n, np.int64),
+                             list(labels))
+
+
 def test_linear_heads_keep_residual_zero_and_learn():
     fs, text = _tiny_set()
     torch.manual_seed(0)
@@ -82,16 +93,14 @@ def test_model_card_table_shows_the_prompt_choice_not_made(tmp_path):
 def test_category_centroids_use_only_the_given_packages_and_score_the_ceiling():
     """Centroids come from the training packages' sounds alone; a held-out package whose sounds lie
     near their category's centroid scores 1.0, one whose sounds were swapped scores 0.0."""
-    from earmark.engine.training.corpus import CorpusItem
     from earmark.engine.training.everyday import RawFeatures, category_centroids, zero_shot_fold
 
     rng = np.random.default_rng(1)
     labels = ["rain", "a dog barking"] * 4 + ["rain", "a dog barking"] * 2  # 8 training + 4 held-out sounds
     packages = ["train-pkg"] * 8 + ["held-pkg"] * 4
-    items = [CorpusItem(f"/x/{i}.wav", p, "CC0", lab, "keyword", [lab]) for i, (p, lab) in enumerate(zip(packages, labels))]
     direction = {"rain": np.eye(512)[0], "a dog barking": np.eye(512)[1]}
-    feats = np.stack([3 * direction[lab] + 0.1 * rng.standard_normal(512) for lab in labels]).astype(np.float32)
-    fs = FeatureSet(feats, np.arange(12), -np.ones(12, np.int64), np.zeros(12, np.int64), labels)
+    feats = np.stack([3 * direction[lab] + 0.1 * rng.standard_normal(512) for lab in labels])
+    items, fs = _one_window_corpus(labels, packages, feats)
     raw = RawFeatures()
     cent = category_centroids(raw, fs, items, {"train-pkg"})
     cats = list(CATEGORIES)
@@ -103,3 +112,48 @@ def test_category_centroids_use_only_the_given_packages_and_score_the_ceiling():
     fs.features[8:] = fs.features[8:][[1, 0, 3, 2]]  # held-out rain now sounds like the dogs and back
     np.testing.assert_array_equal(category_centroids(raw, fs, items, {"train-pkg"}), cent)  # held-out never used
     assert not zero_shot_fold(raw, fs, items, held, cent).any()
+
+
+def test_library_centring_removes_a_shared_offset_of_the_held_out_library():
+    """Every held-out sound shares an offset towards "rain" (its library's recording chain): plain
+    scoring calls them all rain; centring by the mean of *all* the package's sounds, everyday or not,
+    takes the offset away. The mean is the package's own, never the training packages'."""
+    from earmark.engine.training.everyday import RawFeatures, library_mean, zero_shot_fold
+
+    cats = list(CATEGORIES)
+    rain, dog = np.eye(512)[0], np.eye(512)[1]
+    labels = ["rain", "a dog barking", "a dog barking", "a dog barking", "menu click", "rain"]
+    rows = [rain, dog, dog, dog, np.eye(512)[2]]
+    feats = np.stack([0.6 * r + 3.0 * rain + 0.05 * np.eye(512)[3 + i] for i, r in enumerate(rows)] + [10 * dog])
+    items, fs = _one_window_corpus(labels, ["held-pkg"] * 5 + ["train-pkg"], feats)  # the last sound is elsewhere
+    feats = fs.features
+    raw = RawFeatures()
+    prompts = np.zeros((27, 512), np.float32)
+    prompts[cats.index("rain")], prompts[cats.index("dog barking")] = rain, dog
+    held = [0, 1, 2, 3]  # the menu click (no category) is part of the library, not of the test
+    assert zero_shot_fold(raw, fs, items, held, prompts).tolist() == [True, False, False, False]
+    mean = library_mean(raw, fs, items, "held-pkg")
+    unit = feats[:5] / np.linalg.norm(feats[:5], axis=1, keepdims=True)
+    np.testing.assert_allclose(mean, unit.mean(0), rtol=1e-5, atol=1e-6)  # all five sounds, not train-pkg's
+    assert zero_shot_fold(raw, fs, items, held, prompts, centre=mean).all()
+
+
+def test_supervised_ceiling_learns_from_the_training_packages_only():
+    """A classifier trained on the training package's labelled sounds gets separable held-out sounds
+    right (logistic regression and k-NN); relabelling the held-out sounds' truth is not seen by it."""
+    import pytest
+
+    from earmark.engine.training.everyday import RawFeatures, supervised_fold
+
+    rng = np.random.default_rng(2)
+    labels = ["rain", "a dog barking", "a menu click"] * 6 + ["rain", "a dog barking"] * 2
+    direction = {"rain": np.eye(512)[0], "a dog barking": np.eye(512)[1], "a menu click": np.eye(512)[2]}
+    feats = np.stack([direction[lab] + 0.2 * rng.standard_normal(512) / np.sqrt(512) for lab in labels])
+    items, fs = _one_window_corpus(labels, ["train-pkg"] * 18 + ["held-pkg"] * 4, feats)
+    held = [18, 19, 20, 21]
+    for method in ("lr:1", "lr:10", "knn:3"):
+        assert supervised_fold(RawFeatures(), fs, items, {"train-pkg"}, held, method).all(), method
+    fs.features[18:] = fs.features[18:][[1, 0, 3, 2]]  # held-out rain now sounds like the dogs
+    assert not supervised_fold(RawFeatures(), fs, items, {"train-pkg"}, held, "knn:3").any()
+    with pytest.raises(ValueError, match="lr:C"):
+        supervised_fold(RawFeatures(), fs, items, {"train-pkg"}, held, "svm:1")

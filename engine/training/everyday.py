@@ -69,18 +69,35 @@ def folds(items: list[CorpusItem], fs: FeatureSet, min_sounds: int = MIN_SOUNDS)
     return {p: sorted(s) for p, s in sorted(out.items()) if len(s) >= min_sounds}
 
 
+def _plain_rows(fs: FeatureSet, sounds: list[int]) -> np.ndarray:
+    """The plain-window rows of ``sounds`` (no augmentations): what a sound is scored by."""
+    return np.where((fs.kind == 0) & np.isin(fs.item, sounds))[0]
+
+
+def _categorised_sounds(model, fs: FeatureSet, items: list[CorpusItem],
+                        packages: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One embedding per sound of ``packages`` and its everyday category ("" for none), in sound order."""
+    sound_ids, audio = sound_embeddings(model, fs, _rows_in(fs, items, packages, (0,)))
+    return audio, np.asarray([category_of(items[s].label) or "" for s in sound_ids])
+
+
 def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
-                   category_emb: np.ndarray, pool: str = "mean") -> np.ndarray:
+                   category_emb: np.ndarray, pool: str = "mean", centre: np.ndarray | None = None) -> np.ndarray:
     """Per-sound correctness (bool) of nearest-category classification, sorted by sound index.
 
     ``pool``: "mean" scores the mean of a sound's window embeddings (the model card's figure);
     "max" scores each category by its best window, as search ranks a sound by its best window.
+    ``centre``: a (dim,) vector subtracted from every sound's embedding (renormalised) before
+    scoring, e.g. a weighted :func:`library_mean` (transductive centring, a hubness correction).
     """
     cats = np.asarray(list(CATEGORIES))
-    rows = np.where((fs.kind == 0) & np.isin(fs.item, sounds))[0]
+    rows = _plain_rows(fs, sounds)
     if pool not in ("mean", "max"):
         raise ValueError(f"pool must be 'mean' or 'max', not {pool!r}")
     sound_ids, audio = sound_embeddings(model, fs, rows, per_window=pool == "max")
+    if centre is not None:
+        audio = audio - centre
+        audio /= np.maximum(np.linalg.norm(audio, axis=1, keepdims=True), 1e-12)
     scores = audio @ category_emb.T
     if pool == "max":  # per-window scores → each sound's best window per category
         scores = np.stack([scores[fs.item[rows] == s].max(0) for s in sound_ids])
@@ -109,11 +126,46 @@ def category_centroids(model, fs: FeatureSet, items: list[CorpusItem], packages:
     the audio side (the held-out package's sounds are not near the other packages' sounds of
     their category), not in the text tower or the prototypes.
     """
-    sound_ids, audio = sound_embeddings(model, fs, _rows_in(fs, items, packages, (0,)))
-    cat = np.asarray([category_of(items[s].label) or "" for s in sound_ids])
+    audio, cat = _categorised_sounds(model, fs, items, packages)
     out = np.zeros((len(CATEGORIES), audio.shape[1]), np.float32)
     for i, c in enumerate(CATEGORIES):
         if (cat == c).any():
             m = audio[cat == c].mean(0)
             out[i] = m / max(float(np.linalg.norm(m)), 1e-12)
     return out
+
+
+def library_mean(model, fs: FeatureSet, items: list[CorpusItem], package: str) -> np.ndarray:
+    """(dim,) mean embedding of every sound of ``package`` (everyday or not): the "library" a
+    held-out fold stands for, without its labels (what `decompose` centres concept codes with)."""
+    _, audio = sound_embeddings(model, fs, _rows_in(fs, items, {package}, (0,)))
+    return audio.mean(0)
+
+
+def supervised_fold(model, fs: FeatureSet, items: list[CorpusItem], train_packages: set[str], sounds: list[int],
+                    method: str) -> np.ndarray:
+    """Per-sound correctness of a classifier *trained on the labelled everyday sounds* of
+    ``train_packages`` (one embedding per sound, as :func:`zero_shot_fold`), for ``sounds``.
+
+    A supervised ceiling for the zero-shot prompts: what the training corpus's labels support on
+    these audio features when the text side is taken out. ``method``: "lr:C" (multinomial
+    logistic regression, inverse regularisation C; scikit-learn) or "knn:K" (majority of the K
+    nearest training sounds by cosine, ties to the nearest).
+    """
+    kind, _, arg = method.partition(":")
+    if kind not in ("lr", "knn"):
+        raise ValueError(f"method must be 'lr:C' or 'knn:K', not {method!r}")
+    train_audio, train_cat = _categorised_sounds(model, fs, items, train_packages)
+    keep = train_cat != ""
+    train_audio, train_cat = train_audio[keep], train_cat[keep]
+    sound_ids, audio = sound_embeddings(model, fs, _plain_rows(fs, sounds))
+    truth = np.asarray([category_of(items[s].label) for s in sound_ids])
+    if kind == "lr":
+        from sklearn.linear_model import LogisticRegression
+
+        pred = LogisticRegression(C=float(arg), max_iter=5000).fit(train_audio, train_cat).predict(audio)
+    elif kind == "knn":
+        nearest = np.argsort(-(audio @ train_audio.T), axis=1, kind="stable")[:, : int(arg)]
+        # max() keeps the first of equally frequent categories, and the row is in nearest-first order
+        pred = np.asarray([max(list(r), key=list(r).count) for r in train_cat[nearest]])
+    return pred == truth
