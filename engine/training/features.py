@@ -17,6 +17,7 @@ one game's recording chain as part of what a sound is.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,13 +152,19 @@ def compute_features(
     n_mixes: int = 1500,
     acoustic_views: int = 0,
     progress: bool = True,
+    extract: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> FeatureSet:
-    """CNN features for every window of ``items`` plus augmentations; cached per sound."""
+    """CNN features for every window of ``items`` plus augmentations; cached per sound.
+
+    ``extract`` turns a (B, samples) batch of windows into (B, F) rows (default: the pooled CNN
+    feature, :class:`FeatureExtractor`); another extractor needs a ``cache_dir`` of its own,
+    because the cache files are keyed by sound and front-end settings, not by extractor.
+    """
     cfg = tower.frontend.cfg
     n = int(round(cfg.window_seconds * cfg.sample_rate))
     cache = Path(cache_dir) / "features"
     cache.mkdir(parents=True, exist_ok=True)
-    extract = FeatureExtractor(tower)
+    extract = extract or FeatureExtractor(tower)
     rng = np.random.default_rng(seed)
     cfg_tag = repr(cfg.to_dict())
 
