@@ -39,13 +39,19 @@ def test_acoustic_view_keeps_a_short_sound_whole():
     assert np.sum(np.abs(v) > 0.3) >= 1
 
 
-def test_compute_features_adds_views_per_sound(tmp_path: Path):
+def _two_tones(folder: Path) -> list[CorpusItem]:
+    """Two 3 s sine files written by soundfile, as corpus items."""
     items = []
     for i, (label, freq) in enumerate((("a beep", 880.0), ("a low hum", 110.0))):
-        p = tmp_path / f"s{i}.wav"
+        p = folder / f"s{i}.wav"
         t = np.arange(int(3.0 * 44100)) / 44100
         sf.write(p, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 44100)
         items.append(CorpusItem(str(p), "test", "CC0", label, "file-name"))
+    return items
+
+
+def test_compute_features_adds_views_per_sound(tmp_path: Path):
+    items = _two_tones(tmp_path)
     torch.manual_seed(0)
     tower = EmbeddedClap(ModelConfig()).audio
     fs = compute_features(items, tower, tmp_path / "cache", max_windows=1, pitch_prob=0.0,
@@ -96,3 +102,29 @@ def test_fit_with_the_all_label_softmax_learns_and_changes_the_heads():
         assert np.mean(losses[-10:]) < np.mean(losses[:10])
         trained[weight] = model.text_proj.linear1.weight.detach().clone()
     assert not torch.allclose(trained[0.0], trained[1.0])  # the extra term is not a no-op
+
+
+def test_cached_block3_maps_through_the_trials_block4_give_the_pooled_features(tmp_path: Path, monkeypatch):
+    """benchmarks/cnn_finetune_trial.py caches block-3 maps via compute_features(extract=) and runs
+    block 4 itself: with Δ = 0 that must give the shipped pooled CNN feature of the same windows
+    (within fp16 storage and bf16 autocast), which pins the maps' (C, F, T) layout."""
+    import importlib.util
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))  # the trial imports the everyday benchmark beside it
+    spec = importlib.util.spec_from_file_location("cnn_finetune_trial", bench / "cnn_finetune_trial.py")
+    trial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trial)
+    items = _two_tones(tmp_path)
+    torch.manual_seed(0)
+    tower = EmbeddedClap(ModelConfig()).audio.eval()
+    common = dict(max_windows=1, pitch_prob=0.0, n_mixes=0, progress=False)
+    pooled = compute_features(items, tower, tmp_path / "pooled", **common)
+    maps = compute_features(items, tower, tmp_path / "maps", extract=trial.Block3Maps(tower), **common)
+    assert maps.features.shape == (2, 256 * 12 * 12)
+    tuned = trial.TunedBlock4(tower.cnn.conv_block4, torch.nn.Identity(), scale=0.1).eval()
+    with torch.no_grad():
+        got = tuned.pooled(torch.from_numpy(maps.features)).numpy()
+    scale = np.abs(pooled.features).max()
+    np.testing.assert_allclose(got, pooled.features, atol=0.03 * scale)
+    assert np.abs(got - pooled.features).max() < 0.01 * np.abs(pooled.features).sum(1).max()
