@@ -138,7 +138,7 @@ def category_centroids(model, fs: FeatureSet, items: list[CorpusItem], packages:
 def library_mean(model, fs: FeatureSet, items: list[CorpusItem], package: str) -> np.ndarray:
     """(dim,) mean embedding of every sound of ``package`` (everyday or not): the "library" a
     held-out fold stands for, without its labels (what `decompose` centres concept codes with)."""
-    _, audio = sound_embeddings(model, fs, _rows_in(fs, items, {package}, (0,)))
+    audio, _ = _categorised_sounds(model, fs, items, {package})
     return audio.mean(0)
 
 
