@@ -112,6 +112,32 @@ def test_kernel_and_torch_paths_give_the_same_codes() -> None:
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+def test_kernel_factor_updates_match_a_fresh_cholesky() -> None:
+    """The kernel keeps its Cholesky factor across pivots: removing a concept by a rank-one
+    update, and appending one, must give the factor of the reduced set computed from scratch
+    (a wrong factor would give wrong support weights that the KKT check on zeros cannot see)."""
+    from earmark.engine.concepts.active_set_kernel import _chol_delete, _factor_from
+
+    rng = np.random.default_rng(3)
+    atoms = rng.standard_normal((40, 24))
+    g = atoms @ atoms.T / 24 + 0.1 * np.eye(40)
+    idx = rng.permutation(40)[:30].astype(np.int64)
+    low = np.zeros((31, 31))
+    assert _factor_from(g, idx, 30, 0, low) == -1
+    p = 30
+    for pos in (29, 0, 11, 11):  # last, first and middle positions
+        kept = np.delete(idx[:p], pos)
+        p = _chol_delete(low, idx, p, pos)
+        np.testing.assert_array_equal(idx[:p], kept)
+        fresh = np.linalg.cholesky(g[np.ix_(kept, kept)] + 1e-10 * np.eye(p))
+        np.testing.assert_allclose(np.tril(low[:p, :p]), fresh, atol=1e-10)
+    outside = np.setdiff1d(np.arange(40), idx[:p])[0]
+    idx[p] = outside  # an addition only extends the factor by one row
+    assert _factor_from(g, idx, p + 1, p, low) == -1
+    fresh = np.linalg.cholesky(g[np.ix_(idx[:p + 1], idx[:p + 1])] + 1e-10 * np.eye(p + 1))
+    np.testing.assert_allclose(np.tril(low[:p + 1, :p + 1]), fresh, atol=1e-10)
+
+
 def test_kernel_leaves_torch_thread_count_alone() -> None:
     """numba's OpenMP pool starts with every core; a fresh process shows whether torch's setting survives."""
     import subprocess
