@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 __all__ = [
@@ -236,15 +235,14 @@ def _run_kernel(prep: PreparedDictionary, z: torch.Tensor, mu: torch.Tensor, tol
     out = torch.zeros((n, k), dtype=torch.float32)
     for start in range(0, n, _KERNEL_CHUNK):
         sl = slice(start, min(n, start + _KERNEL_CHUNK))
-        c = (z[sl] @ prep.atoms.T).double().sub_(mu[sl].unsqueeze(1)).numpy()
-        w = np.zeros_like(c)
-        steps = solve_rows(gram, c, tol, _KERNEL_BLOCK, max_steps, _KERNEL_SWEEPS, _KERNEL_PATIENCE, w)
+        corr = (z[sl] @ prep.atoms.T).numpy()  # float32; the kernel widens it row by row
+        steps = solve_rows(gram, corr, mu[sl].double().numpy(), tol, _KERNEL_BLOCK, max_steps, _KERNEL_SWEEPS,
+                           _KERNEL_PATIENCE, out[sl].numpy())
         failed = int((steps < 0).sum())
         if failed:
             raise SolverError(f"active-set kernel did not converge in {max_steps} outer steps for {failed} rows; "
                               f"raise max_steps or tol")
         stats.pivot_steps += int(steps.sum())
-        out[sl] = torch.from_numpy(w)
     return out
 
 
