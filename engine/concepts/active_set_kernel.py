@@ -70,10 +70,10 @@ def _tri_solve(low: np.ndarray, idx: np.ndarray, p: int, rhs: np.ndarray, x: np.
             s -= low[i, t] * x[t]
         x[i] = s / low[i, i]
     for i in range(p - 1, -1, -1):
-        s = x[i]
-        for t in range(i + 1, p):
-            s -= low[t, i] * x[t]
-        x[i] = s / low[i, i]
+        xi = x[i] / low[i, i]
+        x[i] = xi
+        for t in range(i):
+            x[t] -= low[i, t] * xi
 
 
 @njit(cache=True, fastmath=True)
@@ -254,40 +254,67 @@ def _solve_row(gram: np.ndarray, c: np.ndarray, tol: float, block: int, max_oute
     k = c.shape[0]
     q = c.copy()
     support = np.empty(k, np.int64)  # in factor order
+    viol = np.empty(k, np.int64)
+    key = np.empty(k)
     s = 0
+    cap = 0
+    gbuf_a = np.empty(0)
+    gbuf_b = np.empty(0)
+    lbuf_a = np.empty(0)
+    lbuf_b = np.empty(0)
     low_prev = np.empty((1, 1))
+    g_prev = np.empty((1, 1))
+    idx_prev = np.empty(1, np.int64)
     for outer in range(max_outer):
+        # branch-free compaction: ~40 % of the concepts violate at first, in no pattern a branch predicts
         n_viol = 0
         for j in range(k):
-            if w[j] == 0.0 and q[j] > tol:
-                n_viol += 1
+            viol[n_viol] = j
+            key[n_viol] = -q[j]
+            n_viol += (w[j] == 0.0) & (q[j] > tol)
         if n_viol == 0:
             return outer
-        viol = np.empty(n_viol, np.int64)
-        key = np.empty(n_viol)
-        n_viol = 0
-        for j in range(k):
-            if w[j] == 0.0 and q[j] > tol:
-                viol[n_viol] = j
-                key[n_viol] = -q[j]
-                n_viol += 1
         n_add = min(n_viol, block)
-        order = np.argsort(key)[:n_add]
         m = s + n_add
         cand = np.empty(m, np.int64)
         cand[:s] = support[:s]
-        for i in range(n_add):
-            cand[s + i] = viol[order[i]]
-        g = np.empty((m, m))
+        if n_add == n_viol:
+            cand[s:] = viol[:n_viol]
+        else:  # the n_add largest: a partition, not a full sort
+            kth = np.partition(key[:n_viol], n_add - 1)[n_add - 1]
+            t = s
+            for i in range(n_viol):
+                if key[i] < kth:
+                    cand[t] = viol[i]
+                    t += 1
+            for i in range(n_viol):
+                if t < m and key[i] == kth:
+                    cand[t] = viol[i]
+                    t += 1
+        if m * m > cap:  # workspaces grow geometrically instead of being allocated every step
+            cap = max(2 * m * m, 4096)
+            gbuf_a = np.empty(cap)
+            gbuf_b = np.empty(cap)
+            lbuf_a = np.empty(cap)
+            lbuf_b = np.empty(cap)
+        g = gbuf_a[:m * m].reshape((m, m))  # the _b buffers may hold g_prev and low_prev
+        low = lbuf_a[:m * m].reshape((m, m))
         cc = np.empty(m)
         ww = np.empty(m)
-        for a in range(m):
+        for a in range(s):  # the support's block is known from the last step
+            pa = idx_prev[a]
+            for b in range(a + 1):
+                g[a, b] = g_prev[pa, idx_prev[b]]
+        for a in range(m):  # the rest from the Gram, lower triangle only (random reads), then mirrored
             ia = cand[a]
             cc[a] = c[ia]
             ww[a] = w[ia]
-            for b in range(m):
-                g[a, b] = gram[ia, cand[b]]
-        low = np.empty((m, m))
+            row = gram[ia]
+            for b in range(s if a < s else 0, a + 1):
+                g[a, b] = row[cand[b]]
+        for a in range(m):
+            for b in range(a + 1, m):
+                g[a, b] = g[b, a]
         for i in range(s):  # the support's factor, carried over (its concepts lead the candidates)
             for j in range(i + 1):
                 low[i, j] = low_prev[i, j]
@@ -301,6 +328,10 @@ def _solve_row(gram: np.ndarray, c: np.ndarray, tol: float, block: int, max_oute
             support[i] = cand[idx[i]]
         s = p
         low_prev = low
+        g_prev = g
+        idx_prev = idx
+        gbuf_a, gbuf_b = gbuf_b, gbuf_a
+        lbuf_a, lbuf_b = lbuf_b, lbuf_a
         for j in range(k):
             q[j] = c[j]
         # Exact gradient on the whole dictionary from the support's Gram rows, four rows a pass
