@@ -246,6 +246,19 @@ def _bar(value: float, scale: float, width: int = 12) -> str:
     return "█" * n + "·" * (width - n)
 
 
+# In the table view, a concept below this share of the largest weight or contribution on screen is
+# noise at a glance (a weak hit's "best" concept can be 1 % of the top one); --json and
+# `earmark explain` keep every number, so the contributions there still add up.
+MINOR_SHARE = 0.1
+
+
+def major(values: list[float], scale: float, share: float = MINOR_SHARE) -> list[bool]:
+    """Which values are at least ``share`` of ``scale`` in size (all of them if scale is 0)."""
+    if scale <= 0:
+        return [True] * len(values)
+    return [abs(v) >= share * scale for v in values]
+
+
 def print_result(result, as_json: bool) -> None:
     """A search result as a table (score, file, best window, matched concepts as bars) or JSON."""
     if as_json:
@@ -254,7 +267,11 @@ def print_result(result, as_json: bool) -> None:
     from rich.table import Table
 
     q = result.query
-    understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in q.concepts[:8]) or "(no concept form)"
+    keep = major([c.weight for c in q.concepts], max((abs(c.weight) for c in q.concepts), default=0.0))
+    kept = [c for c, k in zip(q.concepts, keep) if k]
+    understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in kept[:8]) or "(no concept form)"
+    if len(q.concepts) > len(kept[:8]):
+        understood += f" (+{len(q.concepts) - len(kept[:8])} more)"
     click.echo(f"query: {q.text!r}  ranking: {q.ranking}  understood as: {understood}")
     if q.borrowed_from:
         click.echo("text vector borrows the sound of: " + ", ".join(f"{b.label} {b.weight:.2f}" for b in q.borrowed_from))
@@ -266,14 +283,26 @@ def print_result(result, as_json: bool) -> None:
     roots = sorted({h.abs_path[: len(h.abs_path) - len(h.path)].rstrip("/") for h in result.hits})
     click.echo(f"in {', '.join(roots)}")
     table = Table("#", "score", "file", "window (s)", "matched concepts", box=None, pad_edge=False)
+    # One scale for the whole table, so a weak hit's bars are short, not full width; one per kind,
+    # because shared-concept contributions (concept score) and the account of a dense match
+    # (shown for hits that share no query concept) are in different units.
+    scale_concept = max((c.contribution for h in result.hits for c in h.contributions), default=0.0)
+    scale_dense = max((c.contribution for h in result.hits for c in h.dense_contributions), default=0.0)
+    hidden = 0
     for h in result.hits:
-        shown = h.contributions or h.dense_contributions
-        scale = max((abs(c.contribution) for c in shown), default=0.0)
-        lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}" for c in shown[:3] if c.contribution > 0]
+        shown = [c for c in (h.contributions or h.dense_contributions) if c.contribution > 0]
+        scale = scale_concept if h.contributions else scale_dense
+        keep = major([c.contribution for c in shown], scale)
+        hidden += sum(not k for k in keep)
+        lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}"
+                 for c, k in zip(shown, keep) if k][:3]
         extra = f"\n(+ {len(h.duplicates)} identical)" if h.duplicates else ""
         table.add_row(str(h.rank), f"{h.score:.3f}", h.path + extra, f"{h.start:.1f}–{h.end:.1f}",
                       "\n".join(lines) or "-")
     _console().print(table)
+    if hidden:
+        click.echo(f"({hidden} matched concepts under {MINOR_SHARE:.0%} of the largest are not shown; "
+                   f"--json or `earmark explain` lists them all)")
     click.echo(f"{len(result.hits)} hits in {result.timing_ms.get('total', 0):.0f} ms")
 
 

@@ -86,3 +86,42 @@ def test_search_shows_which_training_sounds_the_query_borrowed(tmp_path):
     assert "borrows the sound of: fire crackling" in table
     nothing = json.loads(r.invoke(main, ["search", "--library", lib, "--json", "qwxz zzkj vlorp"]).output)
     assert nothing["query"]["borrowed_from"] == []
+
+
+def _result(hits, concepts):
+    from earmark.engine.search import ConceptWeight, QueryForm, SearchResult
+
+    q = QueryForm(text="q", free_text="q", concepts=[ConceptWeight(c, w) for c, w in concepts], excluded=[], like=[],
+                  filters={}, ranking="fusion")
+    return SearchResult(query=q, hits=hits, timing_ms={"total": 1.0})
+
+
+def _hit(rank, contributions=(), dense=()):
+    from earmark.engine.search import Contribution, Hit
+
+    return Hit(rank=rank, sound_id=rank, path=f"s{rank}.wav", abs_path=f"/lib/s{rank}.wav", score=1.0 / rank,
+               dense_score=None, concept_score=None, start=0.0, end=1.0, segment_id=rank, duration=1.0,
+               contributions=[Contribution(c, 1.0, x, x) for c, x in contributions],
+               dense_contributions=[Contribution(c, 1.0, x, x) for c, x in dense])
+
+
+def test_table_hides_minor_concepts_and_scales_bars_across_hits(capsys):
+    """A weak hit's 1 %-of-the-top concept is noise at a glance: the table leaves it out (and says
+    so), bars share one scale per kind of contribution, and --json keeps every number."""
+    from earmark.cli import print_result
+
+    res = _result([_hit(1, [("rain", 0.40), ("drizzle", 0.10)]),
+                   _hit(2, [("thunder", 0.20), ("smut", 0.004)]),
+                   _hit(3, dense=[("white noise", 0.30), ("broody hen", 0.002)])],
+                  [("rain", 0.7), ("water", 0.15), ("smut", 0.05)])
+    print_result(res, as_json=False)
+    out = capsys.readouterr().out
+    assert "understood as: rain +0.70, water +0.15 (+1 more)" in out
+    assert "smut" not in out.split("\n", 1)[1] and "broody hen" not in out
+    assert "████████████ rain" in out and "██████······ thunder" in out and "███········· drizzle" in out
+    assert "████████████ white noise" in out  # dense accounts on their own scale
+    assert "(2 matched concepts under 10% of the largest are not shown" in out
+    print_result(res, as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert [c["concept"] for c in data["hits"][1]["contributions"]] == ["thunder", "smut"]
+    assert len(data["query"]["concepts"]) == 3
