@@ -303,7 +303,11 @@ def print_result(result, as_json: bool) -> None:
     if hidden:
         click.echo(f"({hidden} matched concepts under {MINOR_SHARE:.0%} of the largest are not shown; "
                    f"--json or `earmark explain` lists them all)")
-    click.echo(f"{len(result.hits)} hits in {result.timing_ms.get('total', 0):.0f} ms")
+    load = result.timing_ms.get("load", 0.0)
+    took = f"{len(result.hits)} hits in {result.timing_ms.get('total', 0) - load:.0f} ms"
+    if load >= 100:  # a fresh process: say where the wait went
+        took += f" (+ {load / 1000:.1f} s loading the encoder and concepts)"
+    click.echo(took)
 
 
 @main.command()
