@@ -10,7 +10,8 @@ batched method pads every row to the largest support in its batch and re-factors
 pivot of every row. Per row, the work is only what that row needs:
 
 1. candidates A = the current support plus the largest KKT violators of the whole dictionary
-   (a block that doubles every outer step);
+   (the first block ``block``, then 1.5 × the current support, so a block scales with
+   what the row turns out to need rather than doubling blindly);
 2. on A, sweeps of coordinate descent (warm, cheap, O(|A|²) each; stopped once the support
    has not changed for ``patience`` sweeps) guess the support, then Lawson–Hanson steps with
    a Cholesky solve on the passive set make it exact: a negative weight steps back to the
@@ -256,6 +257,7 @@ def _solve_row(gram: np.ndarray, c: np.ndarray, tol: float, block: int, max_oute
     """One row, w (k,) zero on entry; returns outer steps, −1 when ``max_outer`` ran out."""
     k = c.shape[0]
     q = c.copy()
+    first_block = block
     support = np.empty(k, np.int64)  # in factor order
     viol = np.empty(k, np.int64)
     key = np.empty(k)
@@ -353,7 +355,10 @@ def _solve_row(gram: np.ndarray, c: np.ndarray, tol: float, block: int, max_oute
             for j in range(k):
                 q[j] -= wa * gram[a, j]
             i += 1
-        block = min(2 * block, k)
+        # The next block scales with the support found so far: doubling (the earlier rule) reached
+        # candidate sets of ~175 at λ = 0.05 of which ~40 % stayed, and the Gram block and the
+        # sweeps cost O(m²); 1.5 × s takes one more outer step and was 4–21 % faster a row.
+        block = min(max(first_block, s + s // 2), k)
     return -1
 
 

@@ -205,7 +205,7 @@ def solve_active_set(prep: PreparedDictionary, z: torch.Tensor, lam: float | tor
 
 
 _KERNEL_CHUNK = 1024  # rows per kernel call: bounds the float32 correlations to 1024 · k floats per call
-_KERNEL_BLOCK = 32  # first candidate block per row (doubles each outer step; 32 beat 64 and 128, 2026-12-06)
+_KERNEL_BLOCK = 32  # first candidate block per row (then 1.5 × the support; 32 beat 64 and 128, 2026-12-06)
 _KERNEL_SWEEPS = 40  # at most this many coordinate-descent sweeps before the exact steps
 _KERNEL_PATIENCE = 3  # ... stopped once the support has not changed for this many sweeps
 
