@@ -5,11 +5,14 @@ in memory as float64). Every error names the file and says what is wrong with it
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from .riff_ogg import FileSlice, find_wrapped_ogg
 
 #: File extensions earmark indexes by default (libsndfile decodes all of them).
 AUDIO_EXTENSIONS = (
@@ -44,6 +47,40 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+@contextmanager
+def open_sound(path: Path | str):
+    """An open ``soundfile.SoundFile`` of ``path``; closed on exit.
+
+    A file libsndfile rejects is checked for an Ogg Vorbis stream wrapped in RIFF/WAVE (see
+    :mod:`earmark.engine.riff_ogg`), which is then decoded in place; anything else re-raises
+    libsndfile's error for the caller to word.
+    """
+    import soundfile as sf
+
+    view = None
+    try:
+        snd = sf.SoundFile(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        try:
+            found = find_wrapped_ogg(path)
+        except ValueError as why:
+            raise AudioError(path, str(why)) from exc
+        if found is None:
+            raise
+        view = FileSlice(path, found[1], found[2])
+        try:
+            snd = sf.SoundFile(view)
+        except BaseException:
+            view.close()
+            raise
+    try:
+        with snd:
+            yield snd
+    finally:
+        if view is not None:
+            view.close()
+
+
 def probe(path: Path | str) -> AudioInfo:
     """Read the header of ``path``; raise :class:`AudioError` with a clear reason."""
     import soundfile as sf
@@ -56,7 +93,8 @@ def probe(path: Path | str) -> AudioInfo:
     if size == 0:
         raise AudioError(p, "empty file (0 bytes)")
     try:
-        info = sf.info(str(p))
+        with open_sound(p) as f:
+            frames, rate, channels, fmt = f.frames, f.samplerate, f.channels, f.format
     except PermissionError as exc:
         raise AudioError(p, "permission denied") from exc
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
@@ -64,11 +102,11 @@ def probe(path: Path | str) -> AudioInfo:
         if "does not exist or is not a regular file" in why:  # libsndfile's words for data it cannot parse
             why = "unrecognised or truncated data"
         raise AudioError(p, f"not a readable audio file ({why})") from exc
-    if info.samplerate <= 0 or info.channels <= 0:
-        raise AudioError(p, f"invalid header (rate {info.samplerate} Hz, {info.channels} channels)")
-    if info.frames == 0:
+    if rate <= 0 or channels <= 0:
+        raise AudioError(p, f"invalid header (rate {rate} Hz, {channels} channels)")
+    if frames == 0:
         raise AudioError(p, "no audio samples (0 frames)")
-    return AudioInfo(str(p), int(info.frames), int(info.samplerate), int(info.channels), str(info.format))
+    return AudioInfo(str(p), int(frames), int(rate), int(channels), str(fmt))
 
 
 def _short(exc: BaseException) -> str:
@@ -97,7 +135,7 @@ def stream_mono(path: Path | str, target_rate: int, info: AudioInfo | None = Non
         else None
     )
     try:
-        with sf.SoundFile(str(p)) as f:
+        with open_sound(p) as f:
             while True:
                 block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                 last = block.shape[0] < BLOCK_FRAMES

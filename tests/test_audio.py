@@ -91,3 +91,38 @@ def test_truncated_file_is_an_error_or_shorter_never_garbage(tmp_path):
         assert "t.flac" in str(exc)
     else:
         assert np.all(np.isfinite(y)) and y.size < 32000
+
+
+def _vorbis_in_wav(dest, ogg: bytes, tag: int = 0x674F, sr: int = 16000, pad_chunk: bool = True):
+    """A RIFF/WAVE file as old ACM Vorbis codecs wrote it: Vorbis format tag, the Ogg stream as data."""
+    import struct
+
+    fmt = struct.pack("<HHIIHHH", tag, 1, sr, 4000, 1, 16, 0)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if pad_chunk:  # an odd-sized chunk before data, to exercise the padding rule
+        chunks += b"fact" + struct.pack("<I", 3) + b"abc\0"
+    chunks += b"data" + struct.pack("<I", len(ogg)) + ogg
+    dest.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    return dest
+
+
+def test_vorbis_wrapped_in_wav_decodes_like_the_ogg_inside(tmp_path):
+    """lmms-common ships such files (kick04.ogg, ...): libsndfile rejects the container, earmark
+    reads the stream in place, and gets the same samples as from the plain Ogg."""
+    from earmark.engine.server.peaks import _peaks
+
+    ogg = write(tmp_path / "plain.ogg", tone(440, 1.5, 16000), 16000, format="OGG", subtype="VORBIS")
+    p = _vorbis_in_wav(tmp_path / "wrapped.wav", ogg.read_bytes())
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(str(p))
+    info = probe(p)
+    assert (info.sample_rate, info.channels, info.frames) == (16000, 1, sf.info(str(ogg)).frames)
+    np.testing.assert_array_equal(load_mono(p, 16000), load_mono(ogg, 16000))
+    assert _peaks(str(p), 0, 0, 10).max == _peaks(str(ogg), 0, 0, 10).max
+
+
+def test_vorbis_in_wav_without_an_ogg_stream_is_a_named_error(tmp_path):
+    p = _vorbis_in_wav(tmp_path / "mode3.wav", b"\x01vorbis" + b"\0" * 200, tag=0x6751)
+    with pytest.raises(AudioError, match="0x6751.*not an Ogg stream") as err:
+        probe(p)
+    assert err.value.path == str(p)

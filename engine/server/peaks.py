@@ -35,30 +35,34 @@ def waveform_peaks(path: Path, points: int) -> Peaks:
 def _peaks(path: str, _size: int, _mtime_ns: int, points: int) -> Peaks:
     import soundfile as sf
 
-    from ..audio import AudioError
+    from ..audio import AudioError, open_sound
 
     try:
-        info = sf.info(path)
+        with open_sound(path) as f:
+            return _reduce(f, points)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise AudioError(path, f"not a readable audio file ({exc})") from exc
-    frames = int(info.frames)
+
+
+def _reduce(f, points: int) -> Peaks:
+    """Min and max of each of ``points`` equal runs of frames of the open sound file ``f``."""
+    frames, rate = int(f.frames), f.samplerate
     points = max(1, min(points, MAX_POINTS, frames or 1))
     bucket = max(1, math.ceil(frames / points))
     lo = np.full(points, np.inf, np.float32)
     hi = np.full(points, -np.inf, np.float32)
     pos = 0
-    with sf.SoundFile(path) as f:
-        for block in f.blocks(blocksize=max(_BLOCK_FRAMES, bucket), dtype="float32", always_2d=True):
-            n = block.shape[0]
-            idx = np.minimum((pos + np.arange(n)) // bucket, points - 1)  # bucket of every frame
-            # Frames are in order, so each bucket is one contiguous run: reduce runs, not frames.
-            starts = np.r_[0, np.flatnonzero(np.diff(idx)) + 1]
-            b = idx[starts]
-            lo[b] = np.minimum(lo[b], np.minimum.reduceat(block.min(axis=1), starts))
-            hi[b] = np.maximum(hi[b], np.maximum.reduceat(block.max(axis=1), starts))
-            pos += n
+    for block in f.blocks(blocksize=max(_BLOCK_FRAMES, bucket), dtype="float32", always_2d=True):
+        n = block.shape[0]
+        idx = np.minimum((pos + np.arange(n)) // bucket, points - 1)  # bucket of every frame
+        # Frames are in order, so each bucket is one contiguous run: reduce runs, not frames.
+        starts = np.r_[0, np.flatnonzero(np.diff(idx)) + 1]
+        b = idx[starts]
+        lo[b] = np.minimum(lo[b], np.minimum.reduceat(block.min(axis=1), starts))
+        hi[b] = np.maximum(hi[b], np.maximum.reduceat(block.max(axis=1), starts))
+        pos += n
     # Buckets never reached (a header that overstates the length) and NaN samples show as silence.
     lo = np.nan_to_num(np.clip(np.where(np.isfinite(lo), lo, 0.0), -1, 1))
     hi = np.nan_to_num(np.clip(np.where(np.isfinite(hi), hi, 0.0), -1, 1))
-    return Peaks(duration=frames / info.samplerate if info.samplerate else 0.0, points=points,
+    return Peaks(duration=frames / rate if rate else 0.0, points=points,
                  min=[round(float(x), 4) for x in lo], max=[round(float(x), 4) for x in hi])
