@@ -268,10 +268,10 @@ def print_result(result, as_json: bool) -> None:
 
     q = result.query
     keep = major([c.weight for c in q.concepts], max((abs(c.weight) for c in q.concepts), default=0.0))
-    kept = [c for c, k in zip(q.concepts, keep) if k]
-    understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in kept[:8]) or "(no concept form)"
-    if len(q.concepts) > len(kept[:8]):
-        understood += f" (+{len(q.concepts) - len(kept[:8])} more)"
+    listed = [c for c, k in zip(q.concepts, keep) if k][:8]
+    understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in listed) or "(no concept form)"
+    if len(q.concepts) > len(listed):
+        understood += f" (+{len(q.concepts) - len(listed)} more)"
     click.echo(f"query: {q.text!r}  ranking: {q.ranking}  understood as: {understood}")
     if q.borrowed_from:
         click.echo("text vector borrows the sound of: " + ", ".join(f"{b.label} {b.weight:.2f}" for b in q.borrowed_from))
