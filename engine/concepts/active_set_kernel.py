@@ -297,7 +297,7 @@ def _solve_row(gram: np.ndarray, c: np.ndarray, tol: float, block: int, max_oute
                     cand[t] = viol[i]
                     t += 1
         if m * m > cap:  # workspaces grow geometrically instead of being allocated every step
-            cap = min(max(2 * m * m, 4096), max(k * k, m * m))  # m ≤ k: never past the full Gram's size
+            cap = min(max(2 * m * m, 4096), k * k)  # m ≤ k (candidates are distinct concepts), so cap ≥ m²
             gbuf_a = np.empty(cap)
             gbuf_b = np.empty(cap)
             lbuf_a = np.empty(cap)
