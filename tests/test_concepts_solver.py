@@ -151,6 +151,26 @@ def test_kernel_leaves_torch_thread_count_alone() -> None:
     assert out.stdout.strip().splitlines()[-1] == "1"
 
 
+def test_kernel_solves_on_the_float32_gram_and_falls_back_to_float64_when_it_stalls() -> None:
+    """Real-sized dictionaries never leave the float32 Gram; a degenerate one (40 concepts in 8
+    dimensions, where rounding noise stands in for zero pivots) stalls some rows on it, and those
+    rows come back from the float64 Gram with the same optimum as sklearn."""
+    atoms, z = correlated_problem(k=300, d=64, n=8, seed=1)
+    stats = SolveStats()
+    solve_active_set(prepare(torch.from_numpy(atoms)), torch.from_numpy(z), 0.05, stats=stats, method="kernel")
+    assert stats.float64_rows == 0
+
+    rng = np.random.default_rng(0)
+    atoms = rng.standard_normal((40, 8)).astype(np.float32)
+    z = rng.standard_normal((40, 8)).astype(np.float32)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    stats = SolveStats()
+    w = solve_active_set(prepare(torch.from_numpy(atoms)), torch.from_numpy(z), 0.05, stats=stats,
+                         method="kernel").numpy()
+    assert 0 < stats.float64_rows < len(z)
+    assert_matches_sklearn(atoms, z, w, 0.05)
+
+
 def test_duplicate_and_overcomplete_dictionary() -> None:
     """Exact duplicate concepts and more concepts than dimensions: still the optimum, weights split freely."""
     atoms, z = correlated_problem(k=120, d=24, n=10, seed=6)

@@ -29,7 +29,8 @@ The candidates' Gram block is carried the same way (only entries with a new conc
 from the full Gram, one triangle): those reads land at random places of a 32 MB matrix and cost
 ~19 cycles each, the largest single part of a row's time at λ = 0.05.
 
-Everything is float64; G is read through contiguous rows.
+Everything is computed in float64; G is read through contiguous rows, in float32 or float64
+(see solver._run_kernel: float32 first, float64 for any row that does not converge on it).
 """
 from __future__ import annotations
 
