@@ -89,7 +89,9 @@ def pruned(tags: Iterable[tuple[str, int]], size: int, *, lexicon: set[str], sou
             continue  # numbers, symbols, one-letter tags, long phrases
         words = tag.split()
         if tag not in trusted:
-            if tag not in lexicon and not all(w in lexicon for w in words):
+            # A word is spelled right if it or its root is in the dictionary: WordNet lists lemmas,
+            # so "birds chirping" or "pig oinking" would otherwise count as misspellings.
+            if tag not in lexicon and not all(_root(w, lexicon, exceptions) in lexicon for w in words):
                 continue  # a misspelling, or a word no dictionary knows
             if not any(_root(w, lexicon, exceptions) in sound_lexicon or w in sound_lexicon for w in words):
                 continue  # not about sound or a sound source
