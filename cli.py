@@ -310,7 +310,38 @@ def print_result(result, as_json: bool) -> None:
     click.echo(took)
 
 
-@main.command()
+class _QueryCommand(click.Command):
+    """A command whose QUERY words may start with '-' (`earmark search -music +rain`): every
+    argument that is not one of the command's own options (or an option's value) goes to QUERY,
+    in the order given, instead of failing as "No such option '-m'"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = {name: p for p in self.get_params(ctx) if isinstance(p, click.Option)
+                   for name in p.opts + p.secondary_opts}
+        front: list[str] = []
+        words: list[str] = []
+        rest = iter(args)
+        for arg in rest:
+            if arg == "--":
+                words.extend(rest)
+                break
+            name, attached = arg.split("=", 1)[0], "=" in arg
+            if name not in options and arg[:2] in options and not arg.startswith("--"):
+                name, attached = arg[:2], True  # a short option with its value attached: -k5
+            opt = options.get(name)
+            if opt is None:
+                words.append(arg)
+                continue
+            front.append(arg)
+            if not (opt.is_flag or opt.count or attached):
+                value = next(rest, None)  # the option's value, even if it starts with '-'
+                if value is None:  # missing: click's own message says which option needs one
+                    return super().parse_args(ctx, args)
+                front.append(value)
+        return super().parse_args(ctx, front + ["--", *words])
+
+
+@main.command(cls=_QueryCommand)
 @click.argument("query", nargs=-1, required=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of sounds.")
 @click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="fusion", show_default=True,

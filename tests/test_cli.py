@@ -65,6 +65,25 @@ def test_missing_path_and_unknown_encoder_are_clear(tmp_path):
     assert res.exit_code == 3 and "no such file" in res.output
 
 
+def test_search_query_may_start_with_an_exclusion(tmp_path, sound_dir):
+    """`earmark search -noise +beep`: a leading '-concept' is a query word, not an unknown option;
+    the command's own options still work before, between and after the query words."""
+    r = CliRunner()
+    lib = str(tmp_path / "lib")
+    r.invoke(main, ["init", lib, *INIT])
+    r.invoke(main, ["index", "--library", lib, str(sound_dir)])
+    for args in (["-noise", "+beep", "--library", lib, "-k", "2", "--json"],
+                 ["-L", lib, "-noise", "--top=2", "+beep", "--json"],
+                 ["--json", "-k2", "--library", lib, "--", "-noise", "+beep"]):
+        res = r.invoke(main, ["search", *args])
+        assert res.exit_code == 0, (args, res.output)
+        out = json.loads(res.output)
+        assert out["query"]["excluded"] == ["noise"] and len(out["hits"]) <= 2, args
+        assert "noise.ogg" not in [h["path"] for h in out["hits"]]
+    res = r.invoke(main, ["search", "--library", lib, "+beep", "-k"])
+    assert res.exit_code == 2 and "'-k' requires an argument" in res.output
+
+
 def test_search_shows_which_training_sounds_the_query_borrowed(tmp_path):
     """With the shipped embedded encoder a free-text query reports the training labels whose
     sound prototypes shaped its vector, in the table and in --json."""
