@@ -100,10 +100,10 @@ def prepare(atoms: torch.Tensor, device: str | torch.device | None = None) -> Pr
 
 @dataclass
 class SolveStats:
-    """What a solve cost: pivot steps, KKT re-solves, and the final worst KKT violation (in gradient units)."""
+    """What a solve cost: outer (pivot) steps, the final worst KKT violation (torch path, in gradient
+    units), ADMM iterations, and kernel rows solved again on the float64 Gram."""
 
     pivot_steps: int = 0
-    resolves: int = 0
     max_violation: float = 0.0
     iterations: int = 0  # ADMM only
     float64_rows: int = 0  # kernel rows that stalled on the float32 Gram and were solved on the float64 one
