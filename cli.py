@@ -629,12 +629,17 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
               show_default=True, help="Downloaded packages, corpus manifest and cached features.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--block4-scale", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="> 0: train the CNN's last block too, at this step-size ratio to the heads (0.1 was tried; "
+                   "caches block 3's maps, ~1.1 GB). 0: frozen CNN, as shipped.")
 @handle_errors
-def train_encoder(out: Path, cache: Path, seed: int, epochs: int) -> None:
+def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float) -> None:
     """Rebuild the embedded model's corpus and train it (reproducible; GPU when present)."""
+    from .engine.training.train import TrainConfig
     from .engine.training.train import train_encoder as run
 
-    report = run(out, cache, seed=seed, epochs=epochs, progress=True)
+    cfg = TrainConfig(seed=seed, epochs=epochs, block4_scale=block4_scale)
+    report = run(out, cache, progress=True, config=cfg)
     click.echo(f"model written to {out}: {report}")
 
 

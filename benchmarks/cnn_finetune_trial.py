@@ -15,7 +15,10 @@ weight decay on Δ pulls them back towards aiSFX's. Batch norm keeps aiSFX's sta
 
     python benchmarks/cnn_finetune_trial.py --epochs 8 [--seed 0] [--package megaglest-data] [--json OUT]
 
-Not a TrainConfig option yet: the shipped weights keep the frozen CNN (see the model card).
+The tuned arm is ``TrainConfig(block4_scale=...)`` (engine/training/tuned_block4.py), which
+`train-encoder` also runs; the shipped weights keep the frozen CNN (see the model card). Since
+that option landed (2026-12-06) the tuned models are measured in float32, as the folded model
+runs when shipped; the model card's trial figures before it were measured in bfloat16.
 """
 from __future__ import annotations
 
@@ -27,68 +30,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-from earmark.engine.encoders.embedded_model import ConvBlock, ModelConfig, ProjectionHead
+from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
 from earmark.engine.training.everyday import CATEGORIES, folds, zero_shot_fold
-from earmark.engine.training.features import FeatureExtractor, compute_features
+from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit, sound_prototypes,
+    TrainConfig,
+    _new_model,
+    _rows_in,
+    aisfx_checkpoint,
+    block3_maps,
+    caption_embeddings,
+    ensembled_text,
+    fit,
+    sound_prototypes,
 )
-
 from everyday_zero_shot import shipped_prompt_ensemble
-
-
-class Block3Maps(FeatureExtractor):
-    """Windows → block 3's output maps, flattened (B, 256·12·12) float16 in (C, F, T) order."""
-
-    @torch.no_grad()
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        out = []
-        for i in range(0, len(windows), self.batch_size):
-            x = torch.from_numpy(windows[i : i + self.batch_size])
-            _, maps = self.tower.cnn_features(self.tower.frontend.stft_magnitude(x))
-            out.append(maps[2].reshape(len(x), -1).to(torch.float16).numpy())
-        return np.concatenate(out)
-
-
-class TunedBlock4(nn.Module):
-    """Block 4 with weights W₀ + scale·Δ (Δ trainable, from 0), frozen batch norm, the shipped
-    pooling (mean over frequency, max over time) and the audio projection head."""
-
-    def __init__(self, block: ConvBlock, head: ProjectionHead, scale: float) -> None:
-        super().__init__()
-        self.register_buffer("w1", block.conv1.weight.detach().clone())
-        self.register_buffer("w2", block.conv2.weight.detach().clone())
-        self.d1 = nn.Parameter(torch.zeros_like(self.w1))
-        self.d2 = nn.Parameter(torch.zeros_like(self.w2))
-        self.bn1, self.bn2, self.head, self.scale = block.bn1, block.bn2, head, scale
-        for p in list(self.bn1.parameters()) + list(self.bn2.parameters()):
-            p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "TunedBlock4":
-        super().train(mode)
-        self.bn1.eval()  # aiSFX's running statistics, in training too
-        self.bn2.eval()
-        return self
-
-    def pooled(self, flat_maps: torch.Tensor) -> torch.Tensor:
-        c = self.w1.shape[1]
-        side = int(round((flat_maps.shape[1] // c) ** 0.5))
-        x = flat_maps.float().view(len(flat_maps), c, side, side).transpose(2, 3)  # (B, C, F, T) → (B, C, T, F)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            h = F.relu(self.bn1(F.conv2d(x, self.w1 + self.scale * self.d1, padding=1)))
-            h = F.relu(self.bn2(F.conv2d(h, self.w2 + self.scale * self.d2, padding=1)))
-        return h.float().mean(3).amax(2)
-
-    def forward(self, flat_maps: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return self.head(self.pooled(flat_maps))
-        # inference over a whole fold: chunks bound the activations' memory
-        return torch.cat([self.head(self.pooled(flat_maps[i : i + 256])) for i in range(0, len(flat_maps), 256)])
 
 
 def main() -> None:
@@ -112,11 +70,8 @@ def main() -> None:
                         progress=False)
     pooled = compute_features(items, tower, args.cache, **feature_args)
     t0 = time.time()
-    maps = compute_features(items, tower, args.maps_cache, extract=Block3Maps(tower), **feature_args)
-    maps.features = maps.features.astype(np.float16)  # 1.1 GB instead of 2.2
+    maps = block3_maps(items, tower, args.maps_cache, pooled, base, progress=False)
     print(f"block-3 maps {maps.features.shape} ({time.time() - t0:.0f} s)", flush=True)
-    if not (np.array_equal(maps.item, pooled.item) and maps.labels == pooled.labels):
-        raise SystemExit("the two feature sets disagree on their rows: clear --maps-cache and rerun")
     cats = list(CATEGORIES)
     labels = sorted(set(pooled.labels))
     text = caption_embeddings([c for lab in labels for c in C.captions_for(lab)] +
@@ -129,10 +84,7 @@ def main() -> None:
     for (name, per), fs in zip(results.items(), (pooled, maps)):
         for p, sounds in held.items():
             t0 = time.time()
-            model = _new_model(ModelConfig(), cnn, cfg.seed)
-            if fs is maps:
-                model.tuned = TunedBlock4(model.audio.cnn.conv_block4, model.audio.proj, args.scale)
-                model.project_audio_features = lambda x, m=model: F.normalize(m.tuned(x), dim=-1)
+            model = _new_model(ModelConfig(), cnn, cfg.seed, args.scale if fs is maps else 0.0)
             fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
             with torch.no_grad():
                 protos = sound_prototypes(model, fs, items, packages - {p}, text, cfg)
@@ -140,7 +92,7 @@ def main() -> None:
             per[p] = ok.tolist()
             moved = ""
             if fs is maps:
-                moved = f", block 4 moved {float(args.scale * model.tuned.d2.detach().norm() / model.tuned.w2.norm()):.1%}"
+                moved = f", block 4 moved {model.block4_change():.1%}"
             print(f"{name:34s} {p:22s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s{moved})", flush=True)
     print("| recipe | pooled | package mean | " + " | ".join(held) + " |")
     print("|" + "---|" * (3 + len(held)))

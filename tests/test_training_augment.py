@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -9,7 +10,8 @@ from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import CorpusItem
 from earmark.engine.training.features import VIEW_KIND, acoustic_view, compute_features
-from earmark.engine.training.train import TrainConfig, fit, similar_labels
+from earmark.engine.training.train import TrainConfig, TrainingError, block3_maps, fit, similar_labels
+from earmark.engine.training.tuned_block4 import Block4TunedClap
 from test_everyday import _tiny_set
 
 N = 101_430  # one 2.3 s window at 44.1 kHz
@@ -104,27 +106,22 @@ def test_fit_with_the_all_label_softmax_learns_and_changes_the_heads():
     assert not torch.allclose(trained[0.0], trained[1.0])  # the extra term is not a no-op
 
 
-def test_cached_block3_maps_through_the_trials_block4_give_the_pooled_features(tmp_path: Path, monkeypatch):
-    """benchmarks/cnn_finetune_trial.py caches block-3 maps via compute_features(extract=) and runs
-    block 4 itself: with Δ = 0 that must give the shipped pooled CNN feature of the same windows
-    (within fp16 storage and bf16 autocast), which pins the maps' (C, F, T) layout."""
-    import importlib.util
-
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench))  # the trial imports the everyday benchmark beside it
-    spec = importlib.util.spec_from_file_location("cnn_finetune_trial", bench / "cnn_finetune_trial.py")
-    trial = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(trial)
+def test_cached_block3_maps_through_block4_give_the_pooled_features(tmp_path: Path):
+    """`block3_maps` caches block 3's maps through compute_features(extract=) for the same rows as
+    the pooled features, and Block4TunedClap runs block 4 on them: with Δ = 0 that must give the
+    pooled CNN feature of the same windows (within fp16 storage), which pins the maps' (C, F, T)
+    layout; maps of other rows are refused."""
     items = _two_tones(tmp_path)
     torch.manual_seed(0)
-    tower = EmbeddedClap(ModelConfig()).audio.eval()
+    model = Block4TunedClap(ModelConfig(), scale=0.1).eval()
+    cfg = TrainConfig(max_windows=1, pitch_prob=0.0, n_mixes=0)
     common = dict(max_windows=1, pitch_prob=0.0, n_mixes=0, progress=False)
-    pooled = compute_features(items, tower, tmp_path / "pooled", **common)
-    maps = compute_features(items, tower, tmp_path / "maps", extract=trial.Block3Maps(tower), **common)
-    assert maps.features.shape == (2, 256 * 12 * 12)
-    tuned = trial.TunedBlock4(tower.cnn.conv_block4, torch.nn.Identity(), scale=0.1).eval()
+    pooled = compute_features(items, model.audio, tmp_path / "pooled", **common)
+    maps = block3_maps(items, model.audio, tmp_path / "maps", pooled, cfg, progress=False)
+    assert maps.features.shape == (2, 256 * 12 * 12) and maps.features.dtype == np.float16
     with torch.no_grad():
-        got = tuned.pooled(torch.from_numpy(maps.features)).numpy()
-    scale = np.abs(pooled.features).max()
-    np.testing.assert_allclose(got, pooled.features, atol=0.03 * scale)
-    assert np.abs(got - pooled.features).max() < 0.01 * np.abs(pooled.features).sum(1).max()
+        got = model.pooled(torch.from_numpy(maps.features)).numpy()
+    np.testing.assert_allclose(got, pooled.features, atol=5e-3 * np.abs(pooled.features).max())
+    with_a_mixture = compute_features(items, model.audio, tmp_path / "pooled-mix", **{**common, "n_mixes": 1})
+    with pytest.raises(TrainingError, match="not for the same rows"):
+        block3_maps(items, model.audio, tmp_path / "maps", with_a_mixture, cfg, progress=False)

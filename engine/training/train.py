@@ -6,6 +6,9 @@ audio and text projection heads with a symmetric contrastive loss and a learned 
 Clips that share a label are positives for each other (multi-positive targets), so they are
 not punished as negatives.
 
+With ``TrainConfig.block4_scale`` > 0 the CNN's last block trains too, from cached block-3 maps
+(tuned_block4.py), and is folded into the shipped CNN.
+
 Two trainings run with the same settings and seed: one on the training packages only, measured
 on the validation packages (held out by source package, not by file) against the untrained
 projection (baseline) and chance; then one on all packages, whose weights are shipped.
@@ -32,6 +35,7 @@ from . import captions as C
 from .corpus import DEBIAN_PACKAGES, CorpusItem, build_corpus
 from .evaluate import RetrievalMetrics, chance, evaluate
 from .features import VIEW_KIND, FeatureSet, compute_features
+from .tuned_block4 import Block3Maps, Block4TunedClap
 
 AISFX_VERSION = "0.1.2"
 WEIGHTS_NAME = "embedded-clap.pt"
@@ -93,6 +97,12 @@ class TrainConfig:
     prototype_weight: float = 4.0
     # Key cosine a label needs to join the blend (below it for all k labels: the head alone).
     prototype_min_similarity: float = 0.6
+    # > 0: the CNN's block 4 trains with the heads, its weights W₀ + block4_scale·Δ with Δ from
+    # zero (engine/training/tuned_block4.py; the features are then block 3's cached maps, and Δ
+    # is folded into the shipped CNN). 0: the CNN stays frozen, as in every shipped model so far.
+    # docs/model-card.md, "A first try at training the CNN": 0.1 gained 6–8 sounds of 419 over
+    # three seeds at 8 epochs; a 40-epoch leave-one-package-out run has not been made.
+    block4_scale: float = 0.0
 
     def row_kinds(self) -> tuple[int, ...]:
         """``train_kinds``, less acoustic views when this recipe asks for none: a feature set
@@ -179,7 +189,8 @@ def fit(
     cfg: TrainConfig,
     progress: bool,
 ) -> list[float]:
-    """Train the projection heads and temperature on ``rows`` of the cached features."""
+    """Train the projection heads and temperature on ``rows`` of the cached features (and block 4's
+    Δ when ``model`` is a :class:`Block4TunedClap` and ``fs`` holds block 3's maps)."""
     torch.manual_seed(cfg.seed)  # dropout masks
     rng = np.random.default_rng(cfg.seed)
     labels = [fs.labels[r] for r in rows]
@@ -323,11 +334,27 @@ def measure(
     return evaluate(audio, labels, cat_emb, cats, cap_emb, cap_labels)
 
 
-def _new_model(model_cfg: ModelConfig, cnn_state: dict, seed: int) -> EmbeddedClap:
+def _new_model(model_cfg: ModelConfig, cnn_state: dict, seed: int, block4_scale: float = 0.0) -> EmbeddedClap:
+    """A model with aiSFX's CNN and heads initialised from ``seed``; with ``block4_scale`` > 0 one
+    that trains block 4 from block-3 maps (:class:`Block4TunedClap`)."""
     torch.manual_seed(seed)
-    model = EmbeddedClap(model_cfg)
+    model = Block4TunedClap(model_cfg, block4_scale) if block4_scale > 0 else EmbeddedClap(model_cfg)
     load_aisfx_cnn(model.audio.cnn, cnn_state)
     return model.eval()
+
+
+def block3_maps(items: list[CorpusItem], tower, maps_dir: Path, fs: FeatureSet, cfg: TrainConfig,
+                progress: bool) -> FeatureSet:
+    """Block 3's output maps (float16) for exactly the rows of ``fs``, cached under ``maps_dir``:
+    the input of a model that tunes block 4 (``cfg.block4_scale`` > 0)."""
+    maps = compute_features(items, tower, maps_dir, extract=Block3Maps(tower), seed=cfg.seed,
+                            max_windows=cfg.max_windows, pitch_prob=cfg.pitch_prob, n_mixes=cfg.n_mixes,
+                            acoustic_views=cfg.acoustic_views, progress=progress)
+    maps.features = maps.features.astype(np.float16, copy=False)  # 1.1 GB for the corpus instead of 2.2
+    if not (np.array_equal(maps.item, fs.item) and np.array_equal(maps.kind, fs.kind) and maps.labels == fs.labels):
+        raise TrainingError(f"the block-3 maps cached in {maps_dir} are not for the same rows as the CNN features: "
+                            f"delete that folder and run again")
+    return maps
 
 
 def train_encoder(
@@ -360,6 +387,11 @@ def train_encoder(
         items, feat_model.audio, cache, seed=cfg.seed, max_windows=cfg.max_windows,
         pitch_prob=cfg.pitch_prob, n_mixes=cfg.n_mixes, acoustic_views=cfg.acoustic_views, progress=progress,
     )
+    # The trained models read train_fs: the pooled features, or block 3's maps when block 4 trains.
+    # The baseline (untrained projection) reads the pooled features either way.
+    train_fs = fs
+    if cfg.block4_scale > 0:
+        train_fs = block3_maps(items, feat_model.audio, cache / "block3-maps", fs, cfg, progress)
     all_labels = sorted(set(fs.labels))
     texts = [c for lab in all_labels for c in C.captions_for(lab)]
     texts += [tpl.format(lab) for lab in all_labels for tpl in C.TEMPLATES]
@@ -372,20 +404,20 @@ def train_encoder(
 
     # 1) validation split: train on train packages, measure on held-out packages.
     baseline = _new_model(model_cfg, cnn_state, cfg.seed)
-    model = _new_model(model_cfg, cnn_state, cfg.seed)
+    model = _new_model(model_cfg, cnn_state, cfg.seed, cfg.block4_scale)
     rows = _rows_in(fs, items, train_pk, cfg.row_kinds())
-    fit(model, fs, rows, text, cfg, progress)
-    protos = sound_prototypes(model, fs, items, train_pk, text, cfg)
+    fit(model, train_fs, rows, text, cfg, progress)
+    protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)
     results = {}
     for ens in (False, True):
-        results[ens] = measure(model, fs, items, val, text, ens, protos)
+        results[ens] = measure(model, train_fs, items, val, text, ens, protos)
     best = max(results, key=lambda e: (results[e].zero_shot_top1 + results[e].t2a_map10, e))
     report.prompt_ensemble = bool(best)
     report.validation = {
         "model": results[best].to_dict(),
         "model_without_prompt_ensemble": results[False].to_dict(),
         "model_with_prompt_ensemble": results[True].to_dict(),
-        "model_without_sound_prototypes": measure(model, fs, items, val, text, best).to_dict(),
+        "model_without_sound_prototypes": measure(model, train_fs, items, val, text, best).to_dict(),
         "baseline_untrained_projection": measure(baseline, fs, items, val, text, best).to_dict(),
         "chance": chance(
             [items[i].label for i in sorted({int(fs.item[r]) for r in _rows_in(fs, items, val, (0,))})],
@@ -399,14 +431,16 @@ def train_encoder(
 
     # 2) shipped model: same settings on all packages, or the validation-split model itself.
     if cfg.final_on_all_packages:
-        final = _new_model(model_cfg, cnn_state, cfg.seed)
+        final = _new_model(model_cfg, cnn_state, cfg.seed, cfg.block4_scale)
         rows_all = _rows_in(fs, items, packages, cfg.row_kinds())
         report.n_train_rows = int(len(rows_all))
-        fit(final, fs, rows_all, text, cfg, progress)
-        protos = sound_prototypes(final, fs, items, packages, text, cfg)
+        fit(final, train_fs, rows_all, text, cfg, progress)
+        protos = sound_prototypes(final, train_fs, items, packages, text, cfg)
     else:
         final = model
         report.n_train_rows = int(len(rows))
+    if isinstance(final, Block4TunedClap):
+        final = final.folded()  # block 4's Δ goes into the CNN: the checkpoint is a plain model's
     save_weights(final, out / WEIGHTS_NAME, prompt_ensemble=report.prompt_ensemble, train_config=asdict(cfg),
                  prototypes=protos if cfg.prototype_weight > 0 else None)
     (out / "metrics.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
