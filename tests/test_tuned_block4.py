@@ -69,3 +69,38 @@ def test_fit_trains_delta_and_heads_but_not_the_pretrained_cnn() -> None:
     assert not torch.equal(model.audio.proj.linear1.weight, head_before)
     for k, v in model.audio.cnn.state_dict().items():
         assert torch.equal(v, cnn_before[k]), k  # W₀ and batch-norm statistics stay aiSFX's
+
+
+def test_train_encoder_with_block4_tuning_ships_a_plain_checkpoint_with_the_tuned_cnn(tmp_path, monkeypatch) -> None:
+    """`train_encoder` end to end on eight generated sounds (corpus and aiSFX checkpoint stubbed by
+    a random CNN): with block4_scale the saved checkpoint loads strictly as the embedded encoder
+    and its block 4 has moved off the pretrained weights; without it the CNN ships unchanged."""
+    import soundfile as sf
+
+    import earmark.engine.training.train as T
+    from earmark.engine.encoders.embedded import EmbeddedEncoder
+    from earmark.engine.encoders.embedded_model import SfxCNN
+    from earmark.engine.training.corpus import CorpusItem
+
+    items = []
+    for i in range(8):
+        label, freq = ("a beep", 880.0 + 40 * i) if i % 2 else ("a low hum", 110.0 + 10 * i)
+        path = tmp_path / f"s{i}.wav"
+        t = np.arange(3 * 44100) / 44100
+        sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 44100)
+        items.append(CorpusItem(str(path), "train-pkg" if i < 4 else "val-pkg", "CC0", label, "file-name"))
+    torch.manual_seed(0)
+    pretrained = {f"embedding_net.{k}": v for k, v in SfxCNN().state_dict().items()}
+    monkeypatch.setattr(T, "build_corpus", lambda cache, packages: items)
+    monkeypatch.setattr(T, "aisfx_checkpoint", lambda cache: pretrained)
+    moved = {}
+    for scale in (0.1, 0.0):
+        cfg = TrainConfig(epochs=2, batch_size=4, max_windows=1, pitch_prob=0.0, n_mixes=0, threads=1,
+                          val_packages=("val-pkg",), block4_scale=scale)
+        report = T.train_encoder(tmp_path / f"out-{scale}", tmp_path / "cache", progress=False, config=cfg)
+        assert report.config["block4_scale"] == scale and "model" in report.validation
+        encoder = EmbeddedEncoder.load(report.weights_path, device="cpu")  # strict: no Δ keys left over
+        shipped = encoder.model.audio.cnn.conv_block4.conv2.weight.detach()
+        moved[scale] = float((shipped - pretrained["embedding_net.conv_block4.conv2.weight"]).norm())
+    assert (tmp_path / "cache" / "block3-maps").is_dir()
+    assert moved[0.1] > 0 and moved[0.0] == 0
