@@ -325,9 +325,9 @@ class _QueryCommand(click.Command):
             if arg == "--":
                 words.extend(rest)
                 break
+            # Only whole option names count ("-k 5", "--top=5"): "-kick" excludes a concept, it is
+            # not -k with the value "ick".
             name, attached = arg.split("=", 1)[0], "=" in arg
-            if name not in options and arg[:2] in options and not arg.startswith("--"):
-                name, attached = arg[:2], True  # a short option with its value attached: -k5
             opt = options.get(name)
             if opt is None:
                 words.append(arg)

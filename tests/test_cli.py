@@ -74,7 +74,7 @@ def test_search_query_may_start_with_an_exclusion(tmp_path, sound_dir):
     r.invoke(main, ["index", "--library", lib, str(sound_dir)])
     for args in (["-noise", "+beep", "--library", lib, "-k", "2", "--json"],
                  ["-L", lib, "-noise", "--top=2", "+beep", "--json"],
-                 ["--json", "-k2", "--library", lib, "--", "-noise", "+beep"]):
+                 ["--json", "-k", "2", "--library", lib, "--", "-noise", "+beep"]):
         res = r.invoke(main, ["search", *args])
         assert res.exit_code == 0, (args, res.output)
         out = json.loads(res.output)
@@ -82,6 +82,11 @@ def test_search_query_may_start_with_an_exclusion(tmp_path, sound_dir):
         assert "noise.ogg" not in [h["path"] for h in out["hits"]]
     res = r.invoke(main, ["search", "--library", lib, "+beep", "-k"])
     assert res.exit_code == 2 and "'-k' requires an argument" in res.output
+    # "-kick" and "-hum" are exclusions, not -k with "ick" or -h (help) with "um"
+    res = r.invoke(main, ["search", "--library", lib, "--json", "+beep", "-hum"])
+    assert res.exit_code == 0 and json.loads(res.output)["query"]["excluded"] == ["hum"], res.output
+    res = r.invoke(main, ["search", "--library", lib, "+beep", "-kick"])
+    assert res.exit_code == 2 and "unknown concept 'kick'" in res.output, res.output
 
 
 def test_search_shows_which_training_sounds_the_query_borrowed(tmp_path):
