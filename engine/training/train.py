@@ -367,7 +367,8 @@ def train_encoder(
 ) -> TrainReport:
     """Rebuild corpus, features and model; write ``out_dir/embedded-clap.pt`` and ``metrics.json``.
 
-    Uses the GPU when one is present. Re-runs reuse the cached corpus, features and caption
+    CNN features (and block-3 maps) are computed on the GPU when one is present; the heads (and
+    block 4) train on the CPU. Re-runs reuse the cached corpus, features and caption
     embeddings under ``cache_dir``.
     """
     cfg = config or TrainConfig(seed=seed, epochs=epochs)
