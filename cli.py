@@ -634,7 +634,7 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
                    "caches block 3's maps, ~1.1 GB). 0: frozen CNN, as shipped.")
 @handle_errors
 def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float) -> None:
-    """Rebuild the embedded model's corpus and train it (reproducible; CNN features on the GPU when present)."""
+    """Rebuild the embedded model's corpus and train it (reproducible; GPU when present)."""
     from .engine.training.train import TrainConfig
     from .engine.training.train import train_encoder as run
 

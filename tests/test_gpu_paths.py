@@ -49,3 +49,29 @@ def test_cuda_solver_matches_the_cpu_kernel():
     gpu = gpu.cpu()
     assert torch.equal(cpu > 0, gpu > 0)
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=1e-3)
+
+
+def test_fit_trains_on_the_gpu_like_on_the_cpu():
+    """`fit` trains on the model's device (train_encoder moves it to CUDA when present); the
+    features stay in host memory. Same data and seed: the two devices' losses track each other."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
+    from earmark.engine.training import captions as C
+    from earmark.engine.training.features import FeatureSet
+    from earmark.engine.training.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    labels = ["a dog barking" if i % 2 else "rain" for i in range(64)]
+    feats = rng.standard_normal((64, 512)).astype(np.float32) + np.where(np.arange(64) % 2, 1.0, -1.0)[:, None]
+    fs = FeatureSet(feats.astype(np.float32), np.arange(64), -np.ones(64, np.int64), np.zeros(64, np.int64), labels)
+    text = {c: rng.standard_normal(384).astype(np.float32) for lab in set(labels) for c in C.captions_for(lab)}
+    cfg = TrainConfig(epochs=20, batch_size=16, threads=1, positive_similarity=0.5, label_softmax_weight=1.0)
+    losses = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = EmbeddedClap(ModelConfig()).to(device)
+        losses[device] = fit(model, fs, np.arange(64), text, cfg, progress=False)
+        assert next(model.parameters()).device.type == device
+    assert losses["cuda"][-1] < losses["cuda"][0]
+    np.testing.assert_allclose(np.mean(losses["cuda"][-10:]), np.mean(losses["cpu"][-10:]), rtol=0.1)

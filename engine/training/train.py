@@ -190,7 +190,9 @@ def fit(
     progress: bool,
 ) -> list[float]:
     """Train the projection heads and temperature on ``rows`` of the cached features (and block 4's
-    Δ when ``model`` is a :class:`Block4TunedClap` and ``fs`` holds block 3's maps)."""
+    Δ when ``model`` is a :class:`Block4TunedClap` and ``fs`` holds block 3's maps), on the device
+    ``model`` is on; the features stay in host memory and go over a batch at a time."""
+    device = next(model.parameters()).device
     torch.manual_seed(cfg.seed)  # dropout masks
     rng = np.random.default_rng(cfg.seed)
     labels = [fs.labels[r] for r in rows]
@@ -203,12 +205,12 @@ def fit(
     caps = {lab: C.captions_for(lab) for lab in uniq}
     same = None
     if cfg.positive_similarity is not None:
-        same = torch.from_numpy(similar_labels(uniq, text, cfg.positive_similarity))
+        same = torch.from_numpy(similar_labels(uniq, text, cfg.positive_similarity)).to(device)
     x_all = torch.from_numpy(fs.features[rows])
     label_sent = None
     if cfg.label_softmax_weight > 0:
-        label_sent = torch.from_numpy(label_sentences(uniq, text))
-        label_target = same.float() if same is not None else torch.eye(len(uniq))
+        label_sent = torch.from_numpy(label_sentences(uniq, text)).to(device)
+        label_target = same.float() if same is not None else torch.eye(len(uniq), device=device)
         label_target = label_target / label_target.sum(dim=1, keepdim=True)
     if not cfg.residual_heads:
         with torch.no_grad():
@@ -232,13 +234,13 @@ def fit(
     for _ in bar:
         b = rng.choice(len(rows), size=cfg.batch_size, replace=False, p=weights)
         cap_text = [caps[labels[i]][rng.integers(len(caps[labels[i]]))] for i in b]
-        t_in = torch.from_numpy(np.stack([text[c] for c in cap_text]))
-        x = F.dropout(x_all[b], p=cfg.input_dropout, training=True)
+        t_in = torch.from_numpy(np.stack([text[c] for c in cap_text])).to(device)
+        x = F.dropout(x_all[b].to(device), p=cfg.input_dropout, training=True)
         a = model.project_audio_features(x)
         t = model.project_text(t_in)
         scale = model.similarity_scale()
         logits = scale * a @ t.T
-        g = torch.from_numpy(gid[b])
+        g = torch.from_numpy(gid[b]).to(device)
         pos = (g[:, None] == g[None, :]) if same is None else same[g][:, g]
         pos = pos.float()
         target = pos / pos.sum(dim=1, keepdim=True)
@@ -367,8 +369,8 @@ def train_encoder(
 ) -> TrainReport:
     """Rebuild corpus, features and model; write ``out_dir/embedded-clap.pt`` and ``metrics.json``.
 
-    CNN features (and block-3 maps) are computed on the GPU when one is present; the heads (and
-    block 4) train on the CPU. Re-runs reuse the cached corpus, features and caption
+    The GPU, when one is present, computes the CNN features (and block-3 maps) and trains; the
+    models are measured and saved on the CPU. Re-runs reuse the cached corpus, features and caption
     embeddings under ``cache_dir``.
     """
     cfg = config or TrainConfig(seed=seed, epochs=epochs)
@@ -407,7 +409,8 @@ def train_encoder(
     baseline = _new_model(model_cfg, cnn_state, cfg.seed)
     model = _new_model(model_cfg, cnn_state, cfg.seed, cfg.block4_scale)
     rows = _rows_in(fs, items, train_pk, cfg.row_kinds())
-    fit(model, train_fs, rows, text, cfg, progress)
+    fit(model.to(device), train_fs, rows, text, cfg, progress)
+    model.cpu()
     protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)
     results = {}
     for ens in (False, True):
@@ -435,7 +438,8 @@ def train_encoder(
         final = _new_model(model_cfg, cnn_state, cfg.seed, cfg.block4_scale)
         rows_all = _rows_in(fs, items, packages, cfg.row_kinds())
         report.n_train_rows = int(len(rows_all))
-        fit(final, train_fs, rows_all, text, cfg, progress)
+        fit(final.to(device), train_fs, rows_all, text, cfg, progress)
+        final.cpu()
         protos = sound_prototypes(final, train_fs, items, packages, text, cfg)
     else:
         final = model
