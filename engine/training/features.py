@@ -133,9 +133,16 @@ class FeatureExtractor:
         device = next(self.tower.parameters()).device
         for i in range(0, len(windows), self.batch_size):
             x = torch.from_numpy(windows[i : i + self.batch_size]).to(device)
-            pooled, _ = self.tower.cnn_features(self.tower.frontend.stft_magnitude(x))
-            out.append(pooled.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.tower.cnn.out_dim), np.float32)
+            out.append(self.rows(*self.tower.cnn_features(self.tower.frontend.stft_magnitude(x))))
+        return np.concatenate(out) if out else self.empty()
+
+    def rows(self, pooled: torch.Tensor, maps: list[torch.Tensor]) -> np.ndarray:
+        """What is cached of one batch: the pooled CNN feature, (B, 512) float32."""
+        return pooled.float().cpu().numpy()
+
+    def empty(self) -> np.ndarray:
+        """What no windows give."""
+        return np.zeros((0, self.tower.cnn.out_dim), np.float32)
 
 
 def _key(*parts: str) -> str:

@@ -26,15 +26,11 @@ _INFERENCE_CHUNK = 256  # rows a forward pass without gradients: bounds block 4'
 class Block3Maps(FeatureExtractor):
     """Windows → block 3's output maps, flattened (B, C·F·T) float16, in (C, F, T) order."""
 
-    @torch.no_grad()
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        device = next(self.tower.parameters()).device
-        out = []
-        for i in range(0, len(windows), self.batch_size):
-            x = torch.from_numpy(windows[i : i + self.batch_size]).to(device)
-            _, maps = self.tower.cnn_features(self.tower.frontend.stft_magnitude(x))
-            out.append(maps[2].reshape(len(x), -1).to(torch.float16).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float16)
+    def rows(self, pooled: torch.Tensor, maps: list[torch.Tensor]) -> np.ndarray:
+        return maps[2].reshape(len(pooled), -1).to(torch.float16).cpu().numpy()
+
+    def empty(self) -> np.ndarray:
+        return np.zeros((0, 0), np.float16)
 
 
 class Block4TunedClap(EmbeddedClap):
