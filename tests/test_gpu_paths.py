@@ -57,15 +57,10 @@ def test_fit_trains_on_the_gpu_like_on_the_cpu():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
-    from earmark.engine.training import captions as C
-    from earmark.engine.training.features import FeatureSet
     from earmark.engine.training.train import TrainConfig, fit
+    from test_everyday import _tiny_set
 
-    rng = np.random.default_rng(0)
-    labels = ["a dog barking" if i % 2 else "rain" for i in range(64)]
-    feats = rng.standard_normal((64, 512)).astype(np.float32) + np.where(np.arange(64) % 2, 1.0, -1.0)[:, None]
-    fs = FeatureSet(feats.astype(np.float32), np.arange(64), -np.ones(64, np.int64), np.zeros(64, np.int64), labels)
-    text = {c: rng.standard_normal(384).astype(np.float32) for lab in set(labels) for c in C.captions_for(lab)}
+    fs, text = _tiny_set(64)
     cfg = TrainConfig(epochs=20, batch_size=16, threads=1, positive_similarity=0.5, label_softmax_weight=1.0)
     losses = {}
     for device in ("cpu", "cuda"):
