@@ -118,6 +118,8 @@ def test_cached_block3_maps_through_block4_give_the_pooled_features(tmp_path: Pa
     common = dict(max_windows=1, pitch_prob=0.0, n_mixes=0, progress=False)
     pooled = compute_features(items, model.audio, tmp_path / "pooled", **common)
     maps = block3_maps(items, model.audio, tmp_path / "maps", pooled, cfg, progress=False)
+    # each extractor keeps its own dtype: pooled rows float32, maps float16 (half the memory)
+    assert pooled.features.dtype == np.float32
     assert maps.features.shape == (2, 256 * 12 * 12) and maps.features.dtype == np.float16
     with torch.no_grad():
         got = model.pooled(torch.from_numpy(maps.features)).numpy()

@@ -17,7 +17,6 @@ one game's recording chain as part of what a sound is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,12 +158,12 @@ def compute_features(
     n_mixes: int = 1500,
     acoustic_views: int = 0,
     progress: bool = True,
-    extract: Callable[[np.ndarray], np.ndarray] | None = None,
+    extract: FeatureExtractor | None = None,
 ) -> FeatureSet:
     """CNN features for every window of ``items`` plus augmentations; cached per sound.
 
-    ``extract`` turns a (B, samples) batch of windows into (B, F) rows (default: the pooled CNN
-    feature, :class:`FeatureExtractor`); another extractor needs a ``cache_dir`` of its own,
+    ``extract`` turns a (B, samples) batch of windows into (B, F) rows of its ``empty()``'s dtype
+    (default: the pooled CNN feature, float32, :class:`FeatureExtractor`); another extractor needs a ``cache_dir`` of its own,
     because the cache files are keyed by sound and front-end settings, not by extractor.
     """
     cfg = tower.frontend.cfg
@@ -265,7 +264,7 @@ def compute_features(
         labels.append(mix_label(items[a].label, items[b].label))
 
     return FeatureSet(
-        features=np.stack(feats).astype(np.float32),
+        features=np.stack(feats).astype(extract.empty().dtype, copy=False),  # the extractor's dtype (maps: float16)
         item=np.asarray(item_idx, dtype=np.int64),
         partner=np.asarray(partner, dtype=np.int64),
         kind=np.asarray(kind, dtype=np.int64),

@@ -352,7 +352,6 @@ def block3_maps(items: list[CorpusItem], tower, maps_dir: Path, fs: FeatureSet, 
     maps = compute_features(items, tower, maps_dir, extract=Block3Maps(tower), seed=cfg.seed,
                             max_windows=cfg.max_windows, pitch_prob=cfg.pitch_prob, n_mixes=cfg.n_mixes,
                             acoustic_views=cfg.acoustic_views, progress=progress)
-    maps.features = maps.features.astype(np.float16, copy=False)  # 1.1 GB for the corpus instead of 2.2
     if not (np.array_equal(maps.item, fs.item) and np.array_equal(maps.kind, fs.kind) and maps.labels == fs.labels):
         raise TrainingError(f"the block-3 maps cached in {maps_dir} are not for the same rows as the CNN features: "
                             f"delete that folder and run again")

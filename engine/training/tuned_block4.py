@@ -1,7 +1,7 @@
 """Training the aiSFX CNN's last block with the heads (``TrainConfig.block4_scale``).
 
 The heads alone train on cached pooled CNN features; tuning block 4 as well needs its input,
-block 3's output maps (256 × 12 × 12 a window), which are cached instead (float16, ~1.1 GB for
+block 3's output maps (256 × 12 × 12 a window), which are cached instead (float16, ~0.57 GB for
 the corpus) so that no window goes through blocks 1–3 more than once. Block 4's weights are
 W₀ + scale·Δ with Δ trainable from zero: the pretrained weights move with a ``scale`` times
 smaller step than the heads, and weight decay on Δ pulls them back towards aiSFX's. Batch norm
