@@ -16,9 +16,15 @@ prototype settings: no key-cosine gate, τ 0.2, weight 2; shipped until 2026-12-
 rows ∝ count^-0.5, no prototypes) on request; the trials recorded in docs/model-card.md are named too (``--recipe NAME``,
 repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-positives`` and
 ``views+positives`` (on v2), ``label-softmax``, ``label-softmax+positives``, ``positives`` and the
-seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-seed-1`` (on v4). Features get acoustic views only when a selected recipe asks for them, and
+seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-seed-1`` (on v4), and ``block4``
+(the CNN's block 4 trained with the heads, ``TrainConfig.block4_scale`` 0.1; engine/training/tuned_block4.py).
+Features get acoustic views only when a selected recipe asks for them, and
 recipes without views never train on view rows, so ``shipped`` scores the same either way.
-Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes.
+Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes; a recipe that tunes block 4
+reads block 3's maps (cached under ``<cache>/block3-maps``, 0.57 GB, ~6 min the first time) and takes
+~30 minutes a fold on 2 cores at 40 epochs.
+``--package P`` (repeatable) holds out only those folds; ``--epochs N`` and ``--seed S`` replace every
+selected recipe's own (the block-4 trials: ``--recipe shipped --recipe block4 --epochs 8 --seed 1``).
 ``--pool max`` scores each category by a sound's best window instead of its mean window embedding.
 ``--centroids`` adds what the training labels support ("centroid ceiling", a nearest-centroid rule, not a
 strict bound): each fold's held-out sounds
@@ -53,7 +59,8 @@ from earmark.engine.training.everyday import (
 )
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit, sound_prototypes,
+    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, fit,
+    sound_prototypes,
 )
 
 # "shipped": TrainConfig defaults (the recipe of the shipped weights, v2); "v1-heads": the same
@@ -77,6 +84,8 @@ RECIPES = {
     "shipped-seed-1": {"seed": 1},
     "positives-seed-1": {"positive_similarity": 0.85, "seed": 1},
     "label-softmax+positives-seed-1": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, "seed": 1},
+    # 2026-12-06: block 4 of the CNN trained with the heads (a tenth of their step size), from block 3's maps.
+    "block4": {"block4_scale": 0.1},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
@@ -104,6 +113,10 @@ def main() -> None:
     ap.add_argument("--supervised", action="store_true",
                     help="also score each fold by classifiers trained on the other packages' labelled everyday sounds "
                          "(logistic regression, k-NN; raw CNN features and each recipe's head): a supervised ceiling")
+    ap.add_argument("--package", action="append",
+                    help="hold out only these packages (repeatable; default: every package with >= 40 everyday sounds)")
+    ap.add_argument("--epochs", type=int, help="train every recipe for this many epochs instead of its own")
+    ap.add_argument("--seed", type=int, help="initialise and train every recipe from this seed instead of its own")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
@@ -111,7 +124,9 @@ def main() -> None:
     ensemble = shipped_prompt_ensemble() if args.prompts == "shipped" else args.prompts == "ensembled"
     print(f"category prompts: {'prompt-ensembled' if ensemble else 'plain'} ({args.prompts})", flush=True)
     base = TrainConfig()
-    views = max(replace(base, **RECIPES[n]).acoustic_views for n in names)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    configs = {n: replace(base, **{**RECIPES[n], **overrides}) for n in names}
+    views = max(cfg.acoustic_views for cfg in configs.values())
     torch.set_num_threads(base.threads)
     items = build_corpus(args.cache, tuple(base.packages))
     cnn = aisfx_checkpoint(args.cache)
@@ -122,7 +137,13 @@ def main() -> None:
     labels = sorted(set(fs.labels))
     texts = [c for lab in labels for c in C.captions_for(lab)] + [t.format(c) for c in cats for t in C.TEMPLATES]
     text = caption_embeddings(texts, args.cache, progress=False)
-    held = folds(items, fs)
+    maps = None
+    if any(cfg.block4_scale > 0 for cfg in configs.values()):  # those recipes train block 4 from block 3's maps
+        maps = block3_maps(items, _new_model(ModelConfig(), cnn, base.seed).audio, args.cache / "block3-maps", fs,
+                           replace(base, acoustic_views=views), progress=False)
+    held = {p: s for p, s in folds(items, fs).items() if not args.package or p in args.package}
+    if args.package and set(args.package) - set(held):
+        ap.error(f"--package: no fold for {', '.join(sorted(set(args.package) - set(held)))} (folds: {', '.join(folds(items, fs))})")
     packages = {it.package for it in items}
 
     results: dict[str, dict[str, list]] = {}
@@ -142,32 +163,33 @@ def main() -> None:
         for method in SUPERVISED:
             results[f"supervised {method}: raw CNN features"] = {
                 p: supervised_fold(raw, fs, items, packages - {p}, s, method).tolist() for p, s in held.items()}
-    for name in names:
-        cfg = replace(base, **RECIPES[name])
+    for name, cfg in configs.items():
+        train_fs = maps if cfg.block4_scale > 0 else fs  # what the recipe's model reads
         results[name] = {}
         if args.centroids:
             results[f"centroid ceiling: {name}"] = {}
         for p, sounds in held.items():
             t0 = time.time()
-            model = _new_model(ModelConfig(), cnn, cfg.seed)
-            fit(model, fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
-            protos = sound_prototypes(model, fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
+            model = _new_model(ModelConfig(), cnn, cfg.seed, cfg.block4_scale)
+            fit(model, train_fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
+            protos = sound_prototypes(model, train_fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)
-            ok = zero_shot_fold(model, fs, items, sounds, cat_emb, args.pool)
+            ok = zero_shot_fold(model, train_fs, items, sounds, cat_emb, args.pool)
             results[name][p] = ok.tolist()
             if args.library_centred:
-                mean = library_mean(model, fs, items, p)
+                mean = library_mean(model, train_fs, items, p)
                 for a in LIBRARY_CENTRE_WEIGHTS:
                     results.setdefault(f"library-centred {a:g}: {name}", {})[p] = zero_shot_fold(
-                        model, fs, items, sounds, cat_emb, args.pool, centre=a * mean).tolist()
+                        model, train_fs, items, sounds, cat_emb, args.pool, centre=a * mean).tolist()
             if args.supervised:
                 for method in SUPERVISED:
                     results.setdefault(f"supervised {method}: {name}", {})[p] = supervised_fold(
-                        model, fs, items, packages - {p}, sounds, method).tolist()
+                        model, train_fs, items, packages - {p}, sounds, method).tolist()
             if args.centroids:
-                cent = category_centroids(model, fs, items, packages - {p})
-                results[f"centroid ceiling: {name}"][p] = zero_shot_fold(model, fs, items, sounds, cent, args.pool).tolist()
-            print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s)", flush=True)
+                cent = category_centroids(model, train_fs, items, packages - {p})
+                results[f"centroid ceiling: {name}"][p] = zero_shot_fold(model, train_fs, items, sounds, cent, args.pool).tolist()
+            moved = f", block 4 moved {model.block4_change():.1%}" if cfg.block4_scale > 0 else ""
+            print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s{moved})", flush=True)
 
     fold_names = list(held)
     head = "| recipe | pooled | package mean | " + " | ".join(f"{p} ({len(held[p])})" for p in fold_names) + " |"
