@@ -36,6 +36,11 @@ each category's score by its mean over the library, a hubness correction).
 ``--supervised`` adds supervised ceilings: each fold's held-out sounds classified by a logistic regression
 (C 10 and 100) and by 15 nearest neighbours trained on the other packages' labelled everyday sounds, on the raw
 CNN features and on each recipe's trained head (what the labels support with the text side taken out).
+``--product-path`` adds each recipe scored the way a user of earmark would score an unseen library: each
+fold's model is saved as a checkpoint (block 4 folded in), loaded as an encoder (``embedded:PATH``), every
+held-out file embedded as ``earmark bench classify`` embeds a clip (the mean of all its half-hop windows,
+not the ≤ 3 loudest cached windows the other rows score) and classified among the 27 categories with
+the encoder's own text path, prompts ``{}`` and ``This is a sound of {}`` (bench classify's default).
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
@@ -43,13 +48,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from earmark.engine.bench.datasets import Dataset, Item
+from earmark.engine.bench.embed_cache import clip_embeddings
+from earmark.engine.encoders import load_encoder
+from earmark.engine.encoders.base import l2_normalise
 from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.training import captions as C
@@ -60,8 +70,9 @@ from earmark.engine.training.everyday import (
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
     TrainConfig, _new_model, _rows_in, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, fit,
-    sound_prototypes,
+    save_weights, sound_prototypes,
 )
+from earmark.engine.training.tuned_block4 import Block4TunedClap
 
 # "shipped": TrainConfig defaults (the recipe of the shipped weights, v2); "v1-heads": the same
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
@@ -91,6 +102,7 @@ DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
 # --supervised: logistic regression at C 10 and 100 (C 1 underfits unit-norm features), 15 nearest neighbours
 SUPERVISED = ("lr:10", "lr:100", "knn:15")
+PRODUCT_PROMPTS = ("{}", "This is a sound of {}")  # --product-path: as typed, and bench classify's default
 
 
 def main() -> None:
@@ -113,6 +125,9 @@ def main() -> None:
     ap.add_argument("--supervised", action="store_true",
                     help="also score each fold by classifiers trained on the other packages' labelled everyday sounds "
                          "(logistic regression, k-NN; raw CNN features and each recipe's head): a supervised ceiling")
+    ap.add_argument("--product-path", action="store_true",
+                    help="also score each recipe through a saved checkpoint loaded as an encoder, every window of "
+                         "each held-out file, and the encoder's text path (what bench classify does)")
     ap.add_argument("--package", action="append",
                     help="hold out only these packages (repeatable; default: every package with >= 40 everyday sounds)")
     ap.add_argument("--epochs", type=int, help="train every recipe for this many epochs instead of its own")
@@ -188,6 +203,9 @@ def main() -> None:
             if args.centroids:
                 cent = category_centroids(model, train_fs, items, packages - {p})
                 results[f"centroid ceiling: {name}"][p] = zero_shot_fold(model, train_fs, items, sounds, cent, args.pool).tolist()
+            if args.product_path:
+                for prompt, ok_p in product_path_fold(model, cfg, protos, ensemble, items, sounds).items():
+                    results.setdefault(f"product path, {prompt!r}: {name}", {})[p] = ok_p.tolist()
             moved = f", block 4 moved {model.block4_change():.1%}" if cfg.block4_scale > 0 else ""
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s{moved})", flush=True)
 
@@ -209,6 +227,27 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"categories": cats, "folds": {p: len(s) for p, s in held.items()},
                                          "results": results}, indent=1) + "\n")
+
+
+def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, sounds: list[int]) -> dict[str, np.ndarray]:
+    """Per prompt template: per-sound correctness of ``sounds`` scored as a user's earmark would score
+    them, through ``model`` saved as a checkpoint and loaded as an encoder (see the module docstring)."""
+    cats = list(CATEGORIES)
+    final = model.folded() if isinstance(model, Block4TunedClap) else model
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "fold.pt"
+        save_weights(final, weights, prompt_ensemble=ensemble, train_config=asdict(cfg),
+                     prototypes=protos if cfg.prototype_weight > 0 else None)
+        encoder = load_encoder(f"embedded:{weights}", device="cpu")
+    truth = np.asarray([category_of(items[s].label) for s in sounds])
+    dataset = Dataset(name="held-out", format="csv", source="everyday fold",
+                      items=tuple(Item(path=items[s].path, labels=(str(t),)) for s, t in zip(sounds, truth)))
+    audio, _ = clip_embeddings(dataset, encoder, cache_dir=None)
+    out = {}
+    for prompt in PRODUCT_PROMPTS:
+        text = l2_normalise(encoder.embed_text([prompt.format(c) for c in cats]))
+        out[prompt] = np.asarray(cats)[np.argmax(audio @ text.T, axis=1)] == truth
+    return out
 
 
 def shipped_prompt_ensemble() -> bool:
