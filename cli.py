@@ -800,6 +800,9 @@ def _bench_options(fn: Callable) -> Callable:
                      help="Clip embeddings, text embeddings and codes, per (dataset, encoder)."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Write the JSON, the table and PNG plots into this folder."),
+        click.option("--clip-pooling", "pooling", type=click.Choice(("energy", "mean")), default="energy",
+                     show_default=True,
+                     help="One embedding per clip from its windows: weighted by each window's power, or their plain mean."),
         _json_option,
     ]
     for opt in reversed(options):
@@ -846,7 +849,7 @@ def bench() -> None:
 def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: str, audio_dir: Path | None,
                    skip_missing: bool, encoder: str, vocabularies: tuple[str, ...], lams: tuple[float, ...],
                    target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, as_json: bool,
-                   adapter: bool, folds: str | None, n_folds: int, prompt: str) -> None:
+                   pooling: str, adapter: bool, folds: str | None, n_folds: int, prompt: str) -> None:
     """Zero-shot classification of DATASET: accuracy, mAP, F1; dense, concept codes, adapter."""
     from .engine.bench.run import DEFAULT_VOCABULARIES, run_classify
     from .engine.encoders import load_encoder
@@ -856,7 +859,7 @@ def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: st
                           target_l0s=target_l0s, adapter=adapter, n_folds=n_folds, seed=seed, prompt=prompt,
                           folds=tuple(f.strip() for f in folds.split(",") if f.strip()) if folds else (),
                           cache_dir=cache_dir, progress=not as_json and sys.stderr.isatty(),
-                          command=_canonical_command(ctx))
+                          command=_canonical_command(ctx), pooling=pooling)
     _bench_print(result, out_dir, as_json)
 
 
@@ -866,7 +869,8 @@ def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: st
 @handle_errors
 def bench_retrieve(ctx: click.Context, dataset: Path, fmt: str | None, split: str, audio_dir: Path | None,
                    skip_missing: bool, encoder: str, vocabularies: tuple[str, ...], lams: tuple[float, ...],
-                   target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, as_json: bool) -> None:
+                   target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, pooling: str,
+                   as_json: bool) -> None:
     """Text→audio and audio→text retrieval on DATASET's captions: R@1/5/10, mAP@10; dense against concept."""
     from .engine.bench.run import DEFAULT_VOCABULARIES, run_retrieve
     from .engine.encoders import load_encoder
@@ -874,7 +878,8 @@ def bench_retrieve(ctx: click.Context, dataset: Path, fmt: str | None, split: st
     data = _bench_dataset(dataset, fmt, split, audio_dir, skip_missing)
     result = run_retrieve(data, load_encoder(encoder), vocabularies=vocabularies or DEFAULT_VOCABULARIES, lams=lams,
                           target_l0s=target_l0s, seed=seed, cache_dir=cache_dir,
-                          progress=not as_json and sys.stderr.isatty(), command=_canonical_command(ctx))
+                          progress=not as_json and sys.stderr.isatty(), command=_canonical_command(ctx),
+                          pooling=pooling)
     _bench_print(result, out_dir, as_json)
 
 

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-per-package", type=int, default=None, help="use only the first N files of each package")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sets", default="validation,unseen", help="comma-separated: validation, unseen")
+    ap.add_argument("--clip-pooling", choices=("energy", "mean"), default="energy",
+                    help="bench's --clip-pooling (the recorded docs/benchmarks runs predate it: mean)")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             "unseen": ([p for p in DEBIAN_PACKAGES if p not in trained], "all")}
     common = ["--format", "manifest", "--encoder", "embedded", "--vocabulary", "baseline",
               "--vocabulary", "pruned", "--vocabulary", "clustered", "--lam", "0.05", "--lam", "0.15",
-              "--lam", "0.25", "--seed", "0", "--cache", str(args.bench_cache), "--out", str(args.out)]
+              "--lam", "0.25", "--seed", "0", "--cache", str(args.bench_cache), "--out", str(args.out),
+              "--clip-pooling", args.clip_pooling]
     for name in args.sets.split(","):
         packages, split = sets[name]
         manifest = build_manifest(args.cache, f"{name}-packages", packages, args.max_per_package)

@@ -94,7 +94,7 @@ def test_second_run_reuses_embeddings_and_codes(tmp_path):
 def test_clip_embedding_is_mean_of_windows(tmp_path):
     ds = read_dataset(write_folders(tmp_path / "f"))
     enc = FakeEncoder()
-    emb, _ = clip_embeddings(ds, enc, cache_dir=None)
+    emb, _ = clip_embeddings(ds, enc, cache_dir=None, pooling="mean")
     from earmark.engine.audio import load_mono
 
     audio = load_mono(ds.items[0].path, enc.sample_rate)  # 1.2 s → windows at 0 and 0.5 s (padded)
@@ -103,6 +103,39 @@ def test_clip_embedding_is_mean_of_windows(tmp_path):
     w[1, : audio.size - 8000] = audio[8000:]
     ref = enc.embed_audio(w).mean(0)
     np.testing.assert_allclose(emb[0], ref / np.linalg.norm(ref), atol=1e-6)
+
+
+def test_clip_embedding_weights_windows_by_power_and_keys_the_cache_by_pooling(tmp_path):
+    """The default pooling weights each window by its mean power (padding included), so a loud
+    event outweighs a quiet tail; a silent file falls back to the plain mean."""
+    import soundfile as sf
+
+    from earmark.engine.bench.datasets import Dataset, Item
+
+    enc = FakeEncoder()
+    n = enc.window_samples
+    t = np.arange(n) / enc.sample_rate
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([0.5 * np.sin(2 * np.pi * 440 * t), 0.01 * rng.standard_normal(n)]).astype(np.float32)
+    sf.write(tmp_path / "beep_then_hiss.wav", audio, enc.sample_rate, subtype="FLOAT")
+    sf.write(tmp_path / "silence.wav", np.zeros(n + n // 4, np.float32), enc.sample_rate, subtype="FLOAT")
+    ds = Dataset("d", "csv", str(tmp_path), (Item(str(tmp_path / "beep_then_hiss.wav"), ("a",)),
+                                             Item(str(tmp_path / "silence.wav"), ("b",))))
+    energy, key_energy = clip_embeddings(ds, enc, cache_dir=tmp_path / "cache")
+    plain, key_plain = clip_embeddings(ds, enc, cache_dir=tmp_path / "cache", pooling="mean")
+    assert key_energy != key_plain and len(list((tmp_path / "cache").iterdir())) == 2
+
+    windows = np.stack([audio[0:n], audio[n // 2 : n // 2 + n], audio[n:]])  # hop n/2; the last ends at the end
+    e = enc.embed_audio(windows).astype(np.float64)
+    power = np.mean(windows.astype(np.float64) ** 2, axis=1)
+    want = power @ e
+    np.testing.assert_allclose(energy[0], want / np.linalg.norm(want), atol=1e-6)
+    mean = e.mean(0)
+    np.testing.assert_allclose(plain[0], mean / np.linalg.norm(mean), atol=1e-6)
+    assert float(energy[0] @ plain[0]) < 0.9999  # the weighting changes the clip's embedding
+    np.testing.assert_allclose(energy[1], plain[1], atol=1e-6)  # silence: nothing to weight by
+    with pytest.raises(BenchError, match="pooling"):
+        clip_embeddings(ds, enc, cache_dir=None, pooling="max")
 
 
 def test_retrieve_one_clip_per_label_is_perfect(tmp_path):

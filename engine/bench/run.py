@@ -29,7 +29,7 @@ from ..encoders.base import Encoder, l2_normalise
 from ..codebook import resolve_vocabulary
 from . import classify as C
 from .datasets import Dataset, fold_sort_key
-from .embed_cache import DEFAULT_CACHE, cached_codes, cached_text, clip_embeddings
+from .embed_cache import DEFAULT_CACHE, DEFAULT_POOLING, cached_codes, cached_text, clip_embeddings
 from .errors import BenchError
 from .report import BenchResult, BenchRow
 from .retrieve import caption_relevance, chance_retrieval, retrieval_metrics
@@ -169,7 +169,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
                  lams: tuple[float, ...] = (), target_l0s: tuple[int, ...] = (), adapter: bool = False,
                  folds: tuple[str, ...] = (), n_folds: int = 5, alpha: float = 1.0, seed: int = 0,
                  prompt: str = DEFAULT_PROMPT, cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = False,
-                 command: str = "") -> BenchResult:
+                 command: str = "", pooling: str = DEFAULT_POOLING) -> BenchResult:
     """Zero-shot classification of ``dataset``'s clips into its labels with prompts ``prompt``.
 
     Metrics per row: accuracy (mean over the evaluated folds when the dataset has folds), mAP,
@@ -196,7 +196,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
                          f"{', '.join(fold_names) or 'none'}")
     eval_rows = np.array([i for i, f in enumerate(clip_folds) if not folds or f in folds])
 
-    emb, emb_key = clip_embeddings(dataset, encoder, cache, progress=progress)
+    emb, emb_key = clip_embeddings(dataset, encoder, cache, progress=progress, pooling=pooling)
     concepts = _Concepts(encoder, tuple(vocabularies), cache, progress) if vocabularies else None
     prompts = [prompt.format(lab.replace("_", " ")) for lab in labels]
     text = l2_normalise(cached_text(prompts, encoder, cache, desc="prompts"))
@@ -236,7 +236,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
         rows=rows,
         chance=_classify_chance(ev_targets, ev_folds, seed),
         provenance=_provenance(encoder, concepts, seed, command, {
-            "prompt": prompt, "embeddings_key": emb_key, "adapter": adapter,
+            "prompt": prompt, "embeddings_key": emb_key, "clip_pooling": pooling, "adapter": adapter,
             "adapter_alpha": alpha if adapter else None,
             "fold_assignment": "dataset" if dataset.folds else (f"{n_folds} seeded folds" if adapter else "none")}),
     )
@@ -296,7 +296,7 @@ def _adapter_rows(dataset, encoder, emb, emb_key, targets, labels, clip_folds, t
 def run_retrieve(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str, ...] = DEFAULT_VOCABULARIES,
                  lams: tuple[float, ...] = (), target_l0s: tuple[int, ...] = (), seed: int = 0,
                  cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = False,
-                 command: str = "") -> BenchResult:
+                 command: str = "", pooling: str = DEFAULT_POOLING) -> BenchResult:
     """Text→audio and audio→text R@1/5/10 and mAP@10 over the dataset's captions, dense against concept."""
     keep = [i for i, it in enumerate(dataset.items) if it.captions]
     if not keep:
@@ -306,7 +306,7 @@ def run_retrieve(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
     data = dataset.subset(keep) if left_out else dataset
     cache = Path(cache_dir).expanduser() if cache_dir else None
     sps = sparsities(lams, target_l0s)
-    emb, emb_key = clip_embeddings(data, encoder, cache, progress=progress)
+    emb, emb_key = clip_embeddings(data, encoder, cache, progress=progress, pooling=pooling)
     captions, relevant = caption_relevance([it.captions for it in data.items])
     cap_emb = l2_normalise(cached_text(captions, encoder, cache, progress=progress, desc="captions"))
     concepts = _Concepts(encoder, tuple(vocabularies), cache, progress) if vocabularies else None
@@ -330,7 +330,7 @@ def run_retrieve(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
                  "skipped_missing": len(dataset.skipped)},
         rows=rows,
         chance=chance_retrieval(relevant, seed=seed),
-        provenance=_provenance(encoder, concepts, seed, command, {"embeddings_key": emb_key}),
+        provenance=_provenance(encoder, concepts, seed, command, {"embeddings_key": emb_key, "clip_pooling": pooling}),
     )
     if int(relevant.sum(axis=1).max()) > 1:
         result.notes.append("some captions describe several clips (identical caption text): all of them are relevant")
