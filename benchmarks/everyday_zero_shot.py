@@ -38,8 +38,8 @@ each category's score by its mean over the library, a hubness correction).
 CNN features and on each recipe's trained head (what the labels support with the text side taken out).
 ``--product-path`` adds each recipe scored the way a user of earmark would score an unseen library: each
 fold's model is saved as a checkpoint (block 4 folded in), loaded as an encoder (``embedded:PATH``), every
-held-out file embedded as ``earmark bench classify`` embeds a clip (the mean of all its half-hop windows,
-not the ≤ 3 loudest cached windows the other rows score) and classified among the 27 categories with
+held-out file embedded as ``earmark bench classify`` embeds a clip (all its half-hop windows, weighted by
+their power; ``--clip-pooling mean``: their plain mean; not the ≤ 3 loudest cached windows the other rows score) and classified among the 27 categories with
 the encoder's own text path, prompts ``{}`` and ``This is a sound of {}`` (bench classify's default).
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from earmark.engine.bench.datasets import Dataset, Item
-from earmark.engine.bench.embed_cache import clip_embeddings
+from earmark.engine.bench.embed_cache import DEFAULT_POOLING, POOLINGS, clip_embeddings
 from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.base import l2_normalise
 from earmark.engine.encoders.embedded import shipped_weights_path
@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--product-path", action="store_true",
                     help="also score each recipe through a saved checkpoint loaded as an encoder, every window of "
                          "each held-out file, and the encoder's text path (what bench classify does)")
+    ap.add_argument("--clip-pooling", choices=POOLINGS, default=DEFAULT_POOLING,
+                    help="--product-path: how a file's windows make one embedding (bench's --clip-pooling)")
     ap.add_argument("--package", action="append",
                     help="hold out only these packages (repeatable; default: every package with >= 40 everyday sounds)")
     ap.add_argument("--epochs", type=int, help="train every recipe for this many epochs instead of its own")
@@ -158,7 +160,8 @@ def main() -> None:
                            replace(base, acoustic_views=views), progress=False)
     held = {p: s for p, s in folds(items, fs).items() if not args.package or p in args.package}
     if args.package and set(args.package) - set(held):
-        ap.error(f"--package: no fold for {', '.join(sorted(set(args.package) - set(held)))} (folds: {', '.join(folds(items, fs))})")
+        missing = ", ".join(sorted(set(args.package) - set(held)))
+        ap.error(f"--package: no fold for {missing} (folds: {', '.join(folds(items, fs))})")
     packages = {it.package for it in items}
 
     results: dict[str, dict[str, list]] = {}
@@ -202,9 +205,11 @@ def main() -> None:
                         model, train_fs, items, packages - {p}, sounds, method).tolist()
             if args.centroids:
                 cent = category_centroids(model, train_fs, items, packages - {p})
-                results[f"centroid ceiling: {name}"][p] = zero_shot_fold(model, train_fs, items, sounds, cent, args.pool).tolist()
+                results[f"centroid ceiling: {name}"][p] = zero_shot_fold(
+                    model, train_fs, items, sounds, cent, args.pool).tolist()
             if args.product_path:
-                for prompt, ok_p in product_path_fold(model, cfg, protos, ensemble, items, sounds).items():
+                for prompt, ok_p in product_path_fold(model, cfg, protos, ensemble, items, sounds,
+                                                      args.clip_pooling).items():
                     results.setdefault(f"product path, {prompt!r}: {name}", {})[p] = ok_p.tolist()
             moved = f", block 4 moved {model.block4_change():.1%}" if cfg.block4_scale > 0 else ""
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s{moved})", flush=True)
@@ -229,7 +234,8 @@ def main() -> None:
                                          "results": results}, indent=1) + "\n")
 
 
-def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, sounds: list[int]) -> dict[str, np.ndarray]:
+def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, sounds: list[int],
+                      pooling: str = DEFAULT_POOLING) -> dict[str, np.ndarray]:
     """Per prompt template: per-sound correctness of ``sounds`` scored as a user's earmark would score
     them, through ``model`` saved as a checkpoint and loaded as an encoder (see the module docstring)."""
     cats = list(CATEGORIES)
@@ -242,7 +248,7 @@ def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, so
     truth = np.asarray([category_of(items[s].label) for s in sounds])
     dataset = Dataset(name="held-out", format="csv", source="everyday fold",
                       items=tuple(Item(path=items[s].path, labels=(str(t),)) for s, t in zip(sounds, truth)))
-    audio, _ = clip_embeddings(dataset, encoder, cache_dir=None)
+    audio, _ = clip_embeddings(dataset, encoder, cache_dir=None, pooling=pooling)
     out = {}
     for prompt in PRODUCT_PROMPTS:
         text = l2_normalise(encoder.embed_text([prompt.format(c) for c in cats]))

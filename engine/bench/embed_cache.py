@@ -25,7 +25,8 @@ from ..windows import iter_windows
 from .datasets import Dataset
 from .errors import BenchError
 
-__all__ = ["DEFAULT_CACHE", "DEFAULT_POOLING", "POOLINGS", "cached_codes", "cached_text", "clip_embedding", "clip_embeddings", "embeddings_key"]
+__all__ = ["DEFAULT_CACHE", "DEFAULT_POOLING", "POOLINGS", "cached_codes", "cached_text", "clip_embedding",
+           "clip_embeddings", "embeddings_key"]
 
 DEFAULT_CACHE = Path.home() / ".cache" / "earmark" / "bench"
 _FORMAT = "earmark-bench-embeddings/1"
