@@ -39,8 +39,9 @@ CNN features and on each recipe's trained head (what the labels support with the
 ``--product-path`` adds each recipe scored the way a user of earmark would score an unseen library: each
 fold's model is saved as a checkpoint (block 4 folded in), loaded as an encoder (``embedded:PATH``), every
 held-out file embedded as ``earmark bench classify`` embeds a clip (all its half-hop windows, weighted by
-their power; ``--clip-pooling mean``: their plain mean; not the ≤ 3 loudest cached windows the other rows score) and classified among the 27 categories with
-the encoder's own text path, prompts ``{}`` and ``This is a sound of {}`` (bench classify's default).
+their power; ``--clip-pooling mean``: their plain mean; not the ≤ 3 loudest cached windows the other
+rows score) and classified among the 27 categories with the encoder's own text path, prompts ``{}``
+and ``This is a sound of {}`` (bench classify's default).
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
