@@ -631,7 +631,7 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--block4-scale", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="> 0: train the CNN's last block too, at this step-size ratio to the heads (0.1 was tried; "
-                   "caches block 3's maps, ~1.1 GB). 0: frozen CNN, as shipped.")
+                   "caches block 3's maps, 0.57 GB). 0: frozen CNN, as shipped.")
 @handle_errors
 def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float) -> None:
     """Rebuild the embedded model's corpus and train it (reproducible; GPU when present)."""

@@ -148,7 +148,9 @@ def main() -> None:
     torch.set_num_threads(base.threads)
     items = build_corpus(args.cache, tuple(base.packages))
     cnn = aisfx_checkpoint(args.cache)
-    fs = compute_features(items, _new_model(ModelConfig(), cnn, base.seed).audio, args.cache, seed=base.seed,
+    # aiSFX's CNN with untrained heads: it computes the cached features (and maps) and is the baseline row.
+    untrained = _new_model(ModelConfig(), cnn, base.seed)
+    fs = compute_features(items, untrained.audio, args.cache, seed=base.seed,
                           max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
                           acoustic_views=views, progress=False)
     cats = list(CATEGORIES)
@@ -157,8 +159,8 @@ def main() -> None:
     text = caption_embeddings(texts, args.cache, progress=False)
     maps = None
     if any(cfg.block4_scale > 0 for cfg in configs.values()):  # those recipes train block 4 from block 3's maps
-        maps = block3_maps(items, _new_model(ModelConfig(), cnn, base.seed).audio, args.cache / "block3-maps", fs,
-                           replace(base, acoustic_views=views), progress=False)
+        maps = block3_maps(items, untrained.audio, args.cache / "block3-maps", fs, replace(base, acoustic_views=views),
+                           progress=False)
     held = {p: s for p, s in folds(items, fs).items() if not args.package or p in args.package}
     if args.package and set(args.package) - set(held):
         missing = ", ".join(sorted(set(args.package) - set(held)))
@@ -166,7 +168,6 @@ def main() -> None:
     packages = {it.package for it in items}
 
     results: dict[str, dict[str, list]] = {}
-    untrained = _new_model(ModelConfig(), cnn, base.seed)
     results["baseline: untrained projection"] = {
         p: zero_shot_fold(untrained, fs, items, s, ensembled_text(untrained, cats, text, ensemble), args.pool).tolist()
         for p, s in held.items()
