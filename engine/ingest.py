@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ..index.store import Root, Segment, Sound, utcnow
 from .audio import AudioError, AudioInfo, probe, stream_mono
 from .scan import FoundFile, content_hash, scan
+from .window_pooling import window_power
 from .windows import Window, iter_windows
 
 if TYPE_CHECKING:
@@ -84,14 +85,19 @@ def _prepare(f: FoundFile, sample_rate: int, window: int, hop: int, decode: bool
     return prep
 
 
-def _embed_windows(encoder: "Encoder", windows: Iterator[Window] | list[Window]) -> tuple[list[tuple[float, float]], np.ndarray]:
+def _embed_windows(encoder: "Encoder", windows: Iterator[Window] | list[Window]
+                   ) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+    """(spans in seconds, (n, dim) float32 embeddings, (n,) mean power) of a file's windows."""
     spans: list[tuple[float, float]] = []
     vecs: list[np.ndarray] = []
+    powers: list[np.ndarray] = []
     batch: list[Window] = []
 
     def flush() -> None:
         if batch:
-            vecs.append(encoder.embed_audio(np.stack([w.samples for w in batch])))
+            samples = np.stack([w.samples for w in batch])
+            vecs.append(encoder.embed_audio(samples))
+            powers.append(window_power(samples))
             spans.extend((w.start, w.end) for w in batch)
             batch.clear()
 
@@ -101,8 +107,8 @@ def _embed_windows(encoder: "Encoder", windows: Iterator[Window] | list[Window])
             flush()
     flush()
     if not vecs:
-        return [], np.zeros((0, encoder.dim), np.float32)
-    return spans, np.concatenate(vecs).astype(np.float32)
+        return [], np.zeros((0, encoder.dim), np.float32), np.zeros(0)
+    return spans, np.concatenate(vecs).astype(np.float32), np.concatenate(powers)
 
 
 def resolve_target(arg: str | Path) -> tuple[Path, FoundFile | None]:
@@ -262,24 +268,27 @@ class IndexRun:
         with self.lib.session() as s:
             twin = s.scalar(select(Sound).where(Sound.content_hash == prep.hash, Sound.status == "indexed",
                                                 Sound.encoder_id == enc_id).limit(1))
-            twin_segments = (list(s.execute(select(Segment.start, Segment.end, Segment.embedding)
+            twin_segments = (list(s.execute(select(Segment.start, Segment.end, Segment.embedding, Segment.power)
                                             .where(Segment.sound_id == twin.id).order_by(Segment.id)))
                              if twin is not None else None)
+        power: list[float | None]
         if twin_segments:
-            spans = [(a, b) for a, b, _ in twin_segments]
-            vectors = np.stack([np.frombuffer(e, np.float32) for _, _, e in twin_segments])
+            spans = [(a, b) for a, b, _, _ in twin_segments]
+            vectors = np.stack([np.frombuffer(e, np.float32) for _, _, e, _ in twin_segments])
+            power = [p for _, _, _, p in twin_segments]
             rep.duplicates += 1
         else:
             try:
                 wins = prep.windows if prep.windows is not None else iter_windows(stream_mono(f.path, sr, prep.info), sr, window, hop)
-                spans, vectors = _embed_windows(encoder, wins)
+                spans, vectors, window_powers = _embed_windows(encoder, wins)
+                power = [float(p) for p in window_powers]
             except AudioError as exc:
                 self._record_failure(root_id, f, old, prep.hash, exc.reason)
                 return
             if not spans:
                 self._record_failure(root_id, f, old, prep.hash, "no audio samples after decoding")
                 return
-        self._store(root_id, f, old, prep, enc_id, spans, vectors)
+        self._store(root_id, f, old, prep, enc_id, spans, vectors, power)
         if old is not None and old.status == "indexed":
             rep.updated += 1
         elif not twin_segments:
@@ -287,7 +296,7 @@ class IndexRun:
         rep.segments += len(spans)
 
     def _store(self, root_id: int, f: FoundFile, old: Sound | None, prep: _Prepared, enc_id: int,
-               spans: list[tuple[float, float]], vectors: np.ndarray) -> None:
+               spans: list[tuple[float, float]], vectors: np.ndarray, power: list[float | None]) -> None:
         info = prep.info
         assert info is not None
         with self.lib.session() as s, s.begin():
@@ -307,7 +316,8 @@ class IndexRun:
             snd.duration, snd.sample_rate, snd.channels, snd.format = duration, info.sample_rate, info.channels, info.format
             snd.status, snd.error, snd.encoder_id, snd.indexed_at = "indexed", None, enc_id, utcnow()
             s.flush()
-            segs = [Segment(sound_id=snd.id, start=float(a), end=float(b), embedding=vectors[i].tobytes(), encoder_id=enc_id)
+            segs = [Segment(sound_id=snd.id, start=float(a), end=float(b), embedding=vectors[i].tobytes(),
+                            encoder_id=enc_id, power=power[i])
                     for i, (a, b) in enumerate(spans)]
             s.add_all(segs)
             s.flush()

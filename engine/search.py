@@ -30,6 +30,7 @@ from .encoders.base import l2_normalise
 from .query.explain import explain_concepts, explain_dense
 from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
 from .query.rank import SegmentHit, aggregate_segments, dedupe_by_hash
+from .window_pooling import pool_windows, window_power
 
 if TYPE_CHECKING:
     from .library import Library
@@ -119,7 +120,12 @@ class _Plan:
 
 
 def _like_vector(lib: "Library", path: str, start: float | None, end: float | None) -> np.ndarray:
-    """Mean embedding of a file's windows in [start, end) (stored vectors when it is indexed)."""
+    """A file's windows in [start, end) pooled by power (stored vectors when it is indexed).
+
+    Indexed or not, the same file gives the same vector: both pool with window_pooling's rule.
+    Rows indexed before the store recorded window power (migration 0007) cannot be weighted, so
+    such a file is embedded from its audio.
+    """
     from .audio import AudioError, probe, stream_mono
     from .windows import iter_windows
 
@@ -128,7 +134,7 @@ def _like_vector(lib: "Library", path: str, start: float | None, end: float | No
         raise QuerySyntaxError(f"like: file '{path}' does not exist", field="like")
     stored = _stored_vectors(lib, p.resolve(), start, end)
     if stored is not None:
-        return l2_normalise(stored.mean(axis=0, keepdims=True))[0]
+        return pool_windows(*stored)
     enc = lib.encoder
     try:
         info = probe(p)
@@ -152,13 +158,21 @@ def _like_vector(lib: "Library", path: str, start: float | None, end: float | No
         raise QuerySyntaxError(f"like: {exc}", field="like") from exc
     if not wins:
         raise QuerySyntaxError(f"like: '{path}' has no audio in the requested range", field="like")
-    vecs = np.concatenate([enc.embed_audio(np.stack(wins[i:i + 32])) for i in range(0, len(wins), 32)])
-    return l2_normalise(vecs.mean(axis=0, keepdims=True))[0]
+    batches = [np.stack(wins[i:i + 32]) for i in range(0, len(wins), 32)]
+    vecs = np.concatenate([enc.embed_audio(w) for w in batches])
+    return pool_windows(vecs, np.concatenate([window_power(w) for w in batches]))
 
 
-def _stored_vectors(lib: "Library", path: Path, start: float | None, end: float | None) -> np.ndarray | None:
+def _stored_vectors(lib: "Library", path: Path, start: float | None, end: float | None
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """((n, d) stored window vectors, (n,) their power) in [start, end) of an indexed file.
+
+    None when the file is not indexed, no window overlaps the range, or a window's power is
+    unknown (indexed before migration 0007).
+    """
     with lib.session() as s:
-        q = (select(Segment.start, Segment.end, Segment.embedding).join(Sound, Sound.id == Segment.sound_id)
+        q = (select(Segment.start, Segment.end, Segment.embedding, Segment.power)
+             .join(Sound, Sound.id == Segment.sound_id)
              .join(Root, Root.id == Sound.root_id).where(Sound.status == "indexed"))
         rows = [r for r in s.execute(q.where(Root.path == str(path.parent))
                                      .where(Sound.path == path.name))]
@@ -171,11 +185,11 @@ def _stored_vectors(lib: "Library", path: Path, start: float | None, end: float 
                 rows = list(s.execute(q.where(Root.path == root).where(Sound.path == rel)))
                 if rows:
                     break
-    if not rows:
-        return None
     lo, hi = start or 0.0, end if end is not None else float("inf")
-    chosen = [np.frombuffer(e, np.float32) for a, b, e in rows if a < hi and b > lo]
-    return np.stack(chosen) if chosen else None
+    chosen = [(e, pw) for a, b, e, pw in rows if a < hi and b > lo]
+    if not chosen or any(pw is None for _, pw in chosen):
+        return None
+    return np.stack([np.frombuffer(e, np.float32) for e, _ in chosen]), np.array([pw for _, pw in chosen])
 
 
 def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:

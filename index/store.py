@@ -108,6 +108,9 @@ class Segment(Base):
     end: Mapped[float] = mapped_column(Float)  # seconds (of real audio, before padding)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32[dim], unit norm
     encoder_id: Mapped[int] = mapped_column(ForeignKey("encoders.id"))
+    # Mean power of the window's samples (padding included): search by example weights an
+    # indexed file's windows by it, as a fresh file's are. NULL for rows indexed before 0007.
+    power: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     sound: Mapped[Sound] = relationship(back_populates="segments")
 

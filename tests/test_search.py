@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import tone, write, write_known_sounds
+from conftest import noise, tone, write, write_known_sounds
 from earmark.engine.query.parse import QuerySyntaxError, UnknownConceptError, parse_query
 
 
@@ -200,3 +200,67 @@ def test_fuzz_search_gives_result_or_clear_error(known, q):
         return
     for h in res.hits:
         assert np.isfinite(h.score)
+
+
+def _beep_then_hiss(path, sr=16000):
+    """2 s of a loud 2 kHz beep, then 4 s of faint noise: most windows are the quiet tail."""
+    return write(path, np.concatenate([tone(2000, 2.0, sr), noise(4.0, sr, amp=0.01, seed=5)]), sr)
+
+
+def test_like_pools_windows_by_power_indexed_or_not(known, tmp_path):
+    import shutil
+    import sqlite3
+
+    import soundfile as sf
+
+    from earmark.engine.search import _like_vector
+    from earmark.engine.window_pooling import pool_windows, window_power
+    from earmark.engine.windows import iter_windows
+    from earmark.index import db
+
+    lib, d = known
+    indexed = _beep_then_hiss(d / "beep_then_hiss.wav")
+    lib.index([d])
+    outside = tmp_path / "elsewhere" / "copy.wav"
+    outside.parent.mkdir()
+    shutil.copy(indexed, outside)
+
+    enc = lib.encoder
+    audio, _ = sf.read(indexed, dtype="float32")  # as written: 16-bit PCM
+    wins = np.stack([w.samples for w in iter_windows([audio], 16000, enc.window_samples, lib.hop_samples)])
+    emb = enc.embed_audio(wins)
+    by_power = pool_windows(emb, window_power(wins))
+    plain = pool_windows(emb, pooling="mean")
+    assert float(by_power @ plain) < 0.99  # the rule matters for this file
+
+    con = sqlite3.connect(lib.path / db.DB_NAME)
+    stored = [r[0] for r in con.execute(
+        "SELECT power FROM segments JOIN sounds ON sounds.id = segments.sound_id "
+        "WHERE sounds.path = 'beep_then_hiss.wav' ORDER BY segments.id")]
+    np.testing.assert_allclose(stored, window_power(wins), rtol=1e-6)
+    np.testing.assert_allclose(_like_vector(lib, str(indexed), None, None), by_power, atol=1e-6)
+    np.testing.assert_allclose(_like_vector(lib, str(outside), None, None), by_power, atol=1e-6)
+
+    # rows indexed before the store kept window power: the file is embedded from its audio
+    con.execute("UPDATE segments SET power = NULL")
+    con.commit()
+    con.close()
+    np.testing.assert_allclose(_like_vector(lib, str(indexed), None, None), by_power, atol=1e-6)
+
+    # the loud beep, not the faint tail, is what this example sounds like
+    order = paths(lib.search(f"like:{outside}", ranking="dense", k=10))
+    assert order.index("beep.wav") < order.index("white_noise.wav")
+
+
+def test_pool_windows_rejects_what_it_cannot_pool():
+    from earmark.engine.window_pooling import pool_windows
+
+    emb = np.eye(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="one power value per window"):
+        pool_windows(emb)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        pool_windows(emb, np.ones(3), pooling="max")
+    with pytest.raises(ValueError, match="non-empty"):
+        pool_windows(np.zeros((0, 3)), np.zeros(0))
+    # all windows silent: no weights, the plain mean
+    np.testing.assert_allclose(pool_windows(emb, np.zeros(3)), pool_windows(emb, pooling="mean"))

@@ -20,7 +20,8 @@ import scipy.sparse as sp
 
 from ..audio import AudioError, probe, stream_mono
 from ..concepts.decompose import ConceptCodes
-from ..encoders.base import Encoder, l2_normalise
+from ..encoders.base import Encoder
+from ..window_pooling import DEFAULT_POOLING, POOLINGS, pool_windows, window_power
 from ..windows import iter_windows
 from .datasets import Dataset
 from .errors import BenchError
@@ -31,11 +32,6 @@ __all__ = ["DEFAULT_CACHE", "DEFAULT_POOLING", "POOLINGS", "cached_codes", "cach
 DEFAULT_CACHE = Path.home() / ".cache" / "earmark" / "bench"
 _FORMAT = "earmark-bench-embeddings/1"
 _WINDOW_BATCH = 64  # windows per encoder call
-# How a clip's windows are pooled. "energy": weighted by mean power. The embedded encoder is
-# trained on each sound's loudest windows, and on its everyday stand-in (docs/model-card.md,
-# --product-path) the plain mean of all windows scored 0.384 where power weighting scored 0.399.
-POOLINGS = ("energy", "mean")
-DEFAULT_POOLING = "energy"
 
 
 def _digest(*parts: object) -> str:
@@ -46,23 +42,20 @@ def clip_embedding(path: str, encoder: Encoder, hop_samples: int | None = None,
                    pooling: str = DEFAULT_POOLING) -> np.ndarray:
     """(d,) unit-norm pool of the encoder's embeddings of the file's deterministic windows.
 
-    ``pooling`` "energy" weights each window by its mean power (zero padding included, so a short
-    padded tail weighs less); a file with no power at all gets the plain mean. "mean": unweighted.
+    ``pooling`` "energy" weights each window by its mean power (engine/window_pooling.py);
+    "mean": unweighted.
     """
     if pooling not in POOLINGS:
         raise BenchError(f"clip pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     hop = hop_samples or encoder.window_samples // 2
-    weighted = np.zeros(encoder.dim, np.float64)
-    plain = np.zeros(encoder.dim, np.float64)
+    embs: list[np.ndarray] = []
+    powers: list[np.ndarray] = []
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        nonlocal weighted, plain
         windows = np.stack(batch)
-        emb = encoder.embed_audio(windows).astype(np.float64)
-        power = np.mean(windows.astype(np.float64) ** 2, axis=1)
-        weighted += power @ emb
-        plain += emb.sum(axis=0)
+        embs.append(encoder.embed_audio(windows))
+        powers.append(window_power(windows))
         batch.clear()
 
     try:
@@ -70,15 +63,15 @@ def clip_embedding(path: str, encoder: Encoder, hop_samples: int | None = None,
         for w in iter_windows(stream_mono(path, encoder.sample_rate, info), encoder.sample_rate,
                               encoder.window_samples, hop):
             batch.append(w.samples)
-            if len(batch) == _WINDOW_BATCH:  # bounded memory for long files
+            if len(batch) == _WINDOW_BATCH:  # bounded memory: only embeddings are kept
                 flush()
     except AudioError as exc:
         raise BenchError(f"cannot decode {exc.path}: {exc.reason}") from exc
     if batch:
         flush()
-    # Normalising makes the weights' scale irrelevant; a silent file has no weights to use.
-    total = weighted if pooling == "energy" and np.any(weighted) else plain
-    return l2_normalise(total[None, :])[0]
+    if not embs:
+        raise BenchError(f"{path}: no audio samples after decoding")
+    return pool_windows(np.concatenate(embs), np.concatenate(powers), pooling)
 
 
 def embeddings_key(dataset: Dataset, encoder: Encoder, hop_samples: int | None = None,

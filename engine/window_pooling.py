@@ -1,0 +1,51 @@
+"""One vector for a stretch of sound: its window embeddings pooled, weighted by loudness.
+
+The embedded encoder is trained on each sound's loudest windows, so the near-silent tail of a
+file and the zero-padded end of its last window embed as sounds it never learned. Weighting each
+window by its mean power lets them count for little. On the everyday stand-in
+(docs/model-card.md, "Through the product path") the plain mean of all windows scored 0.384
+where power weighting scored 0.399. Both `bench` (a clip's embedding) and search by example
+(`like:FILE`, `earmark similar`) pool this way, so an example scores the same whether or not it
+is indexed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .encoders.base import l2_normalise
+
+__all__ = ["DEFAULT_POOLING", "POOLINGS", "pool_windows", "window_power"]
+
+POOLINGS = ("energy", "mean")
+DEFAULT_POOLING = "energy"
+
+
+def window_power(samples: np.ndarray) -> np.ndarray:
+    """(n,) mean power of each window (rows of ``samples``), zero padding included.
+
+    Counting the padding means a last window holding 0.5 s of audio weighs half what the same
+    audio would weigh as a full window.
+    """
+    return np.mean(np.asarray(samples, np.float64) ** 2, axis=-1)
+
+
+def pool_windows(embeddings: np.ndarray, power: np.ndarray | None = None,
+                 pooling: str = DEFAULT_POOLING) -> np.ndarray:
+    """(d,) unit-norm pool of (n, d) window embeddings.
+
+    ``pooling`` "energy" weights window i by ``power[i]``; when every window is silent there are no
+    weights to use and the plain mean is taken. "mean" ignores ``power``.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+    emb = np.asarray(embeddings, np.float64)
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        raise ValueError(f"need a non-empty (n, d) array of window embeddings, got shape {emb.shape}")
+    total = emb.sum(axis=0)
+    if pooling == "energy":
+        if power is None or len(power) != emb.shape[0]:
+            raise ValueError("energy pooling needs one power value per window")
+        weighted = np.asarray(power, np.float64) @ emb
+        if np.any(weighted):
+            total = weighted
+    return l2_normalise(total[None, :].astype(np.float32))[0]
