@@ -101,8 +101,9 @@ class TrainConfig:
     # zero (engine/training/tuned_block4.py; the features are then block 3's cached maps, and Δ
     # is folded into the shipped CNN). 0: the CNN stays frozen, as in every shipped model so far.
     # docs/model-card.md, "A first try at training the CNN": 0.1 gained 6–8 sounds of 419 over
-    # three seeds at 8 epochs; at 40 epochs (one seed) 7 sounds over four of the five folds
-    # (megaglest +6, openarena +5, redeclipse +1, minetest −5); widelands-data not yet run.
+    # three seeds at 8 epochs; at 40 epochs (one seed) 5 sounds over all five folds (megaglest
+    # +6, openarena +5, redeclipse +1, minetest −5, widelands −2) and a package mean unchanged
+    # (0.479 → 0.478): within seed noise, so it stays off.
     block4_scale: float = 0.0
 
     def row_kinds(self) -> tuple[int, ...]:
