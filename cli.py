@@ -843,20 +843,22 @@ def bench() -> None:
 @click.option("--adapter", is_flag=True, help="Add rows through the paper's adapter, trained per test fold on the other folds.")
 @click.option("--folds", "folds", default=None, help="Evaluate only these test folds (comma-separated; default all).")
 @click.option("--n-folds", type=int, default=5, show_default=True, help="Seeded folds for the adapter when the dataset has none.")
-@click.option("--prompt", default="This is a sound of {}", show_default=True, help="Zero-shot prompt; {} is the label.")
+@click.option("--prompt", "prompts", multiple=True,
+              help="Zero-shot prompt, {} is the label; repeat to average several. Default: the encoder's own "
+                   "(CLAP: 'This is a sound of {}'; embedded: '{}' and 'This is a sound of {}').")
 @click.pass_context
 @handle_errors
 def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: str, audio_dir: Path | None,
                    skip_missing: bool, encoder: str, vocabularies: tuple[str, ...], lams: tuple[float, ...],
                    target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, as_json: bool,
-                   pooling: str, adapter: bool, folds: str | None, n_folds: int, prompt: str) -> None:
+                   pooling: str, adapter: bool, folds: str | None, n_folds: int, prompts: tuple[str, ...]) -> None:
     """Zero-shot classification of DATASET: accuracy, mAP, F1; dense, concept codes, adapter."""
     from .engine.bench.run import DEFAULT_VOCABULARIES, run_classify
     from .engine.encoders import load_encoder
 
     data = _bench_dataset(dataset, fmt, split, audio_dir, skip_missing)
     result = run_classify(data, load_encoder(encoder), vocabularies=vocabularies or DEFAULT_VOCABULARIES, lams=lams,
-                          target_l0s=target_l0s, adapter=adapter, n_folds=n_folds, seed=seed, prompt=prompt,
+                          target_l0s=target_l0s, adapter=adapter, n_folds=n_folds, seed=seed, prompts=prompts or None,
                           folds=tuple(f.strip() for f in folds.split(",") if f.strip()) if folds else (),
                           cache_dir=cache_dir, progress=not as_json and sys.stderr.isatty(),
                           command=_canonical_command(ctx), pooling=pooling)

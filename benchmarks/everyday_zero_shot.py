@@ -40,8 +40,8 @@ CNN features and on each recipe's trained head (what the labels support with the
 fold's model is saved as a checkpoint (block 4 folded in), loaded as an encoder (``embedded:PATH``), every
 held-out file embedded as ``earmark bench classify`` embeds a clip (all its half-hop windows, weighted by
 their power; ``--clip-pooling mean``: their plain mean; not the ≤ 3 loudest cached windows the other
-rows score) and classified among the 27 categories with the encoder's own text path, prompts ``{}``
-and ``This is a sound of {}`` (bench classify's default).
+rows score) and classified among the 27 categories with the encoder's own text path, prompts ``{}``,
+``This is a sound of {}`` and bench classify's default for the encoder (both, averaged).
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
@@ -59,8 +59,8 @@ import torch
 
 from earmark.engine.bench.datasets import Dataset, Item
 from earmark.engine.bench.embed_cache import DEFAULT_POOLING, POOLINGS, clip_embeddings
+from earmark.engine.bench.prompts import label_text
 from earmark.engine.encoders import load_encoder
-from earmark.engine.encoders.base import l2_normalise
 from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.training import captions as C
@@ -103,7 +103,9 @@ DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
 # --supervised: logistic regression at C 10 and 100 (C 1 underfits unit-norm features), 15 nearest neighbours
 SUPERVISED = ("lr:10", "lr:100", "knn:15")
-PRODUCT_PROMPTS = ("{}", "This is a sound of {}")  # --product-path: as typed, and bench classify's default
+# --product-path: as typed, the CLAP paper's sentence, and then bench classify's default for the
+# encoder (engine/bench/prompts.py; for v4: both, averaged)
+PRODUCT_PROMPTS = ("{}", "This is a sound of {}")
 
 
 def main() -> None:
@@ -252,9 +254,9 @@ def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, so
                       items=tuple(Item(path=items[s].path, labels=(str(t),)) for s, t in zip(sounds, truth)))
     audio, _ = clip_embeddings(dataset, encoder, cache_dir=None, pooling=pooling)
     out = {}
-    for prompt in PRODUCT_PROMPTS:
-        text = l2_normalise(encoder.embed_text([prompt.format(c) for c in cats]))
-        out[prompt] = np.asarray(cats)[np.argmax(audio @ text.T, axis=1)] == truth
+    for prompts in (*((p,) for p in PRODUCT_PROMPTS), encoder.default_prompts):
+        text = label_text(cats, prompts, encoder.embed_text)
+        out[" + ".join(prompts)] = np.asarray(cats)[np.argmax(audio @ text.T, axis=1)] == truth
     return out
 
 

@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="validation,unseen", help="comma-separated: validation, unseen")
     ap.add_argument("--clip-pooling", choices=("energy", "mean"), default="energy",
                     help="bench's --clip-pooling (the recorded docs/benchmarks runs predate it: mean)")
+    ap.add_argument("--prompt", action="append", default=[],
+                    help="bench classify's --prompt, repeatable (default: the encoder's own; the recorded "
+                         "docs/benchmarks runs used 'This is a sound of {}')")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         packages, split = sets[name]
         manifest = build_manifest(args.cache, f"{name}-packages", packages, args.max_per_package)
         results = []
-        for task, extra in (("classify", ["--adapter"]), ("retrieve", [])):
+        prompts = [a for p in args.prompt for a in ("--prompt", p)]
+        for task, extra in (("classify", ["--adapter", *prompts]), ("retrieve", [])):
             code = earmark.main(["bench", task, str(manifest), "--split", split, *common, *extra],
                                 standalone_mode=False)
             if code:

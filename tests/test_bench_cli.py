@@ -25,6 +25,7 @@ def test_bench_classify_json_and_files(tmp_path):
     for part in ("--lam 0.05 --lam 0.2", "--adapter", "--seed 3", f"--encoder {ENC}"):
         assert part in prov["command"]
     assert prov["encoder"] == ENC and len(prov["encoder_fingerprint"]) == 16 and prov["seed"] == 3
+    assert prov["prompts"] == ["This is a sound of {}"]  # the test encoder's default: the CLAP paper's
     assert len(prov["vocabularies"]["test_vocab"]) == 16
     assert data["dataset"]["format"] == "esc50" and data["dataset"]["folds"] == ["1", "2"]
     labels = [r["label"] for r in data["rows"]]
@@ -45,6 +46,18 @@ def test_bench_classify_table_and_format_option(tmp_path):
     assert res.exit_code == 0, res.output
     assert "| dense | – | – | 1.000 |" in res.output and "concept test_vocab L0→3" in res.output
     assert "classify us8k (us8k, 6 clips)" in res.output
+
+
+def test_bench_classify_averages_repeated_prompts_and_rejects_one_without_a_slot(tmp_path):
+    root = write_esc50(tmp_path / "ESC-50")
+    base = ["bench", "classify", str(root), "--encoder", ENC, "--cache", str(tmp_path / "c"), "--json"]
+    res = CliRunner().invoke(main, [*base, "--prompt", "{}", "--prompt", "a {} sound"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["provenance"]["prompts"] == ["{}", "a {} sound"]
+    assert "--prompt '{}' --prompt 'a {} sound'" in data["provenance"]["command"]
+    bad = CliRunner().invoke(main, [*base, "--prompt", "rain"])
+    assert bad.exit_code != 0 and "--prompt must contain '{}'" in bad.output and "'rain'" in bad.output
 
 
 def test_bench_retrieve(tmp_path):

@@ -187,3 +187,40 @@ def test_outputs_table_json_png(tmp_path):
                        cache_dir=tmp_path / "c")
     both = format_table([res, ret])
     assert "esc acc" in both and "clotho_captions_evaluation T→A R@1" in both
+
+
+class TwoPromptEncoder(FakeEncoder):
+    """Prefers two prompts; records every text it embeds."""
+
+    default_prompts = ("{}", "a recording of {}")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed_text(self, texts):
+        self.texts += list(texts)
+        return super().embed_text(texts)
+
+
+def test_classify_averages_the_encoders_default_prompts_unless_told(tmp_path):
+    from earmark.engine.bench.prompts import label_text
+    from earmark.engine.encoders.base import l2_normalise
+
+    ds = read_dataset(write_esc50(tmp_path / "esc"))
+    enc = TwoPromptEncoder()
+    res = run_classify(ds, enc, vocabularies=(), adapter=True, cache_dir=None)
+    assert res.provenance["prompts"] == ["{}", "a recording of {}"]
+    assert {"beep", "a recording of beep"} <= set(enc.texts)
+    labels = ["rain", "wind_gust"]  # no keyword of the fake text tower: each text its own vector
+    expected = l2_normalise(l2_normalise(enc.embed_text(["rain", "wind gust"]))
+                            + l2_normalise(enc.embed_text([f"a recording of {x}" for x in ("rain", "wind gust")])))
+    np.testing.assert_allclose(label_text(labels, enc.default_prompts, enc.embed_text), expected, atol=1e-6)
+    assert not np.allclose(expected, l2_normalise(enc.embed_text(["rain", "wind gust"])), atol=1e-3)
+
+    told = run_classify(ds, FakeEncoder(), vocabularies=(), prompts=("{} sound",), cache_dir=None)
+    assert told.provenance["prompts"] == ["{} sound"]
+    assert run_classify(ds, FakeEncoder(), vocabularies=(), cache_dir=None).provenance["prompts"] == [
+        "This is a sound of {}"]
+    with pytest.raises(BenchError, match="must contain"):
+        run_classify(ds, FakeEncoder(), vocabularies=(), prompts=("{} ok", "no slot"), cache_dir=None)

@@ -9,7 +9,7 @@ Per clip one embedding z (embed_cache). Rows:
   the paper's d×d adapter is trained on the clips of all other folds (labels → prompts) and
   applied to the test fold's clips, then scored as above.
 
-Scores are cosines against the text embeddings of ``prompt.format(label)`` (classification) or
+Scores are cosines against each label's prompts' text embeddings, averaged (classification) or
 of the captions (retrieval).
 """
 from __future__ import annotations
@@ -19,10 +19,11 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from ..concepts.adapter import DEFAULT_PROMPT, AdapterError, train_adapter
+from ..concepts.adapter import AdapterError, train_adapter
 from ..concepts.decompose import ConceptCodes, decompose, recompose
 from ..concepts.dictionary import ConceptDictionary, build_dictionary
 from ..encoders.base import Encoder, l2_normalise
@@ -31,6 +32,7 @@ from . import classify as C
 from .datasets import Dataset, fold_sort_key
 from .embed_cache import DEFAULT_CACHE, DEFAULT_POOLING, cached_codes, cached_text, clip_embeddings
 from .errors import BenchError
+from .prompts import label_text, resolve_prompts
 from .report import BenchResult, BenchRow
 from .retrieve import caption_relevance, chance_retrieval, retrieval_metrics
 
@@ -168,17 +170,19 @@ def _classify_chance(targets: np.ndarray, folds: list[str | None], seed: int) ->
 def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str, ...] = DEFAULT_VOCABULARIES,
                  lams: tuple[float, ...] = (), target_l0s: tuple[int, ...] = (), adapter: bool = False,
                  folds: tuple[str, ...] = (), n_folds: int = 5, alpha: float = 1.0, seed: int = 0,
-                 prompt: str = DEFAULT_PROMPT, cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = False,
-                 command: str = "", pooling: str = DEFAULT_POOLING) -> BenchResult:
-    """Zero-shot classification of ``dataset``'s clips into its labels with prompts ``prompt``.
+                 prompts: Sequence[str] | None = None, cache_dir: str | Path | None = DEFAULT_CACHE,
+                 progress: bool = False, command: str = "", pooling: str = DEFAULT_POOLING) -> BenchResult:
+    """Zero-shot classification of ``dataset``'s clips into its labels.
+
+    Each label's text vector averages ``prompts`` filled with the label (None: the encoder's
+    ``default_prompts``; engine/bench/prompts.py).
 
     Metrics per row: accuracy (mean over the evaluated folds when the dataset has folds), mAP,
     micro/macro F1 of top-1 decisions, per-class and per-fold accuracy. ``folds`` limits the
     evaluation to those test folds (default: all clips). Datasets without folds get ``n_folds``
     seeded folds when ``adapter`` is set.
     """
-    if "{}" not in prompt:
-        raise BenchError(f"--prompt must contain '{{}}' where the label goes, got {prompt!r}")
+    prompts = resolve_prompts(encoder, prompts)
     unlabelled = [it.path for it in dataset.items if not it.labels]
     if unlabelled:
         raise BenchError(f"{dataset.source}: {len(unlabelled)} clip(s) have no label (e.g. {unlabelled[0]}); "
@@ -198,8 +202,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
 
     emb, emb_key = clip_embeddings(dataset, encoder, cache, progress=progress, pooling=pooling)
     concepts = _Concepts(encoder, tuple(vocabularies), cache, progress) if vocabularies else None
-    prompts = [prompt.format(lab.replace("_", " ")) for lab in labels]
-    text = l2_normalise(cached_text(prompts, encoder, cache, desc="prompts"))
+    text = label_text(labels, prompts, lambda texts: cached_text(texts, encoder, cache, desc="prompts"))
     index = {lab: k for k, lab in enumerate(labels)}
     targets = np.zeros((len(dataset), len(labels)), bool)
     for i, it in enumerate(dataset.items):
@@ -225,7 +228,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
                 bar.update()
         if adapter:
             rows += _adapter_rows(dataset, encoder, emb, emb_key, targets, labels, clip_folds, folds or fold_names,
-                                  eval_rows, text, concepts, vocabularies, sps, alpha, prompt, bar)
+                                  eval_rows, text, concepts, vocabularies, sps, alpha, prompts, bar)
 
     result = BenchResult(
         task="classify",
@@ -236,7 +239,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
         rows=rows,
         chance=_classify_chance(ev_targets, ev_folds, seed),
         provenance=_provenance(encoder, concepts, seed, command, {
-            "prompt": prompt, "embeddings_key": emb_key, "clip_pooling": pooling, "adapter": adapter,
+            "prompts": list(prompts), "embeddings_key": emb_key, "clip_pooling": pooling, "adapter": adapter,
             "adapter_alpha": alpha if adapter else None,
             "fold_assignment": "dataset" if dataset.folds else (f"{n_folds} seeded folds" if adapter else "none")}),
     )
@@ -246,7 +249,7 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
 
 
 def _adapter_rows(dataset, encoder, emb, emb_key, targets, labels, clip_folds, test_folds, eval_rows, text,
-                  concepts, vocabularies, sps, alpha, prompt, bar) -> list[BenchRow]:
+                  concepts, vocabularies, sps, alpha, prompts, bar) -> list[BenchRow]:
     """Dense and concept rows through an adapter trained, per test fold, on all other folds."""
     adapted = np.zeros_like(emb)
     settings = [(name, sp) for name in vocabularies for sp in sps]
@@ -262,8 +265,10 @@ def _adapter_rows(dataset, encoder, emb, emb_key, targets, labels, clip_folds, t
                 rows_x.append(i)
                 rows_y.append(lab)
         try:
-            ad = train_adapter(emb[rows_x], rows_y, encoder.embed_text, alpha=alpha, prompt=prompt,
-                               encoder_fingerprint=encoder.fingerprint)
+            # The adapter's targets are the labels' text vectors as classification scores them:
+            # train_adapter fills "{}" with the bare label, label_text applies the prompts.
+            ad = train_adapter(emb[rows_x], rows_y, lambda names: label_text(names, prompts, encoder.embed_text),
+                               alpha=alpha, prompt="{}", encoder_fingerprint=encoder.fingerprint)
         except AdapterError as exc:
             raise BenchError(f"adapter for test fold {fold}: {exc}") from exc
         adapted_all = ad.apply(emb)

@@ -42,6 +42,9 @@ class Encoder(abc.ABC):
     dim: int
     sample_rate: int
     window_seconds: float
+    # Zero-shot prompts `bench classify` fills with each label unless told otherwise (averaged
+    # when several): the CLAP paper's wording; encoders trained on other captions override it.
+    default_prompts: tuple[str, ...] = ("This is a sound of {}",)
 
     @property
     def window_samples(self) -> int:
