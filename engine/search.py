@@ -30,7 +30,7 @@ from .encoders.base import l2_normalise
 from .query.explain import explain_concepts, explain_dense
 from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
 from .query.rank import SegmentHit, aggregate_segments, dedupe_by_hash
-from .window_pooling import pool_windows, window_power
+from .window_pooling import embed_and_pool, pool_windows
 
 if TYPE_CHECKING:
     from .library import Library
@@ -153,14 +153,13 @@ def _like_vector(lib: "Library", path: str, start: float | None, end: float | No
                 if s1 > s0:
                     yield c[s0:s1]
 
-        wins = [w.samples for w in iter_windows(cut(), sr, enc.window_samples, lib.hop_samples)]
+        pooled = embed_and_pool(enc, (w.samples for w in iter_windows(cut(), sr, enc.window_samples,
+                                                                        lib.hop_samples)))
     except AudioError as exc:
         raise QuerySyntaxError(f"like: {exc}", field="like") from exc
-    if not wins:
+    if pooled is None:
         raise QuerySyntaxError(f"like: '{path}' has no audio in the requested range", field="like")
-    batches = [np.stack(wins[i:i + 32]) for i in range(0, len(wins), 32)]
-    vecs = np.concatenate([enc.embed_audio(w) for w in batches])
-    return pool_windows(vecs, np.concatenate([window_power(w) for w in batches]))
+    return pooled
 
 
 def _stored_vectors(lib: "Library", path: Path, start: float | None, end: float | None

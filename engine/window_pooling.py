@@ -10,11 +10,16 @@ is indexed.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 import numpy as np
 
 from .encoders.base import l2_normalise
 
-__all__ = ["DEFAULT_POOLING", "POOLINGS", "pool_windows", "window_power"]
+if TYPE_CHECKING:
+    from .encoders.base import Encoder
+
+__all__ = ["DEFAULT_POOLING", "POOLINGS", "embed_and_pool", "pool_windows", "window_power"]
 
 POOLINGS = ("energy", "mean")
 DEFAULT_POOLING = "energy"
@@ -49,3 +54,31 @@ def pool_windows(embeddings: np.ndarray, power: np.ndarray | None = None,
         if np.any(weighted):
             total = weighted
     return l2_normalise(total[None, :].astype(np.float32))[0]
+
+
+def embed_and_pool(encoder: "Encoder", windows: Iterable[np.ndarray], pooling: str = DEFAULT_POOLING,
+                   batch: int = 32) -> np.ndarray | None:
+    """Embed a stream of windows ``batch`` at a time and pool them; None when there are none.
+
+    Only the embeddings are kept, so a long file never sits in memory as audio. Errors of the
+    stream (a decoding error) reach the caller, which knows the file's name.
+    """
+    embs: list[np.ndarray] = []
+    powers: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        stacked = np.stack(pending)
+        embs.append(encoder.embed_audio(stacked))
+        powers.append(window_power(stacked))
+        pending.clear()
+
+    for w in windows:
+        pending.append(w)
+        if len(pending) == batch:
+            flush()
+    if pending:
+        flush()
+    if not embs:
+        return None
+    return pool_windows(np.concatenate(embs), np.concatenate(powers), pooling)

@@ -264,3 +264,13 @@ def test_pool_windows_rejects_what_it_cannot_pool():
         pool_windows(np.zeros((0, 3)), np.zeros(0))
     # all windows silent: no weights, the plain mean
     np.testing.assert_allclose(pool_windows(emb, np.zeros(3)), pool_windows(emb, pooling="mean"))
+
+
+def test_embed_and_pool_batches_a_stream_as_one_pool(fake_encoder):
+    from earmark.engine.window_pooling import embed_and_pool, pool_windows, window_power
+
+    n = fake_encoder.window_samples
+    wins = [tone(200 * (i + 1), 1.0, 16000, amp=0.05 * (i + 1))[:n] for i in range(7)]
+    whole = pool_windows(fake_encoder.embed_audio(np.stack(wins)), window_power(np.stack(wins)))
+    np.testing.assert_allclose(embed_and_pool(fake_encoder, iter(wins), batch=3), whole, atol=1e-6)
+    assert embed_and_pool(fake_encoder, iter([])) is None

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from ..audio import AudioError, probe, stream_mono
 from ..concepts.decompose import ConceptCodes
 from ..encoders.base import Encoder
-from ..window_pooling import DEFAULT_POOLING, POOLINGS, pool_windows, window_power
+from ..window_pooling import DEFAULT_POOLING, POOLINGS, embed_and_pool
 from ..windows import iter_windows
 from .datasets import Dataset
 from .errors import BenchError
@@ -48,30 +48,16 @@ def clip_embedding(path: str, encoder: Encoder, hop_samples: int | None = None,
     if pooling not in POOLINGS:
         raise BenchError(f"clip pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     hop = hop_samples or encoder.window_samples // 2
-    embs: list[np.ndarray] = []
-    powers: list[np.ndarray] = []
-    batch: list[np.ndarray] = []
-
-    def flush() -> None:
-        windows = np.stack(batch)
-        embs.append(encoder.embed_audio(windows))
-        powers.append(window_power(windows))
-        batch.clear()
-
     try:
         info = probe(path)
-        for w in iter_windows(stream_mono(path, encoder.sample_rate, info), encoder.sample_rate,
-                              encoder.window_samples, hop):
-            batch.append(w.samples)
-            if len(batch) == _WINDOW_BATCH:  # bounded memory: only embeddings are kept
-                flush()
+        windows = iter_windows(stream_mono(path, encoder.sample_rate, info), encoder.sample_rate,
+                               encoder.window_samples, hop)
+        pooled = embed_and_pool(encoder, (w.samples for w in windows), pooling, batch=_WINDOW_BATCH)
     except AudioError as exc:
         raise BenchError(f"cannot decode {exc.path}: {exc.reason}") from exc
-    if batch:
-        flush()
-    if not embs:
+    if pooled is None:
         raise BenchError(f"{path}: no audio samples after decoding")
-    return pool_windows(np.concatenate(embs), np.concatenate(powers), pooling)
+    return pooled
 
 
 def embeddings_key(dataset: Dataset, encoder: Encoder, hop_samples: int | None = None,
