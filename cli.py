@@ -826,6 +826,8 @@ def _bench_print(result, out_dir: Path | None, as_json: bool) -> None:
     d, p = result.dataset, result.provenance
     click.echo(f"{result.task} {d['name']} ({d['format']}, {d['clips']} clips) with {p['encoder']} "
                f"[{p['encoder_fingerprint']}], seed {p['seed']}")
+    if p.get("prompts"):  # classify: which prompts the scores used (the encoder's own by default)
+        click.echo("prompts: " + " + ".join(repr(x) for x in p["prompts"]) + ", averaged" * (len(p["prompts"]) > 1))
     click.echo(format_table([result]))
     for note in result.notes:
         click.echo(f"note: {note}")

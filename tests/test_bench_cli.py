@@ -45,7 +45,7 @@ def test_bench_classify_table_and_format_option(tmp_path):
                                     "--cache", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
     assert "| dense | – | – | 1.000 |" in res.output and "concept test_vocab L0→3" in res.output
-    assert "classify us8k (us8k, 6 clips)" in res.output
+    assert "classify us8k (us8k, 6 clips)" in res.output and "prompts: 'This is a sound of {}'\n" in res.output
 
 
 def test_bench_classify_averages_repeated_prompts_and_rejects_one_without_a_slot(tmp_path):
@@ -56,6 +56,8 @@ def test_bench_classify_averages_repeated_prompts_and_rejects_one_without_a_slot
     data = json.loads(res.output)
     assert data["provenance"]["prompts"] == ["{}", "a {} sound"]
     assert "--prompt '{}' --prompt 'a {} sound'" in data["provenance"]["command"]
+    table = CliRunner().invoke(main, [*base[:-1], "--prompt", "{}", "--prompt", "a {} sound"])
+    assert "prompts: '{}' + 'a {} sound', averaged" in table.output
     bad = CliRunner().invoke(main, [*base, "--prompt", "rain"])
     assert bad.exit_code != 0 and "--prompt must contain '{}'" in bad.output and "'rain'" in bad.output
 
