@@ -42,6 +42,10 @@ held-out file embedded as ``earmark bench classify`` embeds a clip (all its half
 their power; ``--clip-pooling mean``: their plain mean; not the ≤ 3 loudest cached windows the other
 rows score) and classified among the 27 categories with the encoder's own text path, prompts ``{}``,
 ``This is a sound of {}`` and bench classify's default for the encoder (both, averaged).
+``--search`` (with ``--product-path``) also copies each fold's held-out files into a fresh earmark library
+bound to that fold's encoder, indexes them and ranks them for each category's bare name through
+``Library.search`` (every ranking and aggregate): the rows are mean average precision over the categories a
+package has, i.e. text search on an unseen library as a user runs it.
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
@@ -131,6 +135,10 @@ def main() -> None:
     ap.add_argument("--product-path", action="store_true",
                     help="also score each recipe through a saved checkpoint loaded as an encoder, every window of "
                          "each held-out file, and the encoder's text path (what bench classify does)")
+    ap.add_argument("--search", action="store_true",
+                    help="with --product-path: also index each fold's held-out sounds into an earmark library with "
+                         "that fold's encoder and rank them for each category through Library.search (average "
+                         "precision per category; every ranking and aggregate)")
     ap.add_argument("--clip-pooling", choices=POOLINGS, default=DEFAULT_POOLING,
                     help="--product-path: how a file's windows make one embedding (bench's --clip-pooling)")
     ap.add_argument("--package", action="append",
@@ -140,6 +148,8 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
+    if args.search and not args.product_path:
+        ap.error("--search needs --product-path")
     names = list(RECIPES) if "all" in (args.recipe or []) else list(dict.fromkeys(args.recipe or DEFAULT_RECIPES))
     ensemble = shipped_prompt_ensemble() if args.prompts == "shipped" else args.prompts == "ensembled"
     print(f"category prompts: {'prompt-ensembled' if ensemble else 'plain'} ({args.prompts})", flush=True)
@@ -213,8 +223,8 @@ def main() -> None:
                     model, train_fs, items, sounds, cent, args.pool).tolist()
             if args.product_path:
                 for prompt, ok_p in product_path_fold(model, cfg, protos, ensemble, items, sounds,
-                                                      args.clip_pooling).items():
-                    results.setdefault(f"product path, {prompt!r}: {name}", {})[p] = ok_p.tolist()
+                                                      args.clip_pooling, args.search).items():
+                    results.setdefault(f"product path, {prompt}: {name}", {})[p] = ok_p.tolist()
             moved = f", block 4 moved {model.block4_change():.1%}" if cfg.block4_scale > 0 else ""
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s{moved})", flush=True)
 
@@ -228,6 +238,10 @@ def main() -> None:
         mean = np.mean([np.mean(per[p]) for p in fold_names])
         lines.append(f"| {name} | {pooled:.3f} | {mean:.3f} | " + " | ".join(f"{np.mean(per[p]):.3f}" for p in fold_names) + " |")
     table = "\n".join(lines)
+    if args.search:
+        table += ("\n\n`product path, search R/A` rows: mean average precision over the categories each held-out "
+                  "package has (pooled: over all (category, package) pairs), ranking R, aggregate A; the chance row "
+                  "does not apply to them.")
     if args.per_category:
         table += "\n\n" + per_category_table(results, held, items)
     print(table)
@@ -239,9 +253,11 @@ def main() -> None:
 
 
 def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, sounds: list[int],
-                      pooling: str = DEFAULT_POOLING) -> dict[str, np.ndarray]:
+                      pooling: str = DEFAULT_POOLING, search: bool = False) -> dict[str, np.ndarray]:
     """Per prompt template: per-sound correctness of ``sounds`` scored as a user's earmark would score
-    them, through ``model`` saved as a checkpoint and loaded as an encoder (see the module docstring)."""
+    them, through ``model`` saved as a checkpoint and loaded as an encoder (see the module docstring).
+    With ``search``, also "search RANKING/AGGREGATE": the average precision of each category present
+    (:func:`search_fold`)."""
     cats = list(CATEGORIES)
     final = model.folded() if isinstance(model, Block4TunedClap) else model
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,8 +272,45 @@ def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, so
     out = {}
     for prompts in (*((p,) for p in PRODUCT_PROMPTS), encoder.default_prompts):
         text = label_text(cats, prompts, encoder.embed_text)
-        out[" + ".join(prompts)] = np.asarray(cats)[np.argmax(audio @ text.T, axis=1)] == truth
+        out[repr(" + ".join(prompts))] = np.asarray(cats)[np.argmax(audio @ text.T, axis=1)] == truth
+    if search:
+        out.update(search_fold(encoder, [items[s].path for s in sounds], truth))
     return out
+
+
+def search_fold(encoder, paths: list[str], truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Average precision of each category present in ``truth``, ranked through Library.search.
+
+    The files are copied into one folder and indexed into a fresh library bound to ``encoder``
+    (the shipped vocabulary and λ); each category's bare name is the query, every ranking and
+    aggregate, k = all files. A relevant file the search does not return counts as never found;
+    identical files (shown once, with duplicates) count at their hit's rank.
+    """
+    import shutil
+
+    from earmark.engine.library import Library
+    from earmark.engine.search import AGGREGATES, RANKINGS
+
+    out: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "sounds"
+        root.mkdir()
+        names = [f"{i:05d}{Path(p).suffix}" for i, p in enumerate(paths)]
+        for name, p in zip(names, paths):
+            shutil.copyfile(p, root / name)
+        lib = Library.init(Path(tmp) / "library", encoder=encoder)
+        lib.index([root])
+        relevant_of = dict(zip(names, truth))
+        for c in [c for c in CATEGORIES if np.any(truth == c)]:
+            n_rel = int(np.sum(truth == c))
+            for ranking in RANKINGS:
+                for aggregate in AGGREGATES:
+                    res = lib.search(c, k=min(len(paths), 1000), ranking=ranking, aggregate=aggregate)
+                    ranked = [name for h in res.hits for name in (h.path, *h.duplicates)]
+                    rel = np.array([relevant_of.get(Path(n).name) == c for n in ranked], float)
+                    ap = float(np.sum(np.cumsum(rel) / np.arange(1, len(rel) + 1) * rel) / n_rel)
+                    out.setdefault(f"search {ranking}/{aggregate}", []).append(ap)
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def shipped_prompt_ensemble() -> bool:
@@ -273,7 +326,7 @@ def per_category_table(results: dict[str, dict[str, list]], held: dict[str, list
     for i, cat in cat_of.items():
         per_package[(items[i].package, cat)] = per_package.get((items[i].package, cat), 0) + 1
     total = {cat: sum(n for (_, c), n in per_package.items() if c == cat) for cat in CATEGORIES}
-    names = list(results)
+    names = [n for n in results if not n.startswith("product path, search ")]  # those hold one AP per category
     lines = ["| category | held-out sounds | training sounds (mean per held-out sound) | " + " | ".join(names) + " |",
              "|" + "---|" * (3 + len(names))]
     for cat in CATEGORIES:
