@@ -344,7 +344,7 @@ class _QueryCommand(click.Command):
 @main.command(cls=_QueryCommand)
 @click.argument("query", nargs=-1, required=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of sounds.")
-@click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="fusion", show_default=True,
+@click.option("--ranking", type=click.Choice(["dense", "fusion", "concept"]), default="dense", show_default=True,
               help="dense similarity, concept similarity, or reciprocal-rank fusion of both.")
 @click.option("--aggregate", type=click.Choice(["max", "topk-mean"]), default="max", show_default=True,
               help="How window scores become a sound's score.")
@@ -370,7 +370,7 @@ def search(query: tuple[str, ...], k: int, ranking: str, aggregate: str, path_gl
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--start", type=float, default=None, help="Use only the part from START seconds.")
 @click.option("--end", type=float, default=None, help="... to END seconds.")
-@click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="dense", show_default=True)
+@click.option("--ranking", type=click.Choice(["dense", "fusion", "concept"]), default="dense", show_default=True)
 @_library_option
 @_json_option
 @handle_errors
@@ -383,7 +383,7 @@ def similar(sound: str, k: int, start: float | None, end: float | None, ranking:
 @main.command()
 @click.argument("sound")
 @click.option("--query", "-q", required=True, help="The query to explain the match of.")
-@click.option("--ranking", type=click.Choice(["fusion", "dense", "concept"]), default="fusion", show_default=True)
+@click.option("--ranking", type=click.Choice(["dense", "fusion", "concept"]), default="dense", show_default=True)
 @_library_option
 @_json_option
 @handle_errors

@@ -94,17 +94,20 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=100_000)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/earmark-bench-query"))
     ap.add_argument("--repeats", type=int, default=2, help="passes over the query list")
+    ap.add_argument("--ranking", choices=("dense", "fusion", "concept"), default="dense",
+                    help="search's ranking (default: the product's, dense; docs/query-language.md's recorded "
+                         "run used fusion, the default before 2026-12-06)")
     args = ap.parse_args()
     from sqlalchemy import select
 
     from earmark.index.store import Segment
 
     lib = build(args.dir, args.segments)
-    lib.search("warm up", k=10)  # loads the indexes and the dictionary once
+    lib.search("warm up", k=10, ranking=args.ranking)  # loads the indexes and the dictionary once
     stages: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for q in QUERIES:
-            res = lib.search(q, k=10)
+            res = lib.search(q, k=10, ranking=args.ranking)
             for k, v in res.timing_ms.items():
                 stages.setdefault(k, []).append(v)
     # Baseline: embed the text, matmul over every stored vector, argsort (no explanations).

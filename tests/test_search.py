@@ -32,6 +32,13 @@ def test_noise_outranks_a_beep_for_plus_noise(known, ranking):
         assert order.index("white_noise.wav") < order.index("beep.wav")
 
 
+def test_dense_is_the_default_ranking_and_fusion_stays_an_option(known):
+    lib, _ = known
+    assert lib.search("a high beep").query.ranking == "dense"
+    fused = lib.search("a high beep", ranking="fusion")
+    assert fused.query.ranking == "fusion" and fused.hits
+
+
 def test_text_query_finds_the_beep_first(known):
     lib, _ = known
     order = paths(lib.search("a high beep", ranking="dense"))

@@ -360,6 +360,8 @@ def test_search_rankings_and_filters(client):
         assert resp.status_code == 200, resp.text
     dense = client.get("/api/search", params={"q": "low hum", "ranking": "dense", "k": 1}).json()
     assert dense["hits"][0]["path"] == "hum.flac"
+    # dense is the default ranking (docs/model-card.md, "Text search on an unseen library")
+    assert client.get("/api/search", params={"q": "low hum", "k": 1}).json()["query"]["ranking"] == "dense"
     sub = client.get("/api/search", params={"q": "beep", "path_glob": "sub/*", "k": 5}).json()["hits"]
     assert sub and all(h["path"].startswith("sub/") for h in sub)
     short = client.get("/api/search", params={"q": "beep", "max_duration": 1.6, "k": 10}).json()["hits"]

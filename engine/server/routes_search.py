@@ -24,7 +24,7 @@ class SearchOptions:
     """Ranking and filters shared by every search route (query string parameters)."""
 
     k: int = Query(10, ge=1, le=MAX_K, description="number of sounds to return")
-    ranking: Ranking = Query("fusion", description="score by dense similarity, concept similarity, or their fusion")
+    ranking: Ranking = Query("dense", description="score by dense similarity (default), concept similarity, or their fusion")
     aggregate: Aggregate = Query("max", description="how a sound's window scores combine: best window, or mean of the top ones")
     path_glob: str | None = Query(None, max_length=500, description="only sounds whose path matches this glob")
     min_duration: float | None = Query(None, ge=0, description="only sounds at least this long (seconds)")
