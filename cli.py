@@ -290,8 +290,14 @@ def print_result(result, as_json: bool) -> None:
     scale_dense = max((c.contribution for h in result.hits for c in h.dense_contributions), default=0.0)
     hidden = 0
     for h in result.hits:
-        shown = [c for c in (h.contributions or h.dense_contributions) if c.contribution > 0]
-        scale = scale_concept if h.contributions else scale_dense
+        # A hit whose shared concepts all fall under the table's cut-off shares nothing worth
+        # showing: show what its dense score is made of instead of "-" (its tiny shared concepts
+        # are still counted as hidden and are in --json).
+        shown = [c for c in h.contributions if c.contribution > 0]
+        scale = scale_concept
+        if not any(major([c.contribution for c in shown], scale)):
+            hidden += len(shown)
+            shown, scale = [c for c in h.dense_contributions if c.contribution > 0], scale_dense
         keep = major([c.contribution for c in shown], scale)
         hidden += sum(not k for k in keep)
         lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}"

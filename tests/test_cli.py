@@ -145,6 +145,12 @@ def test_table_hides_minor_concepts_and_scales_bars_across_hits(capsys):
     assert "████████████ rain" in out and "██████······ thunder" in out and "███········· drizzle" in out
     assert "████████████ white noise" in out  # dense accounts on their own scale
     assert "(2 matched concepts under 10% of the largest are not shown" in out
+    # shared concepts that contribute nothing are no explanation: the dense account is shown
+    print_result(_result([_hit(1, [("rain", 0.40)]), _hit(2, [("stir", 0.001)], dense=[("low drone", 0.09)])],
+                         [("rain", 0.7)]), as_json=False)
+    out = capsys.readouterr().out
+    assert "████████████ low drone +0.090" in out and "stir" not in out.split("\n", 1)[1]
+    assert "(1 matched concepts under 10% of the largest are not shown" in out
     print_result(res, as_json=True)
     data = json.loads(capsys.readouterr().out)
     assert [c["concept"] for c in data["hits"][1]["contributions"]] == ["thunder", "smut"]
