@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import click
 
+from .engine.query.rank import AGGREGATES, DEFAULT_RANKING, RANKINGS
+
 EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LIBRARY = 3
@@ -350,9 +352,9 @@ class _QueryCommand(click.Command):
 @main.command(cls=_QueryCommand)
 @click.argument("query", nargs=-1, required=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of sounds.")
-@click.option("--ranking", type=click.Choice(["dense", "fusion", "concept"]), default="dense", show_default=True,
+@click.option("--ranking", type=click.Choice(RANKINGS), default=DEFAULT_RANKING, show_default=True,
               help="dense similarity, concept similarity, or reciprocal-rank fusion of both.")
-@click.option("--aggregate", type=click.Choice(["max", "topk-mean"]), default="max", show_default=True,
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default="max", show_default=True,
               help="How window scores become a sound's score.")
 @click.option("--path", "path_glob", default=None, help="Only files whose path matches this glob.")
 @click.option("--min-duration", type=float, default=None, help="Seconds.")
@@ -376,7 +378,7 @@ def search(query: tuple[str, ...], k: int, ranking: str, aggregate: str, path_gl
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--start", type=float, default=None, help="Use only the part from START seconds.")
 @click.option("--end", type=float, default=None, help="... to END seconds.")
-@click.option("--ranking", type=click.Choice(["dense", "fusion", "concept"]), default="dense", show_default=True)
+@click.option("--ranking", type=click.Choice(RANKINGS), default=DEFAULT_RANKING, show_default=True)
 @_library_option
 @_json_option
 @handle_errors
@@ -389,7 +391,7 @@ def similar(sound: str, k: int, start: float | None, end: float | None, ranking:
 @main.command()
 @click.argument("sound")
 @click.option("--query", "-q", required=True, help="The query to explain the match of.")
-@click.option("--ranking", type=click.Choice(["dense", "fusion", "concept"]), default="dense", show_default=True)
+@click.option("--ranking", type=click.Choice(RANKINGS), default=DEFAULT_RANKING, show_default=True)
 @_library_option
 @_json_option
 @handle_errors
@@ -783,6 +785,7 @@ def _canonical_command(ctx: click.Context) -> str:
 def _bench_options(fn: Callable) -> Callable:
     """Options shared by `bench classify` and `bench retrieve`."""
     from .engine.bench.datasets import FORMATS, SPLITS
+    from .engine.window_pooling import DEFAULT_POOLING, POOLINGS
 
     options = [
         click.argument("dataset", type=click.Path(path_type=Path)),
@@ -806,7 +809,7 @@ def _bench_options(fn: Callable) -> Callable:
                      help="Clip embeddings, text embeddings and codes, per (dataset, encoder)."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Write the JSON, the table and PNG plots into this folder."),
-        click.option("--clip-pooling", "pooling", type=click.Choice(("energy", "mean")), default="energy",
+        click.option("--clip-pooling", "pooling", type=click.Choice(POOLINGS), default=DEFAULT_POOLING,
                      show_default=True,
                      help="One embedding per clip from its windows: weighted by each window's power, or their plain mean."),
         _json_option,

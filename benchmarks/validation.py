@@ -57,6 +57,8 @@ def build_manifest(cache: Path, name: str, packages: list[str], max_per_package:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from earmark.engine.window_pooling import DEFAULT_POOLING, POOLINGS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "earmark" / "corpus",
                     help="corpus cache: downloaded .deb files and unpacked packages")
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-per-package", type=int, default=None, help="use only the first N files of each package")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sets", default="validation,unseen", help="comma-separated: validation, unseen")
-    ap.add_argument("--clip-pooling", choices=("energy", "mean"), default="energy",
+    ap.add_argument("--clip-pooling", choices=POOLINGS, default=DEFAULT_POOLING,
                     help="bench's --clip-pooling (the recorded docs/benchmarks runs predate it: mean)")
     ap.add_argument("--prompt", action="append", default=[],
                     help="bench classify's --prompt, repeatable (default: the encoder's own; the recorded "

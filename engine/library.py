@@ -22,6 +22,7 @@ from ..index.store import EncoderRecord, Root, Segment, Setting, Sound
 from .encoders import DEFAULT_ENCODER, Encoder, EncoderError, load_encoder
 from .ingest import IndexReport, IndexRun
 from .lock import WriterLock
+from .query.rank import DEFAULT_RANKING
 
 if TYPE_CHECKING:
     from ..index.check import CheckReport
@@ -592,7 +593,7 @@ class Library:
         return hit[0]
 
     # -- queries ------------------------------------------------------------------------
-    def search(self, query: str | bytes, *, k: int = 10, ranking: str = "dense", aggregate: str = "max",
+    def search(self, query: str | bytes, *, k: int = 10, ranking: str = DEFAULT_RANKING, aggregate: str = "max",
                path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
                root: str | None = None, exclude_sounds: Sequence[int] = ()) -> "SearchResult":
         """Search by text, concepts (+rain -music rain:0.7) and example sounds (like:FILE@a-b)."""
@@ -621,7 +622,7 @@ class Library:
         mine = [x.id for x in self.sounds() if Path(x.abs_path) == me]
         return self.search(f'like:"{path}"{span}', k=k, ranking=ranking, exclude_sounds=mine)
 
-    def explain(self, query: str, ref: str | int, ranking: str = "dense") -> "Hit":
+    def explain(self, query: str, ref: str | int, ranking: str = DEFAULT_RANKING) -> "Hit":
         """Why sound ``ref`` matches ``query``: its best window, contributions and dense account."""
         from .search import search
 

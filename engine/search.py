@@ -29,18 +29,12 @@ from ..index.store import Root, Segment, Sound
 from .encoders.base import l2_normalise
 from .query.explain import explain_concepts, explain_dense
 from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
-from .query.rank import SegmentHit, aggregate_segments, dedupe_by_hash
+from .query.rank import AGGREGATES, DEFAULT_RANKING, RANKINGS, SegmentHit, aggregate_segments, dedupe_by_hash
 from .window_pooling import embed_and_pool, pool_windows
 
 if TYPE_CHECKING:
     from .library import Library
 
-RANKINGS = ("fusion", "dense", "concept")
-# Dense by default: on unseen libraries with the embedded encoder it ranks best, mAP 0.525 against
-# 0.445 for fusion and 0.357 for concept codes alone (docs/model-card.md, "Text search on an
-# unseen library"). Concept explanations are computed whatever the ranking.
-DEFAULT_RANKING = "dense"
-AGGREGATES = ("max", "topk-mean")
 SEGMENTS_PER_HIT = 8  # segment candidates fetched per requested sound (several windows per file)
 TOP_CONCEPTS = 8
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
+from ..query.rank import DEFAULT_RANKING
 from .errors import ApiError
 from .query_refs import checked_query
 from .state import ServerState, get_state
@@ -24,7 +25,7 @@ class SearchOptions:
     """Ranking and filters shared by every search route (query string parameters)."""
 
     k: int = Query(10, ge=1, le=MAX_K, description="number of sounds to return")
-    ranking: Ranking = Query("dense", description="score by dense similarity (default), concept similarity, or their fusion")
+    ranking: Ranking = Query(DEFAULT_RANKING, description="score by dense similarity (default), concept similarity, or their fusion")
     aggregate: Aggregate = Query("max", description="how a sound's window scores combine: best window, or mean of the top ones")
     path_glob: str | None = Query(None, max_length=500, description="only sounds whose path matches this glob")
     min_duration: float | None = Query(None, ge=0, description="only sounds at least this long (seconds)")

@@ -164,7 +164,8 @@ def compute_features(
 
     ``extract`` turns a (B, samples) batch of windows into (B, F) rows of its ``empty()``'s dtype
     (default: the pooled CNN feature, float32, :class:`FeatureExtractor`); another extractor
-    needs a ``cache_dir`` of its own, because the cache files are keyed by sound and front-end settings, not by extractor.
+    needs a ``cache_dir`` of its own, because the cache files are keyed by sound and front-end
+    settings, not by extractor.
     """
     cfg = tower.frontend.cfg
     n = int(round(cfg.window_seconds * cfg.sample_rate))
