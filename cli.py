@@ -274,7 +274,9 @@ def print_result(result, as_json: bool) -> None:
     understood = ", ".join(f"{c.concept} {c.weight:+.2f}" for c in listed) or "(no concept form)"
     if len(q.concepts) > len(listed):
         understood += f" (+{len(q.concepts) - len(listed)} more)"
-    click.echo(f"query: {q.text!r}  ranking: {q.ranking}  understood as: {understood}")
+    click.echo(f"query: {q.text!r}  ranking: {q.ranking}/{q.aggregate}  understood as: {understood}")
+    for note in q.notes:
+        click.echo(f"note: {note}")
     if q.borrowed_from:
         click.echo("text vector borrows the sound of: " + ", ".join(f"{b.label} {b.weight:.2f}" for b in q.borrowed_from))
     if q.excluded:
@@ -354,8 +356,9 @@ class _QueryCommand(click.Command):
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of sounds.")
 @click.option("--ranking", type=click.Choice(RANKINGS), default=DEFAULT_RANKING, show_default=True,
               help="dense similarity, concept similarity, or reciprocal-rank fusion of both.")
-@click.option("--aggregate", type=click.Choice(AGGREGATES), default="max", show_default=True,
-              help="How window scores become a sound's score.")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default=None,
+              help="How windows become a sound's score: its windows pooled by loudness (dense ranking's "
+                   "default), the best window (the other rankings' default), or the best three's mean.")
 @click.option("--path", "path_glob", default=None, help="Only files whose path matches this glob.")
 @click.option("--min-duration", type=float, default=None, help="Seconds.")
 @click.option("--max-duration", type=float, default=None, help="Seconds.")
@@ -363,7 +366,7 @@ class _QueryCommand(click.Command):
 @_library_option
 @_json_option
 @handle_errors
-def search(query: tuple[str, ...], k: int, ranking: str, aggregate: str, path_glob: str | None,
+def search(query: tuple[str, ...], k: int, ranking: str, aggregate: str | None, path_glob: str | None,
            min_duration: float | None, max_duration: float | None, root: str | None, library_path: Path,
            as_json: bool) -> None:
     """Search by text, concepts and example: "rain on a roof", "+rain -music", "like:door.wav@1-3"."""

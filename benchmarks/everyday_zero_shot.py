@@ -289,7 +289,7 @@ def search_fold(encoder, paths: list[str], truth: np.ndarray) -> dict[str, np.nd
     import shutil
 
     from earmark.engine.library import Library
-    from earmark.engine.search import AGGREGATES, RANKINGS
+    from earmark.engine.query.rank import AGGREGATES, RANKINGS, aggregate_error
 
     out: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,7 +304,7 @@ def search_fold(encoder, paths: list[str], truth: np.ndarray) -> dict[str, np.nd
         for c in [c for c in CATEGORIES if np.any(truth == c)]:
             n_rel = int(np.sum(truth == c))
             for ranking in RANKINGS:
-                for aggregate in AGGREGATES:
+                for aggregate in [a for a in AGGREGATES if aggregate_error(ranking, a) is None]:
                     res = lib.search(c, k=min(len(paths), 1000), ranking=ranking, aggregate=aggregate)
                     ranked = [name for h in res.hits for name in (h.path, *h.duplicates)]
                     rel = np.array([relevant_of.get(Path(n).name) == c for n in ranked], float)

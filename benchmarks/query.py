@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from earmark.engine.query.rank import AGGREGATES, DEFAULT_RANKING, RANKINGS
+
 QUERIES = [
     "birds singing", "a crackling campfire", "rain on a tin roof", "footsteps on gravel", "a dog barking",
     "a door slams", "church bells", "thunder rumbling", "a man speaking", "a woman laughing",
@@ -35,6 +37,7 @@ def build(directory: Path, n_segments: int, seed: int = 0) -> "Library":
     from earmark.engine.audio import load_mono
     from earmark.engine.demo import demo_sounds_dir
     from earmark.engine.library import Library
+    from earmark.engine.window_pooling import window_power
     from earmark.engine.windows import iter_windows
     from earmark.index.store import Root, Segment, Sound
 
@@ -45,12 +48,13 @@ def build(directory: Path, n_segments: int, seed: int = 0) -> "Library":
         raise SystemExit(f"{directory} holds a smaller library; remove it or pick another --dir")
     lib = Library.init(directory)
     enc = lib.encoder
-    base = []
+    base, base_power = [], []
     for f in sorted(demo_sounds_dir().glob("*.ogg")):
         x = load_mono(f, enc.sample_rate)
         wins = np.stack([w.samples for w in iter_windows([x], enc.sample_rate, enc.window_samples, lib.hop_samples)])
         base.append(enc.embed_audio(wins))
-    base = np.concatenate(base)
+        base_power.append(window_power(wins))
+    base, base_power = np.concatenate(base), np.concatenate(base_power)
     rng = np.random.default_rng(seed)
     per_sound = 10
     enc_id = lib.encoder_record_id()
@@ -66,12 +70,14 @@ def build(directory: Path, n_segments: int, seed: int = 0) -> "Library":
                        "encoder_id": enc_id} for i in range(0, n, per_sound)]
             res = s.execute(insert(Sound).returning(Sound.id), sounds)
             ids = [r[0] for r in res]
-            pick = base[rng.integers(len(base), size=n)]
+            which = rng.integers(len(base), size=n)
+            pick, power = base[which], base_power[which]
             vecs = pick + 0.35 * rng.standard_normal(pick.shape).astype(np.float32) / np.sqrt(pick.shape[1])
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
             s.execute(insert(Segment), [{"sound_id": ids[i // per_sound], "start": (i % per_sound) * enc.window_seconds / 2,
                                          "end": (i % per_sound) * enc.window_seconds / 2 + enc.window_seconds,
-                                         "embedding": vecs[i].astype(np.float32).tobytes(), "encoder_id": enc_id}
+                                         "embedding": vecs[i].astype(np.float32).tobytes(), "encoder_id": enc_id,
+                                         "power": float(power[i])}
                                         for i in range(n)])
         lib.bump_data_version(s)
     print(f"stored {n_segments} segments in {time.perf_counter() - t0:.1f} s; computing concept codes ...")
@@ -94,20 +100,24 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=100_000)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/earmark-bench-query"))
     ap.add_argument("--repeats", type=int, default=2, help="passes over the query list")
-    ap.add_argument("--ranking", choices=("dense", "fusion", "concept"), default="dense",
+    ap.add_argument("--ranking", choices=RANKINGS, default=DEFAULT_RANKING,
                     help="search's ranking (default: the product's, dense; docs/query-language.md's recorded "
                          "run used fusion, the default before 2026-12-06)")
+    ap.add_argument("--aggregate", choices=AGGREGATES, default=None,
+                    help="windows → sounds (default: the ranking's own, pooled for dense)")
     args = ap.parse_args()
     from sqlalchemy import select
 
     from earmark.index.store import Segment
 
     lib = build(args.dir, args.segments)
-    lib.search("warm up", k=10, ranking=args.ranking)  # loads the indexes and the dictionary once
+    lib.search("warm up", k=10, ranking=args.ranking, aggregate=args.aggregate)  # loads the indexes and the dictionary once
     stages: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for q in QUERIES:
-            res = lib.search(q, k=10, ranking=args.ranking)
+            res = lib.search(q, k=10, ranking=args.ranking, aggregate=args.aggregate)
+            if res.query.notes:
+                raise SystemExit(f"{args.dir}: {res.query.notes[0]}; build a fresh library with another --dir")
             for k, v in res.timing_ms.items():
                 stages.setdefault(k, []).append(v)
     # Baseline: embed the text, matmul over every stored vector, argsort (no explanations).
@@ -123,8 +133,8 @@ def main() -> None:
             base_ms.append((time.perf_counter() - t0) * 1000)
             assert len(top)
     n = lib.status().segments
-    print(f"\n# earmark query latency, {n} segments, {len(QUERIES) * args.repeats} queries, "
-          f"{datetime.now(timezone.utc):%Y-%m-%d}\n")
+    print(f"\n# earmark query latency, {n} segments, {len(QUERIES) * args.repeats} queries, ranking "
+          f"{res.query.ranking}/{res.query.aggregate}, {datetime.now(timezone.utc):%Y-%m-%d}\n")
     print("| stage | p50 ms | p90 ms | p99 ms |\n|---|---|---|---|")
     for k in ("parse", "encode", "search", "rank", "explain", "total"):
         v = stages[k]

@@ -593,10 +593,11 @@ class Library:
         return hit[0]
 
     # -- queries ------------------------------------------------------------------------
-    def search(self, query: str | bytes, *, k: int = 10, ranking: str = DEFAULT_RANKING, aggregate: str = "max",
+    def search(self, query: str | bytes, *, k: int = 10, ranking: str = DEFAULT_RANKING, aggregate: str | None = None,
                path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
                root: str | None = None, exclude_sounds: Sequence[int] = ()) -> "SearchResult":
-        """Search by text, concepts (+rain -music rain:0.7) and example sounds (like:FILE@a-b)."""
+        """Search by text, concepts (+rain -music rain:0.7) and example sounds (like:FILE@a-b);
+        ``aggregate`` None is the ranking's default (query/rank.py)."""
         from .search import search
 
         with self.read_snapshot():

@@ -9,8 +9,8 @@ Pipeline (DESIGN.md, "Queries and explanations"):
 3. search: dense (⟨z_q, z_s⟩) and/or concept (Σ_c q_c·w_{s,c}) through the library's index
    backend (FAISS + postings files, or Milvus), restricted to the segments the filters and
    -concepts allow;
-4. rank: dense by default (or concept, or their reciprocal-rank fusion), aggregate windows to sounds, show identical
-   files once;
+4. rank: dense by default (or concept, or their reciprocal-rank fusion), aggregate windows to sounds (dense:
+   each candidate sound re-scored by its windows pooled by power), show identical files once;
 5. explain: per hit, each shared concept's q_c, w_{s,c} and contribution (they sum exactly to
    the concept score), the hit's own top concepts, and the concept account of its dense score.
 """
@@ -29,7 +29,8 @@ from ..index.store import Root, Segment, Sound
 from .encoders.base import l2_normalise
 from .query.explain import explain_concepts, explain_dense
 from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
-from .query.rank import AGGREGATES, DEFAULT_RANKING, RANKINGS, SegmentHit, aggregate_segments, dedupe_by_hash
+from .query.rank import (DEFAULT_RANKING, RANKINGS, SegmentHit, aggregate_error, aggregate_segments, dedupe_by_hash,
+                         default_aggregate)
 from .window_pooling import embed_and_pool, pool_windows
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class QueryForm:
     like: list[str]
     filters: dict
     ranking: str
+    aggregate: str = "max"
+    # Said when the ranking is not exactly what was asked for (e.g. sounds indexed before window
+    # power was stored, which "pooled" ranks by their best window).
+    notes: list[str] = field(default_factory=list)
     # Training labels whose mean sound the encoder blended into the free text's vector, with
     # their blend weights (the embedded encoder's sound prototypes; empty for other encoders,
     # and for text no training label is close to). Not about the library being searched.
@@ -84,7 +89,7 @@ class Hit:
     sound_id: int
     path: str
     abs_path: str
-    score: float  # the ranking score (fusion: RRF; dense: cosine; concept: Σ q·w)
+    score: float  # the ranking score (fusion: RRF; dense: cosine, of the pooled sound or the window; concept: Σ q·w)
     dense_score: float | None
     concept_score: float | None
     start: float  # best window, seconds
@@ -245,16 +250,17 @@ def _allowed_segments(lib: "Library", parsed: ParsedQuery) -> np.ndarray | None:
     return np.array(ids, np.int64)
 
 
-def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DEFAULT_RANKING, aggregate: str = "max",
+def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DEFAULT_RANKING, aggregate: str | None = None,
            path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
            root: str | None = None, exclude_sounds: Sequence[int] = (),
            only_sounds: Sequence[int] | None = None) -> SearchResult:
     """Run a query against ``lib`` (see module docstring); ``exclude_sounds`` are never hits,
-    ``only_sounds`` (when given) are the only candidates."""
+    ``only_sounds`` (when given) are the only candidates; ``aggregate`` None is the ranking's default."""
     if ranking not in RANKINGS:
         raise QuerySyntaxError(f"ranking must be one of {', '.join(RANKINGS)}, got '{ranking}'", field="ranking")
-    if aggregate not in AGGREGATES:
-        raise QuerySyntaxError(f"aggregate must be one of {', '.join(AGGREGATES)}, got '{aggregate}'", field="aggregate")
+    aggregate = aggregate or default_aggregate(ranking)
+    if (why := aggregate_error(ranking, aggregate)) is not None:
+        raise QuerySyntaxError(why, field="aggregate")
     if not 1 <= k <= 1000:
         raise QuerySyntaxError(f"k must be between 1 and 1000, got {k}", field="k")
     t = {"start": time.perf_counter()}
@@ -287,13 +293,20 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     meta = _segment_meta(lib, seg_ids)
     seg_hits = [SegmentHit(sid, meta[sid]["sound_id"], scored[sid], meta[sid]["start"], meta[sid]["end"])
                 for sid in seg_ids if sid in meta]
-    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate) if h.sound_id not in set(exclude_sounds)]
+    notes: list[str] = []
+    pooled = None
+    if aggregate == "pooled" and plan.dense is not None:
+        pooled, unweighted = _pooled_scores(lib, {h.sound_id for h in seg_hits}, plan.dense)
+        if unweighted:
+            notes.append(f"{unweighted} candidate sound(s) indexed before window power was stored (migration 0007) "
+                         f"are ranked by their best window")
+    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled) if h.sound_id not in set(exclude_sounds)]
     sound_meta = _sound_meta(lib, [h.sound_id for h in sounds])
     sounds = dedupe_by_hash(sounds, {sid: m["content_hash"] for sid, m in sound_meta.items()})[:k]
     t["rank"] = time.perf_counter()
     hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book)
     t["explain"] = time.perf_counter()
-    form = _query_form(query, parsed, plan, book, ranking)
+    form = _query_form(query, parsed, plan, book, ranking, aggregate, notes)
     stages = ["load", "parse", "encode", "search", "rank", "explain"]
     timing, prev = {}, t["start"]
     for st in stages:
@@ -358,6 +371,30 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
     return hits
 
 
+def _pooled_scores(lib: "Library", sound_ids: set[int], q: np.ndarray) -> tuple[dict[int, float], int]:
+    """(sound id → ⟨q, the sound's windows pooled by power⟩, how many sounds could not be pooled).
+
+    All of a sound's stored windows count, not only those the window search returned, so a
+    sound scores the same in every query. A sound with a window of unknown power (indexed before
+    migration 0007) is left out and counted.
+    """
+    if not sound_ids:
+        return {}, 0
+    windows: dict[int, list[tuple[bytes, float | None]]] = {}
+    with lib.session() as s:
+        rows = s.execute(select(Segment.sound_id, Segment.embedding, Segment.power)
+                         .where(Segment.sound_id.in_([int(i) for i in sound_ids])).order_by(Segment.id))
+        for sound_id, blob, power in rows:
+            windows.setdefault(sound_id, []).append((blob, power))
+    out: dict[int, float] = {}
+    for sound_id, ws in windows.items():
+        if any(p is None for _, p in ws):
+            continue
+        emb = np.stack([np.frombuffer(b, np.float32) for b, _ in ws])
+        out[sound_id] = float(pool_windows(emb, np.array([p for _, p in ws])) @ q)
+    return out, len(windows) - len(out)
+
+
 def _dense_scores(lib: "Library", segment_ids: Sequence[int], q: np.ndarray) -> dict[int, float]:
     """⟨stored vector, q⟩ of hits the dense search did not return, in one query."""
     if not segment_ids:
@@ -367,7 +404,8 @@ def _dense_scores(lib: "Library", segment_ids: Sequence[int], q: np.ndarray) -> 
         return {sid: float(np.frombuffer(blob, np.float32) @ q) for sid, blob in rows}
 
 
-def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str) -> QueryForm:
+def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str, aggregate: str,
+                notes: list[str]) -> QueryForm:
     concepts: list[ConceptWeight] = []
     if plan.concept is not None and book is not None:
         nz = np.flatnonzero(plan.concept)
@@ -377,4 +415,4 @@ def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str) -> Q
     return QueryForm(text=shown, free_text=parsed.free_text, concepts=concepts,
                      excluded=[book.concepts[i] for i in plan.exclude] if book else [],
                      like=[c.path for c in parsed.like], filters=parsed.filters.to_dict(), ranking=ranking,
-                     borrowed_from=[BorrowedLabel(lab, w) for lab, w in plan.borrowed])
+                     aggregate=aggregate, notes=notes, borrowed_from=[BorrowedLabel(lab, w) for lab, w in plan.borrowed])

@@ -281,3 +281,62 @@ def test_embed_and_pool_batches_a_stream_as_one_pool(fake_encoder):
     whole = pool_windows(fake_encoder.embed_audio(np.stack(wins)), window_power(np.stack(wins)))
     np.testing.assert_allclose(embed_and_pool(fake_encoder, iter(wins), batch=3), whole, atol=1e-6)
     assert embed_and_pool(fake_encoder, iter([])) is None
+
+
+def _pooled_by_hand(lib, path: str, q: np.ndarray) -> float:
+    """⟨q, the file's stored windows pooled by power⟩, read straight from the SQLite file."""
+    import sqlite3
+
+    from earmark.index import db
+
+    con = sqlite3.connect(lib.path / db.DB_NAME)
+    rows = con.execute("SELECT embedding, power FROM segments JOIN sounds ON sounds.id = segments.sound_id "
+                       "WHERE sounds.path = ? ORDER BY segments.id", (path,)).fetchall()
+    con.close()
+    emb = np.stack([np.frombuffer(e, np.float32) for e, _ in rows]).astype(np.float64)
+    v = np.array([p for _, p in rows]) @ emb
+    return float(v @ q / np.linalg.norm(v))
+
+
+def test_dense_ranks_sounds_by_their_pooled_windows(known):
+    """Dense ranking's default aggregate scores each sound's windows pooled by power, so a file
+    that is one third beep no longer nearly ties, as its best window does, with pure noise."""
+    lib, _ = known
+    q, _ = lib.encoder.embed_query("noise")
+    pooled = lib.search("noise")
+    assert pooled.query.aggregate == "pooled" and not pooled.query.notes
+    for h in pooled.hits:
+        assert math.isclose(h.score, _pooled_by_hand(lib, h.path, q), rel_tol=1e-5, abs_tol=1e-6), h.path
+    best = {h.path: h for h in lib.search("noise", aggregate="max").hits}
+    assert abs(best["white_noise.wav"].score - best["sub/beep_then_noise.wav"].score) < 0.02
+    mixed = next(h for h in pooled.hits if h.path == "sub/beep_then_noise.wav")
+    assert paths(pooled)[0] == "white_noise.wav" and mixed.score < pooled.hits[0].score - 0.1
+    # the reported window is still the sound's best one
+    assert (mixed.start, mixed.end) == (best["sub/beep_then_noise.wav"].start, best["sub/beep_then_noise.wav"].end)
+    assert lib.search("noise", ranking="fusion").query.aggregate == "max"
+
+
+@pytest.mark.parametrize("ranking", ["fusion", "concept"])
+def test_pooled_aggregate_needs_dense_ranking(known, ranking):
+    lib, _ = known
+    with pytest.raises(QuerySyntaxError, match="needs ranking 'dense'") as exc:
+        lib.search("a high beep", ranking=ranking, aggregate="pooled")
+    assert exc.value.field == "aggregate"
+
+
+def test_pooled_ranks_windows_of_unknown_power_by_the_best_one_and_says_so(known):
+    import sqlite3
+
+    from earmark.index import db
+
+    lib, _ = known
+    con = sqlite3.connect(lib.path / db.DB_NAME)
+    con.execute("UPDATE segments SET power = NULL WHERE sound_id = (SELECT id FROM sounds WHERE path = 'white_noise.wav')")
+    con.commit()
+    con.close()
+    res = lib.search("noise", k=10)
+    best = {h.path: h.score for h in lib.search("noise", aggregate="max", k=10).hits}
+    noise_hit = next(h for h in res.hits if h.path == "white_noise.wav")
+    assert noise_hit.score == best["white_noise.wav"]
+    assert res.query.notes == ["1 candidate sound(s) indexed before window power was stored (migration 0007) "
+                               "are ranked by their best window"]

@@ -362,6 +362,10 @@ def test_search_rankings_and_filters(client):
     assert dense["hits"][0]["path"] == "hum.flac"
     # dense is the default ranking (docs/model-card.md, "Text search on an unseen library")
     assert client.get("/api/search", params={"q": "low hum", "k": 1}).json()["query"]["ranking"] == "dense"
+    # ... with windows pooled by power as its default aggregate; the window-only rankings cannot pool
+    assert client.get("/api/search", params={"q": "low hum", "k": 1}).json()["query"]["aggregate"] == "pooled"
+    err = assert_error(client.get("/api/search", params={"q": "low hum", "ranking": "fusion", "aggregate": "pooled"}), 400)
+    assert err["field"] == "aggregate" and "needs ranking 'dense'" in err["message"]
     sub = client.get("/api/search", params={"q": "beep", "path_glob": "sub/*", "k": 5}).json()["hits"]
     assert sub and all(h["path"].startswith("sub/") for h in sub)
     short = client.get("/api/search", params={"q": "beep", "max_duration": 1.6, "k": 10}).json()["hits"]

@@ -90,8 +90,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(400, "unknown_concept", str(exc),
                                   suggestions=list(getattr(exc, "suggestions", []) or []))
 
+        async def _query_syntax(_: Request, exc: Exception) -> JSONResponse:
+            # which part of the request was wrong: the query text, or a parameter such as "aggregate"
+            field = getattr(exc, "field", None)
+            return error_response(400, "query_syntax", str(exc), **({"field": field} if field else {}))
+
         app.add_exception_handler(unknown_cls, _unknown_concept)
-        app.add_exception_handler(syntax_cls, _fixed(400, "query_syntax"))
+        app.add_exception_handler(syntax_cls, _query_syntax)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from ..query.rank import DEFAULT_RANKING
+from ..query.rank import AGGREGATES, DEFAULT_RANKING, RANKINGS
 from .errors import ApiError
 from .query_refs import checked_query
 from .state import ServerState, get_state
@@ -16,8 +16,8 @@ router = APIRouter(prefix="/api", tags=["search"])
 
 MAX_K = 200
 MAX_QUERY_CHARS = 2000
-Ranking = Literal["fusion", "dense", "concept"]
-Aggregate = Literal["max", "topk-mean"]
+Ranking = Literal[RANKINGS]  # type: ignore[valid-type]  # Literal of the tuple's strings
+Aggregate = Literal[AGGREGATES]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -26,7 +26,8 @@ class SearchOptions:
 
     k: int = Query(10, ge=1, le=MAX_K, description="number of sounds to return")
     ranking: Ranking = Query(DEFAULT_RANKING, description="score by dense similarity (default), concept similarity, or their fusion")
-    aggregate: Aggregate = Query("max", description="how a sound's window scores combine: best window, or mean of the top ones")
+    aggregate: Aggregate | None = Query(None, description="how a sound's windows combine: pooled by loudness (dense "
+                                        "ranking's default), best window (the others' default), or mean of the best three")
     path_glob: str | None = Query(None, max_length=500, description="only sounds whose path matches this glob")
     min_duration: float | None = Query(None, ge=0, description="only sounds at least this long (seconds)")
     max_duration: float | None = Query(None, ge=0, description="only sounds at most this long (seconds)")
