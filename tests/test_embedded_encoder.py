@@ -183,3 +183,29 @@ def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: Embedded
 def test_bench_prompts_are_the_bare_label_and_the_sentence_unless_the_checkpoint_templates(enc: EmbeddedEncoder) -> None:
     # v4 embeds text as typed, so bench averages both; a templating checkpoint gets the label alone
     assert enc.default_prompts == (("{}",) if enc.prompt_ensemble else ("{}", "This is a sound of {}"))
+
+
+def test_a_library_on_other_embedded_weights_reopens_with_them(tmp_path: Path, monkeypatch) -> None:
+    """`--encoder embedded:PATH` (e.g. weights from `earmark train-encoder`) is what the library
+    records, as an absolute path, so it reopens with those weights, not the shipped ones."""
+    import shutil
+
+    import torch
+
+    from earmark.engine.library import Library
+
+    payload = torch.load(shipped_weights_path(), map_location="cpu", weights_only=True)
+    name = next(k for k, v in payload["state"].items() if v.is_floating_point())
+    payload["state"][name] = payload["state"][name] * 1.01  # other weights: another fingerprint
+    (tmp_path / "mine").mkdir()
+    torch.save(payload, tmp_path / "mine" / "weights.pt")
+    monkeypatch.chdir(tmp_path)
+    lib = Library.init(tmp_path / "lib", encoder="embedded:mine/weights.pt")
+    fingerprint = lib.encoder.fingerprint
+    monkeypatch.chdir(tmp_path / "mine")  # the relative path no longer names the file
+    again = Library(tmp_path / "lib")
+    assert again.encoder.fingerprint == fingerprint
+    assert again.encoder.name == f"embedded:{tmp_path / 'mine' / 'weights.pt'}"
+    shutil.rmtree(tmp_path / "mine")
+    with pytest.raises(Exception, match="weights.pt"):
+        Library(tmp_path / "lib").encoder

@@ -124,7 +124,12 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             state["sound_prototypes.keys"] = prototypes.keys
             state["sound_prototypes.prototypes"] = prototypes.prototypes
         fp = fingerprint_of(state, config)
-        return cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config, prototypes)
+        enc = cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config, prototypes)
+        if path:
+            # The spec a library records and reopens with: other weights than the shipped ones
+            # must be found again from any working directory.
+            enc.name = f"embedded:{weights.expanduser().resolve()}"
+        return enc
 
     # ------------------------------------------------------------------ Encoder face
     @property
