@@ -50,6 +50,11 @@ def test_hub_id_resolves_from_the_local_cache(tiny_dir, tmp_path, monkeypatch) -
     assert np.array_equal(by_id.embed_audio(x), by_dir.embed_audio(x))
 
 
+def test_a_relative_directory_is_recorded_absolute(tiny_dir, monkeypatch) -> None:
+    monkeypatch.chdir(tiny_dir.parent)
+    assert load_encoder(f"hf:{tiny_dir.name}", device="cpu").name == f"hf:{tiny_dir.resolve()}"
+
+
 def test_directory_without_config_names_the_missing_file(tmp_path) -> None:
     d = tmp_path / "half"
     d.mkdir()

@@ -31,6 +31,19 @@ def test_spec_parsing() -> None:
         LaionSpec.parse("x.pt?fusion=yes")
 
 
+def test_spec_is_recorded_with_absolute_local_paths(tmp_path, monkeypatch) -> None:
+    """What a library records (the encoder's name) must reopen from any working directory."""
+    (tmp_path / "m.pt").write_bytes(b"")
+    (tmp_path / "roberta").mkdir()
+    (tmp_path / "cfg.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    spec = LaionSpec.parse("m.pt?text=roberta&amodel=cfg.json&fusion=0")
+    assert spec.absolute() == f"{tmp_path}/m.pt?text={tmp_path}/roberta&amodel={tmp_path}/cfg.json&fusion=0"
+    assert LaionSpec.parse(spec.absolute()) == LaionSpec(tmp_path / "m.pt", f"{tmp_path}/roberta", f"{tmp_path}/cfg.json", False)
+    # names that are not local files (an amodel name) stay as given
+    assert LaionSpec.parse("m.pt?amodel=HTSAT-tiny").absolute() == f"{tmp_path}/m.pt?amodel=HTSAT-tiny"
+
+
 def test_roberta_dir_missing_files_are_named(tmp_path, monkeypatch) -> None:
     d = tmp_path / "roberta"
     d.mkdir()

@@ -123,7 +123,9 @@ class HFClapEncoder(Encoder):
         config["model_config"].pop("transformers_version", None)
         config["model_config"].pop("_name_or_path", None)
         fp = fingerprint_of(model.state_dict(), config)
-        return cls(f"hf:{arg}", model, processor, device, fp, config)
+        # A local directory is recorded absolute, so a library reopens from any working directory.
+        name = f"hf:{model_dir.resolve()}" if Path(arg).expanduser().exists() else f"hf:{arg}"
+        return cls(name, model, processor, device, fp, config)
 
     @property
     def fingerprint(self) -> str:
