@@ -289,19 +289,22 @@ def print_result(result, as_json: bool) -> None:
     table = Table("#", "score", "file", "window (s)", "matched concepts", box=None, pad_edge=False)
     # One scale for the whole table, so a weak hit's bars are short, not full width; one per kind,
     # because shared-concept contributions (concept score) and the account of a dense match
-    # (shown for hits that share no query concept) are in different units.
+    # (dense ranking, or hits that share no query concept) are in different units.
     scale_concept = max((c.contribution for h in result.hits for c in h.contributions), default=0.0)
     scale_dense = max((c.contribution for h in result.hits for c in h.dense_contributions), default=0.0)
     hidden = 0
     for h in result.hits:
-        # A hit whose shared concepts all fall under the table's cut-off shares nothing worth
-        # showing: show what its dense score is made of instead of "-" (its tiny shared concepts
-        # are still counted as hidden and are in --json).
-        shown = [c for c in h.contributions if c.contribution > 0]
-        scale = scale_concept
-        if not any(major([c.contribution for c in shown], scale)):
+        # Show what ranked the hit: under dense ranking, the concept account of its dense score;
+        # otherwise its shared concepts (the concept score), or, when those all fall under the
+        # cut-off, the dense account instead of "-" (the tiny shared concepts count as hidden
+        # and are in --json).
+        shown, scale = [c for c in h.contributions if c.contribution > 0], scale_concept
+        dense_account = [c for c in h.dense_contributions if c.contribution > 0]
+        if q.ranking == "dense":
+            shown, scale = dense_account, scale_dense
+        elif not any(major([c.contribution for c in shown], scale)):
             hidden += len(shown)
-            shown, scale = [c for c in h.dense_contributions if c.contribution > 0], scale_dense
+            shown, scale = dense_account, scale_dense
         keep = major([c.contribution for c in shown], scale)
         hidden += sum(not k for k in keep)
         lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}"

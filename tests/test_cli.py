@@ -112,11 +112,11 @@ def test_search_shows_which_training_sounds_the_query_borrowed(tmp_path):
     assert nothing["query"]["borrowed_from"] == []
 
 
-def _result(hits, concepts):
+def _result(hits, concepts, ranking="fusion"):
     from earmark.engine.search import ConceptWeight, QueryForm, SearchResult
 
     q = QueryForm(text="q", free_text="q", concepts=[ConceptWeight(c, w) for c, w in concepts], excluded=[], like=[],
-                  filters={}, ranking="fusion")
+                  filters={}, ranking=ranking)
     return SearchResult(query=q, hits=hits, timing_ms={"total": 1.0})
 
 
@@ -151,6 +151,12 @@ def test_table_hides_minor_concepts_and_scales_bars_across_hits(capsys):
     out = capsys.readouterr().out
     assert "████████████ low drone +0.090" in out and "stir" not in out.split("\n", 1)[1]
     assert "(1 matched concepts under 10% of the largest are not shown" in out
+    # under dense ranking every hit shows the concept account of the dense score that ranked it
+    print_result(_result([_hit(1, [("rain", 0.40)], dense=[("drizzle", 0.2)]), _hit(2, [("stir", 0.3)], dense=[("low drone", 0.09)])],
+                         [("rain", 0.7)], ranking="dense"), as_json=False)
+    out = capsys.readouterr().out.split("\n", 1)[1]
+    assert "████████████ drizzle +0.200" in out and "█████······· low drone +0.090" in out
+    assert "rain +" not in out and "stir" not in out and "not shown" not in out
     print_result(res, as_json=True)
     data = json.loads(capsys.readouterr().out)
     assert [c["concept"] for c in data["hits"][1]["contributions"]] == ["thunder", "smut"]

@@ -221,11 +221,12 @@ function showResults(result, label) {
   list.innerHTML = "";
   const hits = result.hits || [];
   $("#query-info").textContent = `${describeQuery(result.query, label)} · ${hits.length} result${hits.length === 1 ? "" : "s"}`;
-  hits.forEach((hit, i) => list.appendChild(renderHit(hit, i + 1)));
+  const ranking = (result.query && result.query.ranking) || "dense";
+  hits.forEach((hit, i) => list.appendChild(renderHit(hit, i + 1, ranking)));
 }
 
 // ---------------------------------------------------------------- one hit
-function renderHit(hit, rank) {
+function renderHit(hit, rank, ranking) {
   const li = $("#hit-template").content.firstElementChild.cloneNode(true);
   li.dataset.soundId = hit.sound_id;
   $(".rank", li).textContent = `${rank}.`;
@@ -239,8 +240,10 @@ function renderHit(hit, rank) {
   $(".play-best", li).addEventListener("click", () => playRange(audio, hasRange ? hit.start : 0, hasRange ? hit.end : null));
   $(".similar", li).addEventListener("click", () => findSimilar(hit));
   $(".show-evidence", li).addEventListener("click", () => showEvidence(li, hit));
-  // Concept contributions to the score; under dense ranking, the concept account of the dense score.
-  const bars = (hit.contributions && hit.contributions.length) ? hit.contributions : (hit.dense_contributions || []);
+  // What ranked the hit: under dense ranking the concept account of its dense score, otherwise
+  // its shared concepts' contributions to the concept score (the dense account when it shares none).
+  const shared = hit.contributions || [];
+  const bars = (ranking !== "dense" && shared.length) ? shared : (hit.dense_contributions || []);
   renderBars($(".bars", li), bars);
   renderChips($(".top-concepts", li), hit.top_concepts || []);
   drawWaveform($(".wave", li), hit, audio);
