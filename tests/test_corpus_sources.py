@@ -214,6 +214,28 @@ def test_megaglest_unit_sounds_are_labelled_by_what_the_unit_does(tmp_path):
     assert got == files
 
 
+def test_ambience_loops_and_footsteps_are_labelled_by_their_sound(tmp_path):
+    """'loop' says how a sound is used: an ambience loop is its sound, a bare loop is music; a
+    footstep word beats the material beside it, which becomes the surface."""
+    f = _package(tmp_path / "f", "flare-game")
+    fx = f / "usr" / "share" / "games" / "flare" / "mods" / "fantasycore" / "soundfx"
+    files = {
+        "environment/open_fire_loop.ogg": "fire crackling",
+        "environment/river_loop.ogg": "a stream of running water",
+        "environment/cave_wind_loop.ogg": "wind blowing",
+        "environment/bird_twitter_loop.ogg": "birds chirping",
+        "steps/step_leather1.ogg": "footsteps, leather shoes",
+        "steps/step_cloth1.ogg": "footsteps",
+        "music/title_loop.ogg": "a piece of music",  # music folders decide before keywords
+        "misc/battle_loop.ogg": "a music loop",
+    }
+    for i, rel in enumerate(files):
+        (fx / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fx / rel).write_bytes(_wav(200 + 37 * i))
+    got = {str(Path(it.path).relative_to(fx)): it.label for it in label_package("flare-game", f)}
+    assert got == files
+
+
 def _teeworlds(tmp_path: Path) -> tuple[Path, Path]:
     t = _package(tmp_path / "t", "teeworlds-data")
     audio = t / "usr" / "share" / "games" / "teeworlds" / "data" / "audio"

@@ -181,7 +181,7 @@ def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: Embedded
 
 
 def test_bench_prompts_are_the_bare_label_and_the_sentence_unless_the_checkpoint_templates(enc: EmbeddedEncoder) -> None:
-    # v4 embeds text as typed, so bench averages both; a templating checkpoint gets the label alone
+    # v4 and v5 embed text as typed, so bench averages both; a templating checkpoint gets the label alone
     assert enc.default_prompts == (("{}",) if enc.prompt_ensemble else ("{}", "This is a sound of {}"))
 
 

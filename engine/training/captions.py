@@ -268,18 +268,33 @@ def tokens_of(text: str) -> list[str]:
     return [w for w in out if w]
 
 
+# Words that say a file is footsteps wherever they stand: the material beside them is the
+# surface (refine), not the sound ("step_leather1" is footsteps in leather shoes, not leather creaking).
+STEP_WORDS = ("footstep", "footsteps", "step", "steps")
+# Words that describe how a sound is used, not what it is: a label only when nothing else names
+# the sound ("open_fire_loop" is a fire, "loop_garzul" a music loop).
+WEAK_KEYWORDS = ("loop",)
+
+
 def keyword_label(tokens: list[str]) -> str | None:
-    """The label of the most specific keyword among ``tokens`` (two-word phrases first, last token wins)."""
+    """The label of the most specific keyword among ``tokens``: two-word phrases first, then a
+    footstep word, then the last keyword token; a weak keyword only when nothing else matches."""
     for i in range(len(tokens) - 2, -1, -1):
         pair = f"{tokens[i]} {tokens[i + 1]}"
         if pair in KEYWORDS:
             return KEYWORDS[pair]
-    for tok in reversed(tokens):
-        if tok in KEYWORDS:
+    for tok in tokens:
+        if tok in STEP_WORDS:
             return KEYWORDS[tok]
-        if tok.endswith("s") and tok[:-1] in KEYWORDS:
-            return KEYWORDS[tok[:-1]]
-    return None
+    weak = None
+    for tok in reversed(tokens):
+        key = tok if tok in KEYWORDS else tok[:-1] if tok.endswith("s") and tok[:-1] in KEYWORDS else None
+        if key is None:
+            continue
+        if key not in WEAK_KEYWORDS:
+            return KEYWORDS[key]
+        weak = weak or KEYWORDS[key]
+    return weak
 
 
 def refine(label: str, tokens: list[str]) -> str:

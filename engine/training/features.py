@@ -27,6 +27,7 @@ import soxr
 import torch
 from tqdm import tqdm
 
+from ..audio import open_sound
 from ..encoders.embedded_model import AudioTower
 from .captions import mix_label
 from .corpus import CorpusItem
@@ -44,8 +45,11 @@ class FeatureSet:
 
 
 def load_mono(path: str, sample_rate: int) -> np.ndarray:
-    """Decode ``path`` to mono float32 at ``sample_rate`` Hz (soundfile + soxr)."""
-    data, sr = sf.read(path, dtype="float32", always_2d=True)
+    """Decode ``path`` to mono float32 at ``sample_rate`` Hz (soundfile + soxr, the whole file
+    resampled at once). Opened as the product opens files, so Ogg Vorbis wrapped in RIFF/WAVE
+    (some lmms-common samples) decodes too."""
+    with open_sound(path) as f:
+        data, sr = f.read(dtype="float32", always_2d=True), f.samplerate
     mono = data.mean(axis=1)
     if sr != sample_rate:
         mono = soxr.resample(mono, sr, sample_rate, quality="HQ").astype(np.float32)
