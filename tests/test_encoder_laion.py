@@ -37,11 +37,13 @@ def test_spec_is_recorded_with_absolute_local_paths(tmp_path, monkeypatch) -> No
     (tmp_path / "roberta").mkdir()
     (tmp_path / "cfg.json").write_text("{}")
     monkeypatch.chdir(tmp_path)
-    spec = LaionSpec.parse("m.pt?text=roberta&amodel=cfg.json&fusion=0")
-    assert spec.absolute() == f"{tmp_path}/m.pt?text={tmp_path}/roberta&amodel={tmp_path}/cfg.json&fusion=0"
-    assert LaionSpec.parse(spec.absolute()) == LaionSpec(tmp_path / "m.pt", f"{tmp_path}/roberta", f"{tmp_path}/cfg.json", False)
-    # names that are not local files (an amodel name) stay as given
-    assert LaionSpec.parse("m.pt?amodel=HTSAT-tiny").absolute() == f"{tmp_path}/m.pt?amodel=HTSAT-tiny"
+    spec = "m.pt?text=roberta&amodel=cfg.json&fusion=0"
+    assert LaionSpec.absolute(spec) == f"{tmp_path}/m.pt?text={tmp_path}/roberta&amodel={tmp_path}/cfg.json&fusion=0"
+    assert LaionSpec.parse(LaionSpec.absolute(spec)) == LaionSpec(tmp_path / "m.pt", f"{tmp_path}/roberta",
+                                                                  f"{tmp_path}/cfg.json", False)
+    # options keep their order; names that are not local files (an amodel name) stay as given
+    assert LaionSpec.absolute("m.pt?amodel=HTSAT-tiny&text=roberta") == f"{tmp_path}/m.pt?amodel=HTSAT-tiny&text={tmp_path}/roberta"
+    assert LaionSpec.absolute(f"{tmp_path}/m.pt") == f"{tmp_path}/m.pt"
 
 
 def test_roberta_dir_missing_files_are_named(tmp_path, monkeypatch) -> None:

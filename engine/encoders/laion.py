@@ -79,17 +79,18 @@ class LaionSpec:
         return cls(Path(path).expanduser(), opts.get("text") or None, opts.get("amodel") or None,
                    None if fusion is None else fusion == "1", opts.get("trust") == "1")
 
-    def absolute(self) -> str:
-        """The argument again, with every local path made absolute: what a library records, so it
-        reopens from any working directory."""
+    @staticmethod
+    def absolute(arg: str) -> str:
+        """``arg`` again, options in the order given, with every local path made absolute: what a
+        library records, so it reopens from any working directory."""
         def abs_if_local(value: str) -> str:
             local = Path(value).expanduser()
             return str(local.resolve()) if local.exists() else value
 
-        opts = {"text": self.text_dir and abs_if_local(self.text_dir), "amodel": self.amodel and abs_if_local(self.amodel),
-                "fusion": None if self.fusion is None else str(int(self.fusion)), "trust": "1" if self.trust else None}
-        query = "&".join(f"{k}={v}" for k, v in opts.items() if v)
-        return str(self.checkpoint.resolve()) + (f"?{query}" if query else "")
+        path, _, query = arg.partition("?")
+        opts = [(k, abs_if_local(v) if k in ("text", "amodel") else v)
+                for k, v in parse_qsl(query, keep_blank_values=True)] if query else []
+        return abs_if_local(path) + ("?" + "&".join(f"{k}={v}" for k, v in opts) if opts else "")
 
 
 def clap_module() -> Any:
@@ -362,7 +363,7 @@ class LaionClapEncoder(Encoder):
         config["roberta"].pop("transformers_version", None)
         config["roberta"].pop("_name_or_path", None)
         fp = fingerprint_of(model.state_dict(), config)
-        return cls(f"laion:{spec.absolute()}", model, tokenizer, model_cfg, fusion, device, fp, config)
+        return cls(f"laion:{LaionSpec.absolute(arg)}", model, tokenizer, model_cfg, fusion, device, fp, config)
 
     @property
     def fingerprint(self) -> str:
