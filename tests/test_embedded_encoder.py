@@ -209,3 +209,55 @@ def test_a_library_on_other_embedded_weights_reopens_with_them(tmp_path: Path, m
     shutil.rmtree(tmp_path / "mine")
     with pytest.raises(Exception, match="weights.pt"):
         Library(tmp_path / "lib").encoder
+
+
+def _transformers_sentences(texts: list[str]) -> "torch.Tensor":
+    """MiniLM sentence embeddings the way transformers computes them (the reference)."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModel, AutoTokenizer
+
+    from earmark.engine.encoders.embedded_model import minilm_dir
+
+    model = AutoModel.from_pretrained(minilm_dir(), local_files_only=True).eval()
+    tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    enc = tok(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**enc).last_hidden_state
+    m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
+
+
+def test_traced_text_tower_is_transformers_bit_for_bit_and_cached(tmp_path: Path, monkeypatch) -> None:
+    """The traced MiniLM (no transformers import once cached) gives exactly transformers' numbers
+    for any batch size and length, truncation included; an unreadable cache file is traced again."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from earmark.engine.encoders.embedded_model import SentenceEncoder, minilm_dir
+    from earmark.engine.encoders.text_tower_cache import traced_path
+
+    monkeypatch.setenv("EARMARK_CACHE_DIR", str(tmp_path))
+    batches = [["a dog barking"], ["x", "footsteps on gravel", "rain on a tin roof " * 20],
+               ["a", "b", "c", "d", "e", "a crackling campfire at night"]]
+    enc = SentenceEncoder(minilm_dir())
+    assert traced_path(minilm_dir()).is_file()
+    with torch.no_grad():
+        for texts in batches:
+            assert torch.equal(enc(texts), _transformers_sentences(texts)), texts
+    # a fresh process loads the cached file and never imports transformers
+    code = ("import sys, torch; from earmark.engine.encoders.embedded_model import SentenceEncoder, minilm_dir; "
+            "e = SentenceEncoder(minilm_dir()); v = e(['a dog barking']); "
+            "print('transformers' in sys.modules, ' '.join(f'{x:.9g}' for x in v[0, :8].tolist()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "EARMARK_CACHE_DIR": str(tmp_path)}).stdout.split()
+    assert out[0] == "False"
+    with torch.no_grad():
+        here = enc(["a dog barking"])[0, :8].tolist()
+    # (equal up to the thread count's float rounding: this process may run torch on one thread)
+    np.testing.assert_allclose([float(x) for x in out[1:]], here, atol=1e-6)
+    traced_path(minilm_dir()).write_bytes(b"not a torchscript file")
+    with torch.no_grad():
+        assert torch.equal(SentenceEncoder(minilm_dir())(batches[1]), _transformers_sentences(batches[1]))

