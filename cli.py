@@ -16,6 +16,7 @@ from typing import Any, Callable
 import click
 
 from .engine.query.rank import AGGREGATES, DEFAULT_RANKING, RANKINGS
+from .engine.user_cache import cache_root
 
 EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
@@ -639,7 +640,7 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
 
 @main.command(name="train-encoder")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="embedded-model", show_default=True)
-@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path.home() / ".cache" / "earmark" / "corpus",
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=cache_root() / "corpus",
               show_default=True, help="Downloaded packages, corpus manifest and cached features.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=40, show_default=True)
@@ -811,7 +812,7 @@ def _bench_options(fn: Callable) -> Callable:
                      help="Concepts per clip instead of a fixed λ (repeatable)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seeds chance estimates and fold assignment."),
         click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=Path.home() / ".cache" / "earmark" / "bench", show_default=True,
+                     default=cache_root() / "bench", show_default=True,
                      help="Clip embeddings, text embeddings and codes, per (dataset, encoder)."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Write the JSON, the table and PNG plots into this folder."),

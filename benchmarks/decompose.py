@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from earmark.engine.user_cache import cache_root
+
 
 def corpus_audio_embeddings(encoder, n: int) -> np.ndarray:
     """Up to ``n`` real audio embeddings: cached CNN features → the encoder's projection head."""
@@ -70,7 +72,7 @@ def machine_line(threads: int) -> str:
             f"scikit-learn {sklearn.__version__}, numpy {np.__version__}")
 
 
-CACHE = Path(os.environ.get("EARMARK_CONCEPT_CACHE", Path.home() / ".cache" / "earmark" / "concepts"))
+CACHE = Path(os.environ.get("EARMARK_CONCEPT_CACHE", cache_root() / "concepts"))
 
 
 def real_problem(n: int):

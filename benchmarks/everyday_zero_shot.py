@@ -67,6 +67,7 @@ from earmark.engine.bench.prompts import label_text
 from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.embedded_model import ModelConfig
+from earmark.engine.user_cache import cache_root
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
 from earmark.engine.training.everyday import (
@@ -114,7 +115,7 @@ PRODUCT_PROMPTS = ("{}", "This is a sound of {}")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/earmark/corpus")
+    ap.add_argument("--cache", type=Path, default=cache_root() / "corpus")
     ap.add_argument("--recipe", action="append", choices=sorted(RECIPES) + ["all"],
                     help=f"default: {', '.join(DEFAULT_RECIPES)}")
     ap.add_argument("--pool", choices=("mean", "max"), default="mean",

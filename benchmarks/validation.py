@@ -31,6 +31,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from earmark.engine.user_cache import cache_root
+
 
 def shipped_training_packages() -> list[str]:
     """The Debian packages the shipped embedded weights were trained on (from the checkpoint)."""
@@ -60,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     from earmark.engine.window_pooling import DEFAULT_POOLING, POOLINGS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "earmark" / "corpus",
+    ap.add_argument("--cache", type=Path, default=cache_root() / "corpus",
                     help="corpus cache: downloaded .deb files and unpacked packages")
-    ap.add_argument("--bench-cache", type=Path, default=Path.home() / ".cache" / "earmark" / "bench")
+    ap.add_argument("--bench-cache", type=Path, default=cache_root() / "bench")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     ap.add_argument("--max-per-package", type=int, default=None, help="use only the first N files of each package")
     ap.add_argument("--threads", type=int, default=1)

@@ -6,7 +6,7 @@ mean power (``pooling="energy"``), so that near-silent tails and the zero-padded
 little, or the plain mean (``"mean"``). Embeddings are cached in one ``.npz`` per
 (dataset audio fingerprint, encoder fingerprint, hop, pooling), so comparing vocabularies and sparsity
 levels never re-embeds audio; codes are cached per (embeddings, vocabulary hash, sparsity,
-audio mean, adapter) next to them. Default cache: ``~/.cache/earmark/bench``.
+audio mean, adapter) next to them. Default cache: ``bench`` in earmark's user cache (engine/user_cache.py; ``~/.cache/earmark/bench``).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from ..audio import AudioError, probe, stream_mono
 from ..concepts.decompose import ConceptCodes
 from ..encoders.base import Encoder
+from ..user_cache import cache_root
 from ..window_pooling import DEFAULT_POOLING, POOLINGS, embed_and_pool
 from ..windows import iter_windows
 from .datasets import Dataset
@@ -29,7 +30,7 @@ from .errors import BenchError
 __all__ = ["DEFAULT_CACHE", "DEFAULT_POOLING", "POOLINGS", "cached_codes", "cached_text", "clip_embedding",
            "clip_embeddings", "embeddings_key"]
 
-DEFAULT_CACHE = Path.home() / ".cache" / "earmark" / "bench"
+DEFAULT_CACHE = cache_root() / "bench"
 _FORMAT = "earmark-bench-embeddings/1"
 _WINDOW_BATCH = 64  # windows per encoder call
 

@@ -13,7 +13,6 @@ a mask on the linear spectrogram and get gradients through the mel projection.
 from __future__ import annotations
 
 import os
-
 from dataclasses import asdict, dataclass
 
 import numpy as np

@@ -23,17 +23,11 @@ from pathlib import Path
 
 import torch
 
+from ..user_cache import cache_root
+
 log = logging.getLogger(__name__)
 
 MODEL_FILES = ("config.json", "model.safetensors")
-
-
-def cache_root() -> Path:
-    """earmark's per-user cache: $EARMARK_CACHE_DIR, else $XDG_CACHE_HOME/earmark, else ~/.cache/earmark."""
-    if os.environ.get("EARMARK_CACHE_DIR"):
-        return Path(os.environ["EARMARK_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "earmark"
 
 
 def _version(dist: str) -> str:
