@@ -12,7 +12,9 @@ Pipeline (DESIGN.md, "Queries and explanations"):
 4. rank: dense by default (or concept, or their reciprocal-rank fusion), aggregate windows to sounds (dense:
    each candidate sound re-scored by its windows pooled by power), show identical files once;
 5. explain: per hit, each shared concept's q_c, w_{s,c} and contribution (they sum exactly to
-   the concept score), the hit's own top concepts, and the concept account of its dense score.
+   the concept score), the hit's own top concepts, and the concept account of its dense score;
+   of the sound as ranked (a pooled sound of several windows is decomposed at query time), or of
+   its best window under the window aggregates.
 """
 from __future__ import annotations
 
@@ -90,8 +92,8 @@ class Hit:
     path: str
     abs_path: str
     score: float  # the ranking score (fusion: RRF; dense: cosine, of the pooled sound or the window; concept: Σ q·w)
-    dense_score: float | None
-    concept_score: float | None
+    dense_score: float | None  # ⟨z_q, z⟩ of what ``explains`` names
+    concept_score: float | None  # Σ q·w over the code of what ``explains`` names
     start: float  # best window, seconds
     end: float
     segment_id: int
@@ -101,6 +103,10 @@ class Hit:
     dense_explained: float | None = None  # share of the dense score the concept account covers
     dense_contributions: list[Contribution] = field(default_factory=list)  # concept account of the dense score
     duplicates: list[str] = field(default_factory=list)
+    # What the scores and concepts describe: "sound" (the sound's windows pooled by power, as the
+    # "pooled" aggregate ranks it) or "window" (the best window, start–end). start–end is always
+    # the best window, the part to listen to.
+    explains: str = "window"
 
 
 @dataclass
@@ -294,17 +300,19 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     seg_hits = [SegmentHit(sid, meta[sid]["sound_id"], scored[sid], meta[sid]["start"], meta[sid]["end"])
                 for sid in seg_ids if sid in meta]
     notes: list[str] = []
-    pooled = None
+    pooled: dict[int, tuple[np.ndarray, int]] = {}
     if aggregate == "pooled" and plan.dense is not None:
-        pooled, unweighted = _pooled_scores(lib, {h.sound_id for h in seg_hits}, plan.dense)
+        pooled, unweighted = _pooled_vectors(lib, {h.sound_id for h in seg_hits})
         if unweighted:
             notes.append(f"{unweighted} candidate sound(s) indexed before window power was stored (migration 0007) "
                          f"are ranked by their best window")
-    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled) if h.sound_id not in set(exclude_sounds)]
+    pooled_scores = {sid: float(v @ plan.dense) for sid, (v, _) in pooled.items()}
+    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled_scores)
+              if h.sound_id not in set(exclude_sounds)]
     sound_meta = _sound_meta(lib, [h.sound_id for h in sounds])
     sounds = dedupe_by_hash(sounds, {sid: m["content_hash"] for sid, m in sound_meta.items()})[:k]
     t["rank"] = time.perf_counter()
-    hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book)
+    hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book, pooled)
     t["explain"] = time.perf_counter()
     form = _query_form(query, parsed, plan, book, ranking, aggregate, notes)
     stages = ["load", "parse", "encode", "search", "rank", "explain"]
@@ -339,19 +347,41 @@ def _abs_path(meta: dict) -> str:
     return str(Path(meta["root"]) / meta["path"])
 
 
-def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits, book) -> list[Hit]:
+def _codes(idx, book, hits, pooled: dict[int, tuple[np.ndarray, int]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Segment or sound → (concept ids, weights) that explain each hit: a pooled sound of several
+    windows is coded as the sound it was ranked as (its pooled vector, decomposed now); any other
+    hit by its best window's stored code."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    many = [h.sound_id for h in hits if h.sound_id in pooled and pooled[h.sound_id][1] > 1]
+    if many:
+        codes = book.decompose(np.stack([pooled[sid][0] for sid in many])).weights.tocsr()
+        for row, sid in enumerate(many):
+            lo, hi = codes.indptr[row], codes.indptr[row + 1]
+            out[sid] = (codes.indices[lo:hi], codes.data[lo:hi])
+    for h in hits:
+        if h.sound_id not in out and idx.postings is not None and h.segment_id in idx.postings:
+            code = idx.postings.codes_of(h.segment_id)
+            out[h.sound_id] = (np.asarray(code.concept_ids), np.asarray(code.weights))
+    return out
+
+
+def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits, book,
+             pooled: dict[int, tuple[np.ndarray, int]]) -> list[Hit]:
     hits = []
     missing = [h.segment_id for h in sounds if dense_hits.get(h.segment_id) is None]
     dense_of = _dense_scores(lib, missing, plan.dense) if plan.dense is not None and book is not None else {}
+    codes = _codes(idx, book, sounds, pooled) if book is not None else {}
     for rank, h in enumerate(sounds, 1):
         m = sound_meta[h.sound_id]
+        as_sound = h.sound_id in pooled
         hit = Hit(rank=rank, sound_id=h.sound_id, path=m["path"], abs_path=_abs_path(m), score=float(h.score),
-                  dense_score=dense_hits.get(h.segment_id), concept_score=concept_hits.get(h.segment_id),
+                  dense_score=float(h.score) if as_sound else dense_hits.get(h.segment_id),
+                  concept_score=None if as_sound else concept_hits.get(h.segment_id),
                   start=float(h.start), end=float(h.end), segment_id=h.segment_id, duration=m["duration"],
-                  duplicates=[_abs_path(sound_meta[d]) for d in h.duplicates if d in sound_meta])
-        if book is not None and idx.postings is not None and h.segment_id in idx.postings:
-            code = idx.postings.codes_of(h.segment_id)
-            c_ids, c_w = np.asarray(code.concept_ids), np.asarray(code.weights)
+                  duplicates=[_abs_path(sound_meta[d]) for d in h.duplicates if d in sound_meta],
+                  explains="sound" if as_sound else "window")
+        if h.sound_id in codes:
+            c_ids, c_w = codes[h.sound_id]
             order = np.argsort(-c_w, kind="stable")[:TOP_CONCEPTS]
             hit.top_concepts = [ConceptWeight(book.concepts[int(c_ids[i])], float(c_w[i])) for i in order]
             if plan.concept is not None:
@@ -371,8 +401,8 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
     return hits
 
 
-def _pooled_scores(lib: "Library", sound_ids: set[int], q: np.ndarray) -> tuple[dict[int, float], int]:
-    """(sound id → ⟨q, the sound's windows pooled by power⟩, how many sounds could not be pooled).
+def _pooled_vectors(lib: "Library", sound_ids: set[int]) -> tuple[dict[int, tuple[np.ndarray, int]], int]:
+    """(sound id → (its windows pooled by power, how many windows), how many sounds could not be pooled).
 
     All of a sound's stored windows count, not only those the window search returned, so a
     sound scores the same in every query. A sound with a window of unknown power (indexed before
@@ -386,12 +416,12 @@ def _pooled_scores(lib: "Library", sound_ids: set[int], q: np.ndarray) -> tuple[
                          .where(Segment.sound_id.in_([int(i) for i in sound_ids])).order_by(Segment.id))
         for sound_id, blob, power in rows:
             windows.setdefault(sound_id, []).append((blob, power))
-    out: dict[int, float] = {}
+    out: dict[int, tuple[np.ndarray, int]] = {}
     for sound_id, ws in windows.items():
         if any(p is None for _, p in ws):
             continue
         emb = np.stack([np.frombuffer(b, np.float32) for b, _ in ws])
-        out[sound_id] = float(pool_windows(emb, np.array([p for _, p in ws])) @ q)
+        out[sound_id] = (pool_windows(emb, np.array([p for _, p in ws])), len(ws))
     return out, len(windows) - len(out)
 
 

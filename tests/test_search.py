@@ -340,3 +340,43 @@ def test_pooled_ranks_windows_of_unknown_power_by_the_best_one_and_says_so(known
     assert noise_hit.score == best["white_noise.wav"]
     assert res.query.notes == ["1 candidate sound(s) indexed before window power was stored (migration 0007) "
                                "are ranked by their best window"]
+
+
+def test_pooled_hits_are_explained_as_the_sound_they_were_ranked_as(known):
+    """Under "pooled" a sound of several windows is scored, coded and explained as its pooled
+    vector (decomposed at query time); under "max" as its best window."""
+    import sqlite3
+
+    from earmark.engine.query.explain import explain_dense
+    from earmark.index import db
+
+    lib, _ = known
+    q, _ = lib.encoder.embed_query("noise")
+    res = lib.search("noise")
+    mixed = next(h for h in res.hits if h.path == "sub/beep_then_noise.wav")
+    assert mixed.explains == "sound" and mixed.dense_score == mixed.score
+    con = sqlite3.connect(lib.path / db.DB_NAME)
+    rows = con.execute("SELECT embedding, power FROM segments JOIN sounds ON sounds.id = segments.sound_id "
+                       "WHERE sounds.path = 'sub/beep_then_noise.wav' ORDER BY segments.id").fetchall()
+    con.close()
+    assert len(rows) > 1
+    emb = np.stack([np.frombuffer(e, np.float32) for e, _ in rows]).astype(np.float64)
+    v = np.array([p for _, p in rows]) @ emb
+    v = (v / np.linalg.norm(v)).astype(np.float32)
+    book = lib.active_codebook()
+    ref = book.decompose(v[None]).weights.tocsr()
+    # the hit's code is the pooled vector's: the same recomposition (the fake encoder has concepts
+    # with identical embeddings, between which the lasso may split a weight either way)
+    index = {c: i for i, c in enumerate(book.concepts)}
+    assert len(mixed.top_concepts) < 8  # the whole code
+    ids = np.array([index[c.concept] for c in mixed.top_concepts])
+    w = np.array([c.weight for c in mixed.top_concepts])
+    atoms = np.asarray(book.dictionary.atoms, np.float64)
+    np.testing.assert_allclose(w @ atoms[ids], ref.data @ atoms[ref.indices], atol=1e-5)
+    dense = explain_dense(q, mixed.score, ids, w, book.dictionary, book.concepts)
+    np.testing.assert_allclose(sorted(c.contribution for c in mixed.dense_contributions),
+                               sorted(c.contribution for c in dense.contributions), atol=1e-6)
+    assert math.isclose(sum(c.contribution for c in mixed.contributions), mixed.concept_score, rel_tol=1e-5, abs_tol=1e-6)
+    best = next(h for h in lib.search("noise", aggregate="max").hits if h.path == "sub/beep_then_noise.wav")
+    assert best.explains == "window" and best.dense_score == best.score
+    assert {c.concept for c in best.top_concepts} != {c.concept for c in mixed.top_concepts}
