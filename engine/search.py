@@ -307,8 +307,8 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
             notes.append(f"{unweighted} candidate sound(s) indexed before window power was stored (migration 0007) "
                          f"are ranked by their best window")
     pooled_scores = {sid: float(v @ plan.dense) for sid, (v, _) in pooled.items()}
-    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled_scores)
-              if h.sound_id not in set(exclude_sounds)]
+    excluded = set(exclude_sounds)
+    sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled_scores) if h.sound_id not in excluded]
     sound_meta = _sound_meta(lib, [h.sound_id for h in sounds])
     sounds = dedupe_by_hash(sounds, {sid: m["content_hash"] for sid, m in sound_meta.items()})[:k]
     t["rank"] = time.perf_counter()
@@ -348,7 +348,7 @@ def _abs_path(meta: dict) -> str:
 
 
 def _codes(idx, book, hits, pooled: dict[int, tuple[np.ndarray, int]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Segment or sound → (concept ids, weights) that explain each hit: a pooled sound of several
+    """Sound id → (concept ids, weights) that explain each hit: a pooled sound of several
     windows is coded as the sound it was ranked as (its pooled vector, decomposed now); any other
     hit by its best window's stored code."""
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -368,7 +368,8 @@ def _codes(idx, book, hits, pooled: dict[int, tuple[np.ndarray, int]]) -> dict[i
 def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits, book,
              pooled: dict[int, tuple[np.ndarray, int]]) -> list[Hit]:
     hits = []
-    missing = [h.segment_id for h in sounds if dense_hits.get(h.segment_id) is None]
+    # windows the dense search did not score (a pooled sound's score is already its dense score)
+    missing = [h.segment_id for h in sounds if dense_hits.get(h.segment_id) is None and h.sound_id not in pooled]
     dense_of = _dense_scores(lib, missing, plan.dense) if plan.dense is not None and book is not None else {}
     codes = _codes(idx, book, sounds, pooled) if book is not None else {}
     for rank, h in enumerate(sounds, 1):
