@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..index.store import Root, Segment, Sound, utcnow
 from .audio import AudioError, AudioInfo, probe, stream_mono
 from .scan import FoundFile, content_hash, scan
-from .window_pooling import window_power
+from .window_pooling import embed_windows
 from .windows import Window, iter_windows
 
 if TYPE_CHECKING:
@@ -89,26 +89,14 @@ def _embed_windows(encoder: "Encoder", windows: Iterator[Window] | list[Window]
                    ) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
     """(spans in seconds, (n, dim) float32 embeddings, (n,) mean power) of a file's windows."""
     spans: list[tuple[float, float]] = []
-    vecs: list[np.ndarray] = []
-    powers: list[np.ndarray] = []
-    batch: list[Window] = []
 
-    def flush() -> None:
-        if batch:
-            samples = np.stack([w.samples for w in batch])
-            vecs.append(encoder.embed_audio(samples))
-            powers.append(window_power(samples))
-            spans.extend((w.start, w.end) for w in batch)
-            batch.clear()
+    def samples():
+        for w in windows:
+            spans.append((w.start, w.end))
+            yield w.samples
 
-    for w in windows:
-        batch.append(w)
-        if len(batch) == EMBED_BATCH:
-            flush()
-    flush()
-    if not vecs:
-        return [], np.zeros((0, encoder.dim), np.float32), np.zeros(0)
-    return spans, np.concatenate(vecs).astype(np.float32), np.concatenate(powers)
+    vecs, power = embed_windows(encoder, samples(), EMBED_BATCH)
+    return spans, vecs, power
 
 
 def resolve_target(arg: str | Path) -> tuple[Path, FoundFile | None]:

@@ -19,7 +19,7 @@ from .encoders.base import l2_normalise
 if TYPE_CHECKING:
     from .encoders.base import Encoder
 
-__all__ = ["DEFAULT_POOLING", "POOLINGS", "embed_and_pool", "pool_windows", "window_power"]
+__all__ = ["DEFAULT_POOLING", "POOLINGS", "embed_and_pool", "embed_windows", "pool_windows", "window_power"]
 
 POOLINGS = ("energy", "mean")
 DEFAULT_POOLING = "energy"
@@ -56,9 +56,9 @@ def pool_windows(embeddings: np.ndarray, power: np.ndarray | None = None,
     return l2_normalise(total[None, :].astype(np.float32))[0]
 
 
-def embed_and_pool(encoder: "Encoder", windows: Iterable[np.ndarray], pooling: str = DEFAULT_POOLING,
-                   batch: int = 32) -> np.ndarray | None:
-    """Embed a stream of windows ``batch`` at a time and pool them; None when there are none.
+def embed_windows(encoder: "Encoder", windows: Iterable[np.ndarray], batch: int = 32
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """((n, dim) float32 embeddings, (n,) mean power) of a stream of windows, ``batch`` at a time.
 
     Only the embeddings are kept, so a long file never sits in memory as audio. Errors of the
     stream (a decoding error) reach the caller, which knows the file's name.
@@ -80,5 +80,12 @@ def embed_and_pool(encoder: "Encoder", windows: Iterable[np.ndarray], pooling: s
     if pending:
         flush()
     if not embs:
-        return None
-    return pool_windows(np.concatenate(embs), np.concatenate(powers), pooling)
+        return np.zeros((0, encoder.dim), np.float32), np.zeros(0)
+    return np.concatenate(embs).astype(np.float32), np.concatenate(powers)
+
+
+def embed_and_pool(encoder: "Encoder", windows: Iterable[np.ndarray], pooling: str = DEFAULT_POOLING,
+                   batch: int = 32) -> np.ndarray | None:
+    """Embed a stream of windows (:func:`embed_windows`) and pool them; None when there are none."""
+    embs, power = embed_windows(encoder, windows, batch)
+    return pool_windows(embs, power, pooling) if len(embs) else None
