@@ -177,6 +177,50 @@ def index(paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str,
 
 
 @main.command()
+@click.option("--encoder", "spec", default=None,
+              help="Encoder spec to move the library to; default: the library's own, as this earmark loads it.")
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Threads decoding files ahead of the encoder.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before dropping the old encoder's vectors.")
+@click.option("--wait", is_flag=True, help="Wait for another writer instead of failing.")
+@_library_option
+@_json_option
+@handle_errors
+def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path: Path, as_json: bool) -> None:
+    """Embed the library's sounds again: after an earmark upgrade changed the encoder's weights,
+    to move to another encoder (--encoder), or to fill what older versions did not store.
+
+    Resumable: a run stopped midway is continued by running it again."""
+    from .engine.encoders import load_encoder
+
+    lib = open_library(library_path)
+    rec = lib.encoder_record()
+    target = load_encoder(spec or lib.setting("encoder_spec") or rec.name)
+    if target.fingerprint != rec.fingerprint and not yes:
+        n = lib.status().sounds_indexed
+        click.confirm(f"{lib.path} holds vectors of {rec.name} ({rec.fingerprint}); {target.name} has fingerprint "
+                      f"{target.fingerprint}. Drop the vectors of its {n} indexed sounds and embed them again "
+                      "(searchable again as they are done)?", abort=True, err=True)
+    rep = lib.reembed(target, workers=workers, progress=not as_json and sys.stderr.isatty(), wait=wait)
+    if as_json:
+        _print_json(rep.to_dict())
+    else:
+        what = (f"moved from {rep.previous_fingerprint} to {rep.encoder} ({rep.fingerprint})" if rep.switched
+                else f"encoder {rep.encoder} ({rep.fingerprint})")
+        click.echo(f"{what}: {rep.reembedded} of {rep.sounds} sounds embedded again, {rep.segments} segments, "
+                   f"{len(rep.failed)} failed, {len(rep.missing)} missing, {rep.pending} pending, "
+                   f"in {rep.seconds:.1f} s")
+        for p in rep.missing:
+            click.echo(f"  missing {p}")
+        for f in rep.failed:
+            click.echo(f"  FAILED  {f.path}: {f.reason}")
+        for note in rep.notes:
+            click.echo(f"  note: {note}")
+    if rep.failed:
+        sys.exit(EXIT_FILES_FAILED)
+
+
+@main.command()
 @_library_option
 @_json_option
 @handle_errors
@@ -191,7 +235,7 @@ def status(library_path: Path, as_json: bool) -> None:
 
 
 @main.command(name="ls")
-@click.option("--status", "status_filter", type=click.Choice(["indexed", "failed", "removed"]), default=None)
+@click.option("--status", "status_filter", type=click.Choice(["indexed", "pending", "failed", "removed"]), default=None)
 @click.option("--limit", type=int, default=None)
 @_library_option
 @_json_option

@@ -162,6 +162,7 @@ class LibraryIndexes:
         with self.lib.session() as s, s.begin():  # one snapshot: ids and data version agree
             version = int(s.get(Setting, "data_version").value)
             factory = _factory(s)
+            dim = self.lib.encoder_record().dim
             wanted: dict[str, np.ndarray] = {"dense": _id_column(s, select(Segment.id))}
             if book is not None:
                 wanted["concept"] = wanted["postings"] = _id_column(
@@ -174,6 +175,8 @@ class LibraryIndexes:
                 st = self.states.get(kind)
                 if st is None or st.codebook_id != tag or force_rebuild:
                     st = None if force_rebuild else self._load_committed(s, kind, tag)
+                if st is not None and kind != "postings" and st.obj.dim != dim:
+                    st = None  # the library moved to an encoder of another dimension (engine/reembed.py)
                 if st is None:
                     st = self._build(s, kind, wanted[kind], book, factory, version)
                     rep.rebuilt.append(kind)

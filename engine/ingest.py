@@ -120,6 +120,7 @@ class IndexRun:
         self.workers = max(1, int(workers))
         self.progress = progress
         self.on_commit = on_commit  # (sound_id, removed segment ids, new segment ids, vectors)
+        self.force = False  # re-embed even a file whose content and encoder are unchanged (reembed)
         self.report = IndexReport()
         self._moved_hashes: set[str] = set()
         self._pending_removals: list[int] = []
@@ -140,6 +141,24 @@ class IndexRun:
             self._index_root(root_id, root_dir, found, prune=prune and single is None)
         self.report.seconds = time.perf_counter() - t0
         return self.report
+
+    def reembed(self, root_id: int, root_dir: Path, sounds: Sequence[Sound]) -> None:
+        """Read ``sounds`` of one root again from their files and embed them with the library's
+        encoder, each in its own transaction (engine/reembed.py). A sound whose file is gone
+        stays as it is and is reported missing."""
+        self.force = True
+        todo: list[FoundFile] = []
+        for snd in sounds:
+            f = root_dir / snd.path
+            try:
+                st = f.stat()
+            except OSError:
+                self.report.missing.append(str(f))
+                continue
+            todo.append(FoundFile(root_dir, snd.path, int(st.st_size), float(st.st_mtime)))
+        self.report.scanned += len(todo)
+        if todo:
+            self._process(root_id, todo, {snd.path: snd for snd in sounds}, {}, self.lib.encoder_record_id())
 
     # -- steps --------------------------------------------------------------------------
     def _root(self, root_dir: Path, include: Sequence[str], exclude: Sequence[str]) -> int:
@@ -231,7 +250,8 @@ class IndexRun:
         assert prep.hash is not None and prep.info is not None
 
         # Same content at the same path (only the mtime changed): nothing to embed.
-        if old is not None and old.status == "indexed" and old.content_hash == prep.hash and old.encoder_id == enc_id:
+        if (not self.force and old is not None and old.status == "indexed" and old.content_hash == prep.hash
+                and old.encoder_id == enc_id):
             with self.lib.session() as s, s.begin():
                 snd = s.get(Sound, old.id)
                 snd.size, snd.mtime, snd.error = f.size, f.mtime, None
@@ -258,7 +278,9 @@ class IndexRun:
                                                 Sound.encoder_id == enc_id).limit(1))
             twin_segments = (list(s.execute(select(Segment.start, Segment.end, Segment.embedding, Segment.power)
                                             .where(Segment.sound_id == twin.id).order_by(Segment.id)))
-                             if twin is not None else None)
+                             if twin is not None and (old is None or twin.id != old.id) else None)
+        if twin_segments and any(p is None for *_, p in twin_segments):
+            twin_segments = None  # a twin indexed before window power was stored: embed afresh instead
         power: list[float | None]
         if twin_segments:
             spans = [(a, b) for a, b, _, _ in twin_segments]
@@ -277,7 +299,7 @@ class IndexRun:
                 self._record_failure(root_id, f, old, prep.hash, "no audio samples after decoding")
                 return
         self._store(root_id, f, old, prep, enc_id, spans, vectors, power)
-        if old is not None and old.status == "indexed":
+        if old is not None and old.status in ("indexed", "pending"):
             rep.updated += 1
         elif not twin_segments:
             rep.added += 1

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..index.check import CheckReport
     from .codebook import ActiveCodebook
     from .indexes import LibraryIndexes, SyncReport
+    from .reembed import ReembedReport
     from .search import Hit, SearchResult
 
 LIBRARY_ENV = "EARMARK_LIBRARY"
@@ -75,6 +76,7 @@ class LibraryStatus:
     schema_revision: str
     roots: list[str]
     sounds_indexed: int
+    sounds_pending: int  # waiting to be embedded again (`earmark reembed`)
     sounds_failed: int
     sounds_removed: int
     segments: int
@@ -126,6 +128,7 @@ class Library:
             raise LibraryError(str(exc)) from None
         self._sessions: sessionmaker[Session] = store_db.open_store(self.path, migrate=migrate)
         self._encoder = encoder
+        self._encoder_rid: int | None = None  # the encoder record `_encoder` was loaded for
         self._codebook: "ActiveCodebook | None" = None
         self._indexes: "LibraryIndexes | None" = None
         self._snapshot = threading.local()  # settings read once per query (see read_snapshot)
@@ -248,20 +251,28 @@ class Library:
     @property
     def encoder(self) -> Encoder:
         """The library's encoder, loaded on first use and checked against its fingerprint."""
+        rec = self.encoder_record()
+        if self._encoder is not None and self._encoder_rid not in (None, rec.id):
+            # Another process moved the library to another encoder (`earmark reembed`): reload.
+            self._encoder, self._codebook, self._indexes = None, None, None
         if self._encoder is None:
-            rec = self.encoder_record()
             try:
                 self._encoder = load_encoder(rec.name)
             except EncoderError as exc:
                 raise LibraryError(f"cannot load this library's encoder '{rec.name}': {exc}") from exc
-        rec = self.encoder_record()
+            self._encoder_rid = rec.id
         if self._encoder.fingerprint != rec.fingerprint:
             raise EncoderMismatch(
                 f"encoder '{self._encoder.name}' has fingerprint {self._encoder.fingerprint} but this library "
                 f"was built with {rec.fingerprint} ({rec.name}); vectors of different encoders never mix — "
-                "create a new library for the new encoder"
+                "run `earmark reembed` to embed its sounds again with this encoder"
             )
         return self._encoder
+
+    def bind_encoder(self, encoder: Encoder) -> None:
+        """Use ``encoder`` (already checked against the library's record, see engine/reembed.py)."""
+        self._encoder, self._encoder_rid = encoder, self.encoder_record_id()
+        self._codebook, self._indexes = None, None
 
     @property
     def hop_samples(self) -> int:
@@ -548,6 +559,14 @@ class Library:
         finally:
             lock.release()
 
+    def reembed(self, encoder: str | Encoder | None = None, *, workers: int = 1, progress: bool = False,
+                wait: bool = False) -> "ReembedReport":
+        """Embed the sounds again: with another encoder (or this earmark's new weights for the
+        library's spec), or to fill window power older rows lack (engine/reembed.py)."""
+        from .reembed import reembed
+
+        return reembed(self, encoder, workers=workers, progress=progress, wait=wait)
+
     def status(self) -> LibraryStatus:
         with self.session() as s:
             counts = dict(s.execute(select(Sound.status, func.count()).group_by(Sound.status)).all())
@@ -558,7 +577,8 @@ class Library:
         return LibraryStatus(
             path=str(self.path), encoder=rec.name, encoder_fingerprint=rec.fingerprint,
             schema_revision=store_db.current_revision(self._sessions.kw["bind"]) or "",
-            roots=roots, sounds_indexed=counts.get("indexed", 0), sounds_failed=counts.get("failed", 0),
+            roots=roots, sounds_indexed=counts.get("indexed", 0), sounds_pending=counts.get("pending", 0),
+            sounds_failed=counts.get("failed", 0),
             sounds_removed=counts.get("removed", 0), segments=n_seg, hours_indexed=hours,
             data_version=self.data_version,
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..index.store import Root, Segment, Sound
 from .encoders.base import l2_normalise
@@ -306,6 +306,11 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
         if unweighted:
             notes.append(f"{unweighted} candidate sound(s) indexed before window power was stored (migration 0007) "
                          f"are ranked by their best window")
+    with lib.session() as s:
+        waiting = s.scalar(select(func.count()).select_from(Sound).where(Sound.status == "pending")) or 0
+    if waiting:
+        notes.append(f"{waiting} sound(s) await re-embedding with this library's encoder and are not searched yet "
+                     "(`earmark reembed`)")
     pooled_scores = {sid: float(v @ plan.dense) for sid, (v, _) in pooled.items()}
     excluded = set(exclude_sounds)
     sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled_scores) if h.sound_id not in excluded]

@@ -67,7 +67,9 @@ class EncoderRecord(Base):
 
 
 class Sound(Base):
-    """One audio file. ``status`` is 'indexed', 'failed' (see ``error``) or 'removed'."""
+    """One audio file. ``status`` is 'indexed', 'pending' (its vectors were dropped when the
+    library moved to another encoder; `earmark reembed` embeds it again), 'failed' (see
+    ``error``) or 'removed'."""
 
     __tablename__ = "sounds"
     __table_args__ = (

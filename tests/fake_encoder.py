@@ -27,7 +27,7 @@ class FakeEncoder(Encoder):
     def __init__(self, device: str | None = None) -> None:
         n = self.window_samples
         freqs = np.fft.rfftfreq(n, 1 / self.sample_rate)
-        edges = np.geomspace(40, self.sample_rate / 2, N_BANDS + 1)
+        edges = np.geomspace(40, self.sample_rate / 2, self.dim + 1)
         self._bands = np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])]).astype(np.float32)
         self._centres = np.sqrt(edges[:-1] * edges[1:])
 
@@ -49,14 +49,14 @@ class FakeEncoder(Encoder):
         for t in texts:
             t_low = t.lower()
             if "noise" in t_low:
-                v = np.ones(N_BANDS, np.float32)
+                v = np.ones(self.dim, np.float32)
             elif any(k in t_low for k in ("beep", "tone", "high")):
                 v = self._band_profile(1500, 3000)
             elif any(k in t_low for k in ("hum", "low")):
                 v = self._band_profile(0, 200)
             else:
                 seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little")
-                v = np.abs(np.random.default_rng(seed).standard_normal(N_BANDS)).astype(np.float32)
+                v = np.abs(np.random.default_rng(seed).standard_normal(self.dim)).astype(np.float32)
             out.append(v)
         return l2_normalise(np.stack(out))
 
@@ -72,3 +72,41 @@ class SlowFakeEncoder(FakeEncoder):
 
         time.sleep(float(os.environ.get("FAKE_ENCODER_DELAY", "0.05")))
         return super().embed_audio(windows)
+
+
+class VersionedFakeEncoder(FakeEncoder):
+    """FakeEncoder whose "weights" change with env FAKE_ENCODER_VERSION: version 2 reverses the
+    band order, like an earmark upgrade that ships new weights under the same spec."""
+
+    name = "py:fake_encoder:VersionedFakeEncoder"
+
+    @property
+    def version(self) -> int:
+        import os
+
+        return int(os.environ.get("FAKE_ENCODER_VERSION", "1"))
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(None, {"fake": 1, "bands": N_BANDS, "sr": self.sample_rate, "version": self.version})
+
+    def _flip(self, v: np.ndarray) -> np.ndarray:
+        return v[:, ::-1].copy() if self.version == 2 else v
+
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        return self._flip(super().embed_audio(windows))
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        return self._flip(super().embed_text(texts))
+
+
+class NarrowFakeEncoder(FakeEncoder):
+    """Another encoder altogether: 16 bands, 0.5 s windows (another dimension and window)."""
+
+    name = "py:fake_encoder:NarrowFakeEncoder"
+    dim = 16
+    window_seconds = 0.5
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(None, {"fake": 1, "bands": self.dim, "sr": self.sample_rate, "window": 0.5})

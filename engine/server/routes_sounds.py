@@ -16,7 +16,7 @@ from .state import ServerState, get_state
 router = APIRouter(prefix="/api/sounds", tags=["sounds"])
 
 MAX_LIST = 1000
-SoundStatus = Literal["indexed", "failed", "removed"]
+SoundStatus = Literal["indexed", "pending", "failed", "removed"]
 
 
 @router.get("", summary="List sounds, ordered by root and path")
