@@ -138,6 +138,14 @@ def init(path: Path | None, encoder: str, hop: float | None, vocabulary: str | N
                f"fingerprint {enc.fingerprint}; {lib.backend} indexes)")
 
 
+def _echo_file_problems(missing: list[str], failed: list, missing_hint: str = "") -> None:
+    """The files an indexing or re-embedding run could not find or read, one per line."""
+    for p in missing:
+        click.echo(f"  missing {p}{missing_hint}")
+    for f in failed:
+        click.echo(f"  FAILED  {f.path}: {f.reason}")
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--include", multiple=True, help="Glob of files to index (repeatable); default: audio extensions.")
@@ -168,10 +176,7 @@ def index(paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str,
                    f"in {report.seconds:.1f} s")
         for old, new in report.moved:
             click.echo(f"  moved   {old} -> {new}")
-        for p in report.missing:
-            click.echo(f"  missing {p} (run with --prune to remove)")
-        for f in report.failed:
-            click.echo(f"  FAILED  {f.path}: {f.reason}")
+        _echo_file_problems(report.missing, report.failed, " (run with --prune to remove)")
     if report.failed:
         sys.exit(EXIT_FILES_FAILED)
 
@@ -210,10 +215,7 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
         click.echo(f"{what}: {rep.reembedded} of {rep.sounds} sounds embedded again, {rep.segments} segments, "
                    f"{len(rep.failed)} failed, {len(rep.missing)} missing, {rep.pending} pending, "
                    f"in {rep.seconds:.1f} s")
-        for p in rep.missing:
-            click.echo(f"  missing {p}")
-        for f in rep.failed:
-            click.echo(f"  FAILED  {f.path}: {f.reason}")
+        _echo_file_problems(rep.missing, rep.failed)
         for note in rep.notes:
             click.echo(f"  note: {note}")
     if rep.failed:

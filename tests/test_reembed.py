@@ -105,12 +105,17 @@ class _StopsAfter(NarrowFakeEncoder):
         return super().embed_audio(windows)
 
 
-def test_interrupted_reembed_answers_queries_and_resumes(tmp_path):
+def _interrupted_switch(tmp_path: Path, calls: int) -> tuple[Library, Path]:
+    """A library of the known sounds whose move to NarrowFakeEncoder stopped after ``calls`` batches."""
     sounds = write_known_sounds(tmp_path / "sounds")
     lib = _fresh(tmp_path, "lib", FakeEncoder(), sounds)
     with pytest.raises(KeyboardInterrupt):
-        lib.reembed(_StopsAfter(2))
+        lib.reembed(_StopsAfter(calls))
+    return lib, sounds
 
+
+def test_interrupted_reembed_answers_queries_and_resumes(tmp_path):
+    lib, sounds = _interrupted_switch(tmp_path, 2)
     after_stop = Library(tmp_path / "lib")
     st = after_stop.status()
     assert st.sounds_indexed == 2 and st.sounds_pending == 3
@@ -221,10 +226,7 @@ def test_the_old_encoder_is_refused_with_the_way_out(tmp_path, monkeypatch):
 
 
 def test_earmark_index_of_the_roots_also_finishes_an_interrupted_switch(tmp_path):
-    sounds = write_known_sounds(tmp_path / "sounds")
-    lib = _fresh(tmp_path, "lib", FakeEncoder(), sounds)
-    with pytest.raises(KeyboardInterrupt):
-        lib.reembed(_StopsAfter(1))
+    lib, sounds = _interrupted_switch(tmp_path, 1)
     again = Library(tmp_path / "lib")
     report = again.index([sounds])
     assert report.updated == 4 and again.status().sounds_pending == 0
