@@ -27,7 +27,8 @@ async function loadStatus() {
   try {
     const s = await api("/api/status");
     $("#library-status").textContent =
-      `${s.sounds_indexed} sounds · ${s.segments} segments · ${s.hours_indexed.toFixed(2)} h · encoder ${s.encoder}`;
+      `${s.sounds_indexed} sounds · ${s.segments} segments · ${s.hours_indexed.toFixed(2)} h · encoder ${s.encoder}` +
+      (s.sounds_pending ? ` · ${s.sounds_pending} waiting to be re-embedded (earmark reembed)` : "");
     if (!s.server.writes_enabled) $("#library-status").title = "read-only server (no token configured)";
   } catch (e) {
     $("#library-status").textContent = `library unavailable: ${e.message}`;
