@@ -249,3 +249,27 @@ def test_missing_pymilvus_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymilvus", None)
     with pytest.raises(MilvusUnavailable, match=r"earmark\[milvus\]"):
         pymilvus()
+
+
+def test_reembed_moves_the_milvus_collection_to_the_new_dimension(tmp_path, milvus_db):
+    """`earmark reembed` on a Milvus library: the collection is recreated for the new encoder's
+    vectors (16-d instead of 32-d) and answers as a FAISS library of that encoder does."""
+    from fake_encoder import FakeEncoder, NarrowFakeEncoder
+
+    from earmark.engine.library import Library
+
+    d = write_known_sounds(tmp_path / "known")
+    lib = Library.init(tmp_path / "milvus", encoder=FakeEncoder(), vocabulary=str(TEST_VOCAB),
+                       backend="milvus", milvus_uri=str(milvus_db))
+    lib.index([d])
+    rep = lib.reembed(NarrowFakeEncoder())
+    assert rep.switched and rep.reembedded == 5 and rep.pending == 0
+    reference = Library.init(tmp_path / "faiss", encoder=NarrowFakeEncoder(), vocabulary=str(TEST_VOCAB))
+    reference.index([d])
+    reopened = Library(tmp_path / "milvus", encoder=NarrowFakeEncoder())
+    assert reopened.indexes().store.dim == 16
+    for q in ("low hum", "+noise"):
+        got = [(h.path, round(h.score, 4)) for h in reopened.search(q, k=5, ranking="dense").hits]
+        want = [(h.path, round(h.score, 4)) for h in reference.search(q, k=5, ranking="dense").hits]
+        assert got == want
+    assert reopened.check().ok
