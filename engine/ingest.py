@@ -219,7 +219,8 @@ class IndexRun:
         window = encoder.window_samples
         hop = self.lib.hop_samples
         sr = encoder.sample_rate
-        bar = tqdm(total=len(todo), unit="file", desc="indexing", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(total=len(todo), unit="file", desc="re-embedding" if self.force else "indexing",
+                   disable=not self.progress, dynamic_ncols=True)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures: list[Future[_Prepared]] = []
             it = iter(todo)
