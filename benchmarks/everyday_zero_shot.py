@@ -146,6 +146,9 @@ def main() -> None:
                     help="hold out only these packages (repeatable; default: every package with >= 40 everyday sounds)")
     ap.add_argument("--epochs", type=int, help="train every recipe for this many epochs instead of its own")
     ap.add_argument("--seed", type=int, help="initialise and train every recipe from this seed instead of its own")
+    ap.add_argument("--data-seed", type=int, default=None,
+                    help="seed of the augmentation draw (which windows are pitch-shifted, which sounds are mixed); "
+                         "default: the shipped recipe's. --seed only changes the heads' initialisation and sampling")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
@@ -163,7 +166,8 @@ def main() -> None:
     cnn = aisfx_checkpoint(args.cache)
     # aiSFX's CNN with untrained heads: it computes the cached features (and maps) and is the baseline row.
     untrained = _new_model(ModelConfig(), cnn, base.seed)
-    fs = compute_features(items, untrained.audio, args.cache, seed=base.seed,
+    data_seed = base.seed if args.data_seed is None else args.data_seed
+    fs = compute_features(items, untrained.audio, args.cache, seed=data_seed,
                           max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
                           acoustic_views=views, progress=False)
     cats = list(CATEGORIES)
