@@ -17,6 +17,7 @@ import soundfile as sf
 
 from earmark.engine.training.archives import ArchiveError, cat_members, extract_audio, rcc_members, zip_members
 from earmark.engine.training.corpus import CorpusError, decode_wavpack, label_package, unpack_archives
+from earmark.engine.training.captions import MUSIC_LABELS
 
 
 def _wav(freq: float, seconds: float = 0.2) -> bytes:
@@ -214,6 +215,13 @@ def test_megaglest_unit_sounds_are_labelled_by_what_the_unit_does(tmp_path):
     assert got == files
 
 
+def _write_wavs(base: Path, rels, first_freq: int) -> None:
+    """A distinct little WAV at each relative path (distinct: the corpus drops duplicate files)."""
+    for i, rel in enumerate(rels):
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_bytes(_wav(first_freq + 37 * i))
+
+
 def test_ambience_loops_and_footsteps_are_labelled_by_their_sound(tmp_path):
     """'loop' says how a sound is used: an ambience loop is its sound, a bare loop is music; a
     footstep word beats the material beside it, which becomes the surface."""
@@ -229,9 +237,7 @@ def test_ambience_loops_and_footsteps_are_labelled_by_their_sound(tmp_path):
         "music/title_loop.ogg": "a piece of music",  # music folders decide before keywords
         "misc/battle_loop.ogg": "a music loop",
     }
-    for i, rel in enumerate(files):
-        (fx / rel).parent.mkdir(parents=True, exist_ok=True)
-        (fx / rel).write_bytes(_wav(200 + 37 * i))
+    _write_wavs(fx, files, 200)
     got = {str(Path(it.path).relative_to(fx)): it.label for it in label_package("flare-game", f)}
     assert got == files
 
@@ -268,3 +274,34 @@ def test_wavpack_without_wvunpack_names_the_tool_and_file(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(CorpusError, match=r"wvunpack.*wp_gun_fire-01\.wv.*apt-get install wavpack"):
         decode_wavpack(t)
+
+
+def test_spoken_descriptions_and_unit_voices_are_labelled_by_who_speaks(tmp_path):
+    """tuxpaint's `*_desc.ogg` (English) and `*_desc_xx.ogg` are speech even in its music folder,
+    whose other files are instrument notes; a megaglest unit that is an animal (by its name or
+    its file's) dies and answers as that animal, and its female units speak as women."""
+    tp = _package(tmp_path / "tp", "tuxpaint-stamps-default")
+    stamps = tp / "usr" / "share" / "tuxpaint" / "stamps"
+    tux = {
+        "animals/mammals/bears/bear_desc.ogg": "a person speaking English",
+        "animals/mammals/bears/bear.ogg": "a bear growling",
+        "hobbies/music/string/cello_desc_bg.ogg": "a person speaking Bulgarian",
+        "hobbies/music/percussion/cymbal_crash.ogg": "a crash",
+        "hobbies/music/wind/bassoon.ogg": "music",  # no keyword names it: one of the music labels
+    }
+    mg = _package(tmp_path / "mg", "megaglest-data")
+    units = mg / "usr" / "share" / "games" / "megaglest" / "techs" / "megapack" / "factions"
+    glest = {
+        "egypt/units/chicken/sounds/chicken_die1.wav": "a chicken clucking",
+        "indian/units/thunderbird/sounds/eagle_die1.wav": "a hawk screeching",
+        "persian/units/princess/sounds/princess_die2.wav": "a woman screaming in pain",
+        "norsemen/units/valkyrie/sounds/valkyrie_ack3.wav": "female speech, woman speaking",
+        "norsemen/units/swordman/sounds/swordman_die3.wav": "a man screaming in pain",
+    }
+    _write_wavs(stamps, tux, 300)
+    _write_wavs(units, glest, 800)
+    got = {str(Path(it.path).relative_to(stamps)): it.label for it in label_package("tuxpaint-stamps-default", tp)}
+    assert got.pop("hobbies/music/wind/bassoon.ogg") in MUSIC_LABELS
+    assert got == {k: v for k, v in tux.items() if v != "music"}
+    got = {str(Path(it.path).relative_to(units)): it.label for it in label_package("megaglest-data", mg)}
+    assert got == glest

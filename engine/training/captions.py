@@ -189,7 +189,7 @@ KEYWORDS: dict[str, str] = {
 # Packages whose folders mark music or voice lines (checked before keywords).
 MUSIC_DIRS = ("music", "musics", "soundtrack", "songs")
 VOICE_DIRS = ("voices", "voice", "npcs", "speech", "vocals")
-MUSIC_WORDS = ("music", "theme", "mainzik", "song", "soundtrack", "intro_music")
+MUSIC_WORDS = ("music", "theme", "mainzik", "song", "soundtrack", "intro_music", "remix")
 
 MUSIC_LABELS = ("instrumental music", "background music for a game", "a piece of music")
 

@@ -169,11 +169,11 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
     name_tokens = C.tokens_of(stem)
     dir_tokens = [t for p in rel.parts[:-1] for t in C.tokens_of(p)]
 
-    if any(p in C.MUSIC_DIRS for p in parts_lower[:-1]) or any(w in stem.lower() for w in C.MUSIC_WORDS):
-        return C.Label(C.MUSIC_LABELS[int(_stable_key(str(rel)), 16) % len(C.MUSIC_LABELS)], "music")
+    if package == "tuxpaint-stamps-default":  # before the music rule: its music folder holds
+        return _label_tuxpaint(rel, root)     # spoken descriptions and single instrument notes
 
-    if package == "tuxpaint-stamps-default":
-        return _label_tuxpaint(rel, root)
+    if any(p in C.MUSIC_DIRS for p in parts_lower[:-1]) or any(w in stem.lower() for w in C.MUSIC_WORDS):
+        return _music_label(rel)
 
     if any(p in C.VOICE_DIRS for p in parts_lower[:-1]):
         low = stem.lower()
@@ -326,6 +326,12 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
     return None
 
 
+UNIT_ACTION_TOKENS = ("select", "ack", "die", "sel")
+# Labels of megaglest units that are animals: their deaths and responses are the animal's.
+MEGAGLEST_ANIMALS = ("cow", "pig", "sheep", "horse", "bull", "elephant", "bee", "dragon", "monster", "chicken", "hawk")
+FEMALE_UNITS = ("princess", "valkyrie")
+
+
 def _label_megaglest(rel: Path, name_tokens: list[str], dir_tokens: list[str]) -> C.Label | None:
     stem = rel.stem.lower()
     if "tilesets" in rel.parts:
@@ -357,9 +363,13 @@ def _label_megaglest(rel: Path, name_tokens: list[str], dir_tokens: list[str]) -
         if action == "fly":  # a flying unit's own sound: wings or a machine, never its voice
             machine = any(m in who for m in C.FLYING_MACHINES)
             return C.Label("a flying machine whirring" if machine else lab, "unit")
-        animal = C.keyword_label([t for t in C.tokens_of(who) if t not in ("select", "ack", "die", "sel")])
-        if animal and any(a in animal for a in ("cow", "pig", "sheep", "horse", "bull", "elephant", "bee", "dragon", "monster")):
-            return C.Label(animal, "unit")
+        # The unit's name, else the file's ("thunderbird" names no animal, its "eagle_die1" does).
+        for name in (who, words):
+            animal = C.keyword_label([t for t in C.tokens_of(name) if t not in UNIT_ACTION_TOKENS])
+            if animal and any(a in animal for a in MEGAGLEST_ANIMALS):
+                return C.Label(animal, "unit")
+        if lab.startswith(("a man ", "male ")) and unit in FEMALE_UNITS:
+            return C.Label(lab.replace("a man ", "a woman ").replace("male speech, man", "female speech, woman"), "unit")
         if action in ("select", "sel", "ack") and any(w in (who or "") for w in ("golem", "daemon", "dragon", "beast")):
             return C.Label("a monster growling", "unit")
         return C.Label(lab, "unit")
@@ -605,11 +615,18 @@ OVOS_ANIMALS: dict[str, str] = {
 _LANG_SUFFIX = re.compile(r"_([a-z]{2,3})(_[A-Z]{2})?$")
 
 
+def _music_label(rel: Path) -> C.Label:
+    return C.Label(C.MUSIC_LABELS[int(_stable_key(str(rel)), 16) % len(C.MUSIC_LABELS)], "music")
+
+
 def _label_tuxpaint(rel: Path, root: Path) -> C.Label | None:
     stem = rel.stem
+    # Spoken descriptions of a stamp: `bear_desc.ogg` in English, `bear_desc_fr.ogg` in French.
     if "_desc_" in stem:
         lang = C.language_name(stem.split("_desc_")[-1])
         return C.Label(C.speech_label(None, lang), "voice") if lang else None
+    if stem.endswith("_desc"):
+        return C.Label(C.speech_label(None, "English"), "voice")
     m = _LANG_SUFFIX.search(stem)
     if m and C.language_name(m.group(1)):
         return C.Label(C.speech_label(None, C.language_name(m.group(1))), "voice")
@@ -618,6 +635,8 @@ def _label_tuxpaint(rel: Path, root: Path) -> C.Label | None:
     kw = C.keyword_label(C.tokens_of(stem))
     if kw:
         return C.Label(C.refine(kw, C.tokens_of(stem)), "keyword")
+    if "music" in rel.parts:  # an instrument's note the keywords do not name
+        return _music_label(rel)
     desc = (root / rel).with_suffix(".txt")
     if desc.exists():
         first = desc.read_text(errors="replace").splitlines()[:1]

@@ -31,7 +31,7 @@ CATEGORIES: dict[str, str] = {
     "sword": r"sword",
     "axe chopping wood": r"axe chopping|chopping wood",
     "scream": r"scream",
-    "dog barking": r"\bdog\b",
+    "dog barking": r"\bdogs?\b",
     "birds chirping": r"bird",
     "sheep": r"sheep",
     "pig": r"\bpig\b",
