@@ -210,7 +210,8 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
     if as_json:
         _print_json(rep.to_dict())
     else:
-        what = (f"moved from {rep.previous_fingerprint} to {rep.encoder} ({rep.fingerprint})" if rep.switched
+        what = (f"moved from {rep.previous_encoder} ({rep.previous_fingerprint}) to {rep.encoder} ({rep.fingerprint})"
+                if rep.switched
                 else f"encoder {rep.encoder} ({rep.fingerprint})")
         click.echo(f"{what}: {rep.reembedded} of {rep.sounds} sounds embedded again, {rep.segments} segments, "
                    f"{len(rep.failed)} failed, {len(rep.missing)} missing, {rep.pending} pending, "

@@ -40,6 +40,7 @@ class ReembedReport:
 
     encoder: str
     fingerprint: str
+    previous_encoder: str
     previous_fingerprint: str
     switched: bool  # this run moved the library to another encoder
     sounds: int = 0  # sounds to re-embed when the run started
@@ -132,7 +133,7 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
         if not switched:
             lib.bind_encoder(target)
         waiting = _waiting(lib)
-        rep = ReembedReport(target.name, target.fingerprint, before.fingerprint, switched, notes=notes,
+        rep = ReembedReport(target.name, target.fingerprint, before.name, before.fingerprint, switched, notes=notes,
                             sounds=sum(len(v) for _, v in waiting.values()))
         run = IndexRun(lib, workers=workers, progress=progress)
         for root_id, (root_dir, sounds) in waiting.items():
