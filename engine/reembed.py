@@ -77,7 +77,8 @@ def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
         lib.set_setting(s, "encoder_id", rec.id)
         lib.set_setting(s, "encoder_spec", target.name)
         lib.set_setting(s, "codebook_id", "")
-        if lib.setting("adapter_hash"):
+        adapter = s.get(Setting, "adapter_hash")
+        if adapter is not None and adapter.value:
             lib.set_setting(s, "adapter_hash", "")
             notes.append("the concept adapter was trained in the old encoder's space and is no longer used; "
                          "run `earmark adapt LABELS.csv` again")
