@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from ..index.store import EncoderRecord, Root, Segment, Setting, Sound
 from .ingest import FileFailure, IndexRun
@@ -147,7 +147,7 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
         lib.commit_indexes(force_rebuild=switched or any(snd.status == "pending"
                                                           for _, v in waiting.values() for snd in v))
         with lib.session() as s:
-            rep.pending = len(s.scalars(select(Sound.id).where(Sound.status == "pending")).all())
+            rep.pending = s.scalar(select(func.count()).select_from(Sound).where(Sound.status == "pending")) or 0
         if rep.missing:
             rep.notes.append(f"{len(rep.missing)} sound(s) have no file any more and stay pending; "
                              "`earmark index --prune ROOT` forgets them")
