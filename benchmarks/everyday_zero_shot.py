@@ -103,6 +103,10 @@ RECIPES = {
     "label-softmax+positives-seed-1": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, "seed": 1},
     # 2026-12-06: block 4 of the CNN trained with the heads (a tenth of their step size), from block 3's maps.
     "block4": {"block4_scale": 0.1},
+    # 2026-12-07: domain-adversarial heads (a package classifier's gradient reversed into the audio head).
+    "package-adversary": {"package_adversary_weight": 0.1},
+    "package-adversary-0.3": {"package_adversary_weight": 0.3},
+    "package-adversary-1": {"package_adversary_weight": 1.0},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
@@ -149,6 +153,10 @@ def main() -> None:
     ap.add_argument("--data-seed", type=int, default=None,
                     help="seed of the augmentation draw (which windows are pitch-shifted, which sounds are mixed); "
                          "default: the shipped recipe's. --seed only changes the heads' initialisation and sampling")
+    ap.add_argument("--pitch-prob", type=float, default=None,
+                    help="share of non-music sounds with a pitch-shifted window (default: the shipped recipe's)")
+    ap.add_argument("--mixes", type=int, default=None,
+                    help="number of two-sound mixtures (default: the shipped recipe's)")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="write per-fold results here")
     args = ap.parse_args()
@@ -158,6 +166,7 @@ def main() -> None:
     ensemble = shipped_prompt_ensemble() if args.prompts == "shipped" else args.prompts == "ensembled"
     print(f"category prompts: {'prompt-ensembled' if ensemble else 'plain'} ({args.prompts})", flush=True)
     base = TrainConfig()
+    base = replace(base, **{k: v for k, v in (("pitch_prob", args.pitch_prob), ("n_mixes", args.mixes)) if v is not None})
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     configs = {n: replace(base, **{**RECIPES[n], **overrides}) for n in names}
     views = max(cfg.acoustic_views for cfg in configs.values())
@@ -208,7 +217,8 @@ def main() -> None:
         for p, sounds in held.items():
             t0 = time.time()
             model = _new_model(ModelConfig(), cnn, cfg.seed, cfg.block4_scale)
-            fit(model, train_fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False)
+            fit(model, train_fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False,
+                items=items)
             protos = sound_prototypes(model, train_fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)
             ok = zero_shot_fold(model, train_fs, items, sounds, cat_emb, args.pool)

@@ -157,3 +157,43 @@ def test_supervised_ceiling_learns_from_the_training_packages_only():
     assert not supervised_fold(RawFeatures(), fs, items, {"train-pkg"}, held, "knn:3").any()
     with pytest.raises(ValueError, match="lr:C"):
         supervised_fold(RawFeatures(), fs, items, {"train-pkg"}, held, "svm:1")
+
+
+
+def test_package_adversary_removes_what_only_names_the_package():
+    """Sounds of two labels from four 'games', each game adding its own strong offset to the
+    features: with the adversary's reversed gradient the heads' audio embeddings are far less
+    separated by game, and the labels stay apart."""
+    from earmark.engine.training.train import row_packages
+
+    rng = np.random.default_rng(0)
+    n = 128
+    labels = ["a dog barking" if i % 2 else "rain" for i in range(n)]
+    game = np.array([(i // 2) % 4 for i in range(n)])
+    feats = 0.3 * rng.standard_normal((n, 512))
+    feats[:, 0] += np.where(np.arange(n) % 2, 1.0, -1.0)  # the label
+    feats[np.arange(n), 1 + game] += 3.0  # the game
+    items, fs = _one_window_corpus(labels, [f"game{g}" for g in game], feats)
+    assert row_packages(fs, items, np.arange(n)).tolist() == game.tolist()
+    text = {c: rng.standard_normal(384).astype(np.float32) for lab in set(labels) for c in C.captions_for(lab)}
+    game_spread, label_gap = {}, {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = EmbeddedClap(ModelConfig())
+        cfg = TrainConfig(epochs=120, batch_size=16, threads=1, package_adversary_weight=weight)
+        fit(model, fs, np.arange(n), text, cfg, progress=False, items=items)
+        emb = model.project_audio_features(torch.from_numpy(fs.features)).detach().numpy()
+        means = np.stack([emb[game == k].mean(0) for k in range(4)])
+        game_spread[weight] = float(np.linalg.norm(means - means.mean(0), axis=1).mean())
+        label_gap[weight] = float(np.linalg.norm(emb[1::2].mean(0) - emb[::2].mean(0)))
+    assert game_spread[1.0] < 0.5 * game_spread[0.0], game_spread
+    assert label_gap[1.0] > 0.5 * label_gap[0.0], label_gap
+
+
+def test_package_adversary_needs_the_corpus():
+    import pytest
+
+    fs, text = _tiny_set(16)
+    with pytest.raises(ValueError, match="corpus items"):
+        fit(EmbeddedClap(ModelConfig()), fs, np.arange(16), text,
+            TrainConfig(epochs=1, batch_size=8, threads=1, package_adversary_weight=0.1), progress=False)

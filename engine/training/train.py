@@ -105,6 +105,11 @@ class TrainConfig:
     # +6, openarena +5, redeclipse +1, minetest −5, widelands −2) and a package mean unchanged
     # (0.479 → 0.478): within seed noise, so it stays off.
     block4_scale: float = 0.0
+    # > 0: domain confusion (Tzeng et al. 2015): a linear classifier learns to tell a training row's
+    # source package from its audio embedding, and the audio head is trained, with this weight, to
+    # make that classifier's prediction uniform over the packages, so it is pushed to drop what
+    # only identifies the game a sound comes from. 0: off.
+    package_adversary_weight: float = 0.0
 
     def row_kinds(self) -> tuple[int, ...]:
         """``train_kinds``, less acoustic views when this recipe asks for none: a feature set
@@ -183,6 +188,16 @@ def similar_labels(labels: list[str], text: dict[str, np.ndarray], threshold: fl
     return same
 
 
+def row_packages(fs: FeatureSet, items: list[CorpusItem], rows: np.ndarray) -> np.ndarray:
+    """(len(rows),) int: each row's source package as an index into the sorted package names;
+    -1 for mixtures (two sounds, possibly from two packages)."""
+    names = sorted({items[int(i)].package for i in fs.item[rows]})
+    index = {n: k for k, n in enumerate(names)}
+    pk = np.array([index[items[int(i)].package] for i in fs.item[rows]], dtype=np.int64)
+    pk[fs.partner[rows] >= 0] = -1
+    return pk
+
+
 def fit(
     model: EmbeddedClap,
     fs: FeatureSet,
@@ -190,10 +205,12 @@ def fit(
     text: dict[str, np.ndarray],
     cfg: TrainConfig,
     progress: bool,
+    items: list[CorpusItem] | None = None,
 ) -> list[float]:
     """Train the projection heads and temperature on ``rows`` of the cached features (and block 4's
     Δ when ``model`` is a :class:`Block4TunedClap` and ``fs`` holds block 3's maps), on the device
-    ``model`` is on; the features stay in host memory and go over a batch at a time."""
+    ``model`` is on; the features stay in host memory and go over a batch at a time.
+    ``items`` (the corpus ``fs`` indexes) is needed when ``cfg.package_adversary_weight`` > 0."""
     device = next(model.parameters()).device
     torch.manual_seed(cfg.seed)  # dropout masks
     rng = np.random.default_rng(cfg.seed)
@@ -225,6 +242,14 @@ def fit(
             frozen = True  # the residual branch stays exactly zero
         p.requires_grad_(not frozen)
     params = [p for p in model.parameters() if p.requires_grad]
+    adversary = None
+    if cfg.package_adversary_weight > 0:
+        if items is None:
+            raise ValueError("package_adversary_weight > 0 needs the corpus items (the rows' packages)")
+        packages = row_packages(fs, items, rows)
+        adversary = torch.nn.Linear(model.cfg.dim, int(packages.max()) + 1).to(device)
+        params += list(adversary.parameters())
+        pkg_all = torch.from_numpy(packages)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(rows) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -254,6 +279,16 @@ def fit(
             t_lab = model.project_text(label_sent)
             lab_logits = scale * a @ t_lab.T
             loss = loss - cfg.label_softmax_weight * (label_target[g] * F.log_softmax(lab_logits, dim=1)).sum(1).mean()
+        if adversary is not None:
+            pk = pkg_all[b].to(device)
+            single = pk >= 0  # mixtures have no one package
+            if single.any():
+                a1 = a[single]
+                # The classifier learns from detached embeddings; the head learns, through the
+                # classifier's detached weights, to leave it no better than a uniform guess.
+                loss = loss + F.cross_entropy(adversary(a1.detach()), pk[single])
+                confused = F.linear(a1, adversary.weight.detach(), adversary.bias.detach())
+                loss = loss - cfg.package_adversary_weight * F.log_softmax(confused, dim=1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -410,7 +445,7 @@ def train_encoder(
     baseline = _new_model(model_cfg, cnn_state, cfg.seed)
     model = _new_model(model_cfg, cnn_state, cfg.seed, cfg.block4_scale)
     rows = _rows_in(fs, items, train_pk, cfg.row_kinds())
-    fit(model.to(device), train_fs, rows, text, cfg, progress)
+    fit(model.to(device), train_fs, rows, text, cfg, progress, items)
     model.cpu()
     protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)
     results = {}
@@ -439,7 +474,7 @@ def train_encoder(
         final = _new_model(model_cfg, cnn_state, cfg.seed, cfg.block4_scale)
         rows_all = _rows_in(fs, items, packages, cfg.row_kinds())
         report.n_train_rows = int(len(rows_all))
-        fit(final.to(device), train_fs, rows_all, text, cfg, progress)
+        fit(final.to(device), train_fs, rows_all, text, cfg, progress, items)
         final.cpu()
         protos = sound_prototypes(final, train_fs, items, packages, text, cfg)
     else:
