@@ -286,7 +286,7 @@ def test_spoken_descriptions_and_unit_voices_are_labelled_by_who_speaks(tmp_path
         "animals/mammals/bears/bear_desc.ogg": "a person speaking English",
         "animals/mammals/bears/bear.ogg": "a bear growling",
         "hobbies/music/string/cello_desc_bg.ogg": "a person speaking Bulgarian",
-        "hobbies/music/percussion/cymbal_crash.ogg": "a crash",
+        "hobbies/music/percussion/cymbal_crash.ogg": "a cymbal crash",
         "hobbies/music/wind/bassoon.ogg": "music",  # no keyword names it: one of the music labels
     }
     mg = _package(tmp_path / "mg", "megaglest-data")
@@ -305,3 +305,18 @@ def test_spoken_descriptions_and_unit_voices_are_labelled_by_who_speaks(tmp_path
     assert got == {k: v for k, v in tux.items() if v != "music"}
     got = {str(Path(it.path).relative_to(units)): it.label for it in label_package("megaglest-data", mg)}
     assert got == glest
+
+
+def test_crash_cymbals_are_cymbals_not_crashes(tmp_path):
+    """"crash" alone is a collision ("a crash"), but beside "cymbal" or in a drum folder it is a
+    crash cymbal; supertuxkart's kart crashes stay crashes."""
+    lm = _package(tmp_path / "lm", "lmms-common")
+    samples = lm / "usr" / "share" / "lmms" / "samples"
+    _write_wavs(samples, {"drums/crash01.ogg": "a cymbal crash", "effects/crash.ogg": "a crash"}, 300)
+    got = {str(Path(it.path).relative_to(samples)): it.label for it in label_package("lmms-common", lm)}
+    assert got == {"drums/crash01.ogg": "a cymbal crash", "effects/crash.ogg": "a crash"}
+    sc = _package(tmp_path / "sc", "scratch")
+    sounds = sc / "usr" / "share" / "scratch" / "Media" / "Sounds"
+    _write_wavs(sounds, {"Percussion/CymbalCrash.wav": "", "Effects/Crash.wav": ""}, 300)
+    got = {str(Path(it.path).relative_to(sounds)): it.label for it in label_package("scratch", sc)}
+    assert got == {"Percussion/CymbalCrash.wav": "a cymbal crash", "Effects/Crash.wav": "a crash"}

@@ -167,6 +167,7 @@ KEYWORDS: dict[str, str] = {
     "kick drum": "a kick drum hit", "snare": "a snare drum hit", "tom": "a tom drum hit",
     "hi-hat": "a hi-hat", "closed hi-hat": "a closed hi-hat", "open hi-hat": "an open hi-hat",
     "cymbal": "a cymbal crash", "ride": "a ride cymbal", "crash cymbal": "a cymbal crash",
+    "cymbal crash": "a cymbal crash",
     "tabla": "tabla drums", "conga": "conga drums", "bongo": "bongo drums", "djembe": "djembe drum",
     "cowbell": "a cowbell", "tambourine": "a tambourine", "shaker": "a shaker",
     "triangle": "a triangle", "woodblock": "a wood block", "clave": "claves", "claves": "claves",

@@ -254,6 +254,8 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
                "shapes": "a synthesizer tone", "waveforms": "a synthesizer tone",
                "stringsnpads": "a synthesizer pad", "latin": "latin percussion"}.get(cat)
         kw = C.keyword_label(name_tokens)
+        if cat in ("drums", "latin", "drumsynth") and kw == "a crash":  # drums/crash01.ogg: a cymbal
+            return C.Label("a cymbal crash", "keyword")
         if cat in ("drums", "latin", "effects", "misc", "instruments", "drumsynth") and kw:
             return C.Label(C.refine(kw, name_tokens), "keyword")
         return C.Label(lab, "keyword") if lab else None
