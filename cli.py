@@ -694,13 +694,19 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
 @click.option("--block4-scale", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="> 0: train the CNN's last block too, at this step-size ratio to the heads (0.1 was tried; "
                    "caches block 3's maps, 0.57 GB). 0: frozen CNN, as shipped.")
+@click.option("--package-adversary", type=click.FloatRange(min=0.0), default=None,
+              help="Weight of the domain-confusion term that keeps the audio head from encoding which package a "
+                   "sound comes from (default: the shipped recipe's, 0.3; 0 turns it off).")
 @handle_errors
-def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float) -> None:
+def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float,
+                  package_adversary: float | None) -> None:
     """Rebuild the embedded model's corpus and train it (reproducible; GPU when present)."""
     from .engine.training.train import TrainConfig
     from .engine.training.train import train_encoder as run
 
     cfg = TrainConfig(seed=seed, epochs=epochs, block4_scale=block4_scale)
+    if package_adversary is not None:
+        cfg.package_adversary_weight = package_adversary
     report = run(out, cache, progress=True, config=cfg)
     click.echo(f"model written to {out}: {report}")
 

@@ -45,7 +45,7 @@ def test_linear_heads_keep_residual_zero_and_learn():
     torch.manual_seed(0)
     model = EmbeddedClap(ModelConfig())
     before = model.text_proj.linear2.weight.clone()
-    cfg = TrainConfig(epochs=30, batch_size=16, residual_heads=False, threads=1)
+    cfg = TrainConfig(epochs=30, batch_size=16, residual_heads=False, threads=1, package_adversary_weight=0.0)
     losses = fit(model, fs, np.arange(len(fs.labels)), text, cfg, progress=False)
     for head in (model.audio.proj, model.text_proj):
         assert torch.count_nonzero(head.linear3.weight) == 0 and torch.count_nonzero(head.linear3.bias) == 0

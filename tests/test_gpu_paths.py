@@ -61,7 +61,8 @@ def test_fit_trains_on_the_gpu_like_on_the_cpu():
     from test_everyday import _tiny_set
 
     fs, text = _tiny_set(64)
-    cfg = TrainConfig(epochs=20, batch_size=16, threads=1, positive_similarity=0.5, label_softmax_weight=1.0)
+    cfg = TrainConfig(epochs=20, batch_size=16, threads=1, positive_similarity=0.5, label_softmax_weight=1.0,
+                      package_adversary_weight=0.0)
     losses = {}
     for device in ("cpu", "cuda"):
         torch.manual_seed(0)

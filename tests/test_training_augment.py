@@ -81,7 +81,7 @@ def test_fit_with_similar_positives_learns():
     fs, text = _tiny_set()
     torch.manual_seed(0)
     model = EmbeddedClap(ModelConfig())
-    cfg = TrainConfig(epochs=30, batch_size=16, threads=1, positive_similarity=0.9)
+    cfg = TrainConfig(epochs=30, batch_size=16, threads=1, positive_similarity=0.9, package_adversary_weight=0.0)
     losses = fit(model, fs, np.arange(len(fs.labels)), text, cfg, progress=False)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
 
@@ -99,7 +99,8 @@ def test_fit_with_the_all_label_softmax_learns_and_changes_the_heads():
     for weight in (0.0, 1.0):
         torch.manual_seed(0)
         model = EmbeddedClap(ModelConfig())
-        cfg = TrainConfig(epochs=30, batch_size=16, threads=1, label_softmax_weight=weight, positive_similarity=0.9)
+        cfg = TrainConfig(epochs=30, batch_size=16, threads=1, label_softmax_weight=weight, positive_similarity=0.9,
+                          package_adversary_weight=0.0)
         losses = fit(model, fs, rows, text, cfg, progress=False)
         assert np.mean(losses[-10:]) < np.mean(losses[:10])
         trained[weight] = model.text_proj.linear1.weight.detach().clone()
