@@ -132,7 +132,8 @@ class Library:
         self._codebook: "ActiveCodebook | None" = None
         self._indexes: "LibraryIndexes | None" = None
         self._snapshot = threading.local()  # settings read once per query (see read_snapshot)
-        self._encoder_records: dict[int, EncoderRecord] = {}  # rows are never changed once written
+        # Encoder rows change only by `earmark reembed` (their spec, never their fingerprint).
+        self._encoder_records: dict[int, EncoderRecord] = {}
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
@@ -268,6 +269,10 @@ class Library:
                 "run `earmark reembed` to embed its sounds again with this encoder"
             )
         return self._encoder
+
+    def forget_encoder_records(self) -> None:
+        """Drop the cached encoder rows (after `earmark reembed` renamed one)."""
+        self._encoder_records.clear()
 
     def bind_encoder(self, encoder: Encoder) -> None:
         """Use ``encoder`` (already checked against the library's record, see engine/reembed.py)."""

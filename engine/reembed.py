@@ -71,6 +71,8 @@ def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
                                 config=target.config())
             s.add(rec)
             s.flush()
+        else:
+            rec.name = target.name  # the spec it is loaded by now (the same weights may have moved)
         s.execute(update(Sound).where(Sound.status == "indexed")
                   .values(status="pending", error=f"awaiting re-embedding with {target.name}"))
         s.execute(delete(Segment))  # their concept codes go with them (ON DELETE CASCADE)
@@ -91,6 +93,7 @@ def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
             lib.set_setting(s, "hop_seconds", half)
             notes.append(f"the hop ({hop:g} s) was longer than {target.name}'s window; it is now {half:g} s")
         lib.bump_data_version(s)
+    lib.forget_encoder_records()
     if decoder_path(lib).exists():
         notes.append("the evidence decoder was trained for the old encoder; run `earmark evidence train`")
     lib.bind_encoder(target)
@@ -132,6 +135,17 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
         switched = target.fingerprint != before.fingerprint
         notes = switch_encoder(lib, target) if switched else []
         if not switched:
+            stored = lib.setting("encoder_spec") or before.name
+            if target.name != stored:
+                # The same weights under another spec (e.g. the previous release's file, kept to
+                # pin a library to it): nothing to re-embed, but the library must load them from
+                # there from now on, or it would refuse the spec it has.
+                with lib.session() as s, s.begin():
+                    s.get(EncoderRecord, before.id).name = target.name  # what the library loads
+                    lib.set_setting(s, "encoder_spec", target.name)
+                lib.forget_encoder_records()
+                notes.append(f"the library now loads its encoder as '{target.name}' (was '{stored}'; "
+                             f"same fingerprint {target.fingerprint}, so its vectors stay)")
             lib.bind_encoder(target)
         waiting = _waiting(lib)
         rep = ReembedReport(target.name, target.fingerprint, before.name, before.fingerprint, switched, notes=notes,

@@ -231,3 +231,28 @@ def test_earmark_index_of_the_roots_also_finishes_an_interrupted_switch(tmp_path
     report = again.index([sounds])
     assert report.updated == 4 and again.status().sounds_pending == 0
     _same_vectors(lib.path, _fresh(tmp_path, "fresh", NarrowFakeEncoder(), sounds).path)
+
+
+def test_pinning_the_same_weights_under_another_spec_rebinds_without_reembedding(tmp_path):
+    """A library built with one spec and moved to another spec of the *same* weights (e.g. the
+    previous release's weights file, kept to pin a library to them; here the other way round)
+    keeps its vectors and loads its encoder from the new spec from then on."""
+    import shutil
+
+    from earmark.engine.encoders.embedded import shipped_weights_path
+
+    sounds = write_known_sounds(tmp_path / "sounds")
+    copy = tmp_path / "pinned-clap.pt"
+    shutil.copy(shipped_weights_path(), copy)
+    lib = Library.init(tmp_path / "lib", encoder=f"embedded:{copy}", vocabulary=str(TEST_VOCAB))
+    lib.index([sounds])
+    before = _vectors(tmp_path / "lib" / "earmark.db")
+    rep = lib.reembed("embedded")
+    assert not rep.switched and rep.sounds == 0
+    assert any("now loads its encoder as 'embedded'" in n for n in rep.notes), rep.notes
+    copy.unlink()  # the old spec's file is gone: only the new spec can load the encoder now
+    reopened = Library(tmp_path / "lib")
+    assert reopened.setting("encoder_spec") == "embedded"
+    assert reopened.search("a low hum", k=5).hits
+    after = _vectors(tmp_path / "lib" / "earmark.db")
+    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
