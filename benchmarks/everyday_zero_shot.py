@@ -103,7 +103,7 @@ RECIPES = {
     "label-softmax+positives-seed-1": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, "seed": 1},
     # 2026-12-06: block 4 of the CNN trained with the heads (a tenth of their step size), from block 3's maps.
     "block4": {"block4_scale": 0.1},
-    # 2026-12-07: domain-adversarial heads (a package classifier's gradient reversed into the audio head).
+    # 2026-12-07: domain confusion (the audio head learns to leave a package classifier at chance); 0.3 is v7.
     "package-adversary": {"package_adversary_weight": 0.1},
     "package-adversary-0.3": {"package_adversary_weight": 0.3},
     "package-adversary-1": {"package_adversary_weight": 1.0},
