@@ -569,8 +569,11 @@ def demo(queries: tuple[str, ...], directory: Path, k: int, as_json: bool) -> No
 
     run = run_demo(directory, queries, k=k, progress=not as_json and sys.stderr.isatty())
     if as_json:
-        _print_json({"library": str(run.library), "indexed": run.indexed, "results": [r.to_dict() for r in run.results]})
+        _print_json({"library": str(run.library), "indexed": run.indexed, "reembedded": run.reembedded,
+                     "results": [r.to_dict() for r in run.results]})
         return
+    if run.reembedded:
+        click.echo(f"the demo library was built with an earlier encoder: {run.reembedded} sounds embedded again")
     click.echo(f"demo library {run.library}: {run.indexed} sounds indexed with the embedded encoder")
     for res in run.results:
         click.echo("")

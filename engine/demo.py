@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .library import Library
+from .library import EncoderMismatch, Library
 from .search import SearchResult
 
 DEMO_SOUNDS = Path(__file__).resolve().parent / "demo_sounds"
@@ -29,6 +29,7 @@ class DemoRun:
     indexed: int
     failed: int
     results: list[SearchResult]
+    reembedded: int = 0  # sounds of a demo library from an earlier encoder, embedded again
 
 
 def demo_sounds_dir() -> Path:
@@ -43,8 +44,18 @@ def run_demo(directory: str | Path, queries: tuple[str, ...] | list[str] = (), k
     sounds = demo_sounds_dir()
     path = Path(directory)
     lib = Library(path) if (path / "earmark.db").exists() else Library.init(path, encoder=encoder)
+    reembedded = 0
+    try:
+        lib.encoder
+    except EncoderMismatch:
+        # A demo library left by an earlier release (other shipped weights): it holds nothing
+        # but the demo sounds, so it moves to this encoder without asking. Any other library
+        # keeps the refusal, which names `earmark reembed`.
+        if [Path(r) for r in lib.status().roots] != [sounds]:
+            raise
+        reembedded = lib.reembed(progress=progress).reembedded
     report = lib.index([sounds], progress=progress)
     qs = list(queries) or [q.format(demo=sounds) for q in EXAMPLE_QUERIES]
     results = [lib.search(q, k=k) for q in qs]
     st = lib.status()
-    return DemoRun(lib.path, st.sounds_indexed, st.sounds_failed + len(report.failed), results)
+    return DemoRun(lib.path, st.sounds_indexed, st.sounds_failed + len(report.failed), results, reembedded)
