@@ -82,27 +82,31 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 
 # "shipped": TrainConfig defaults (the recipe of the shipped weights, v2); "v1-heads": the same
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
+# Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
+# still come out of the same command.
+BEFORE_V7 = {"package_adversary_weight": 0.0}
 RECIPES = {
     "shipped": {},
-    "no-prototypes": {"prototype_weight": 0.0},  # v2 as shipped until 2026-12-04
+    "v6": BEFORE_V7,  # the shipped recipe until 2026-12-07 (no domain confusion)
+    "no-prototypes": {"prototype_weight": 0.0, **BEFORE_V7},  # v2 as shipped until 2026-12-04
     # v3 as shipped until 2026-12-04: no gate, τ 0.2, weight 2
-    "v3-prototypes": {"prototype_min_similarity": -1.0, "prototype_temperature": 0.2, "prototype_weight": 2.0},
-    "v1-heads": {"residual_heads": True, "balance_power": 0.5, "prototype_weight": 0.0},
+    "v3-prototypes": {"prototype_min_similarity": -1.0, "prototype_temperature": 0.2, "prototype_weight": 2.0, **BEFORE_V7},
+    "v1-heads": {"residual_heads": True, "balance_power": 0.5, "prototype_weight": 0.0, **BEFORE_V7},
     # Trials on v2 without prototypes, kept so the model card's figures can be rerun (none beat it).
-    "seed-1": {"seed": 1, "prototype_weight": 0.0},
-    "acoustic-views": {"acoustic_views": 2, "prototype_weight": 0.0},
-    "similar-positives": {"positive_similarity": 0.85, "prototype_weight": 0.0},
-    "views+positives": {"acoustic_views": 2, "positive_similarity": 0.85, "prototype_weight": 0.0},
+    "seed-1": {"seed": 1, "prototype_weight": 0.0, **BEFORE_V7},
+    "acoustic-views": {"acoustic_views": 2, "prototype_weight": 0.0, **BEFORE_V7},
+    "similar-positives": {"positive_similarity": 0.85, "prototype_weight": 0.0, **BEFORE_V7},
+    "views+positives": {"acoustic_views": 2, "positive_similarity": 0.85, "prototype_weight": 0.0, **BEFORE_V7},
     # 2026-12-04 trials on v4's recipe: every row also classified among all training labels.
-    "label-softmax": {"label_softmax_weight": 1.0},
-    "label-softmax+positives": {"label_softmax_weight": 1.0, "positive_similarity": 0.85},
+    "label-softmax": {"label_softmax_weight": 1.0, **BEFORE_V7},
+    "label-softmax+positives": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, **BEFORE_V7},
     # 2026-12-05: is the gain above the positives option's, and above seed noise?
-    "positives": {"positive_similarity": 0.85},
-    "shipped-seed-1": {"seed": 1},
-    "positives-seed-1": {"positive_similarity": 0.85, "seed": 1},
-    "label-softmax+positives-seed-1": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, "seed": 1},
+    "positives": {"positive_similarity": 0.85, **BEFORE_V7},
+    "shipped-seed-1": {"seed": 1, **BEFORE_V7},
+    "positives-seed-1": {"positive_similarity": 0.85, "seed": 1, **BEFORE_V7},
+    "label-softmax+positives-seed-1": {"label_softmax_weight": 1.0, "positive_similarity": 0.85, "seed": 1, **BEFORE_V7},
     # 2026-12-06: block 4 of the CNN trained with the heads (a tenth of their step size), from block 3's maps.
-    "block4": {"block4_scale": 0.1},
+    "block4": {"block4_scale": 0.1, **BEFORE_V7},
     # 2026-12-07: domain confusion (the audio head learns to leave a package classifier at chance); 0.3 is v7.
     "package-adversary": {"package_adversary_weight": 0.1},
     "package-adversary-0.3": {"package_adversary_weight": 0.3},
