@@ -56,6 +56,13 @@ class ReembedReport:
         return asdict(self)
 
 
+def _load_as(lib: "Library", s, rec: EncoderRecord, spec: str) -> None:
+    """From now on ``lib`` loads its encoder as ``spec``: the record's name is what
+    `Library.encoder` loads; the ``encoder_spec`` setting mirrors it."""
+    rec.name = spec
+    lib.set_setting(s, "encoder_spec", spec)
+
+
 def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
     """Bind ``lib`` to ``target`` in one transaction, dropping the old encoder's vectors, codes,
     codebook and adapter; returns notes on what the user has to redo. Caller holds the lock."""
@@ -71,13 +78,11 @@ def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
                                 config=target.config())
             s.add(rec)
             s.flush()
-        else:
-            rec.name = target.name  # the spec it is loaded by now (the same weights may have moved)
         s.execute(update(Sound).where(Sound.status == "indexed")
                   .values(status="pending", error=f"awaiting re-embedding with {target.name}"))
         s.execute(delete(Segment))  # their concept codes go with them (ON DELETE CASCADE)
         lib.set_setting(s, "encoder_id", rec.id)
-        lib.set_setting(s, "encoder_spec", target.name)
+        _load_as(lib, s, rec, target.name)  # a reused row takes the spec it is loaded by now
         lib.set_setting(s, "codebook_id", "")
         adapter = s.get(Setting, "adapter_hash")
         if adapter is not None and adapter.value:
@@ -135,16 +140,14 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
         switched = target.fingerprint != before.fingerprint
         notes = switch_encoder(lib, target) if switched else []
         if not switched:
-            stored = lib.setting("encoder_spec") or before.name
-            if target.name != stored:
+            if target.name != before.name:
                 # The same weights under another spec (e.g. the previous release's file, kept to
                 # pin a library to it): nothing to re-embed, but the library must load them from
                 # there from now on, or it would refuse the spec it has.
                 with lib.session() as s, s.begin():
-                    s.get(EncoderRecord, before.id).name = target.name  # what the library loads
-                    lib.set_setting(s, "encoder_spec", target.name)
+                    _load_as(lib, s, s.get(EncoderRecord, before.id), target.name)
                 lib.forget_encoder_records()
-                notes.append(f"the library now loads its encoder as '{target.name}' (was '{stored}'; "
+                notes.append(f"the library now loads its encoder as '{target.name}' (was '{before.name}'; "
                              f"same fingerprint {target.fingerprint}, so its vectors stay)")
             lib.bind_encoder(target)
         waiting = _waiting(lib)
