@@ -193,9 +193,9 @@ def similar_labels(labels: list[str], text: dict[str, np.ndarray], threshold: fl
 def row_packages(fs: FeatureSet, items: list[CorpusItem], rows: np.ndarray) -> np.ndarray:
     """(len(rows),) int: each row's source package as an index into the sorted package names;
     -1 for mixtures (two sounds, possibly from two packages)."""
-    names = sorted({items[int(i)].package for i in fs.item[rows]})
-    index = {n: k for k, n in enumerate(names)}
-    pk = np.array([index[items[int(i)].package] for i in fs.item[rows]], dtype=np.int64)
+    of_row = [items[int(i)].package for i in fs.item[rows]]
+    index = {n: k for k, n in enumerate(sorted(set(of_row)))}
+    pk = np.array([index[p] for p in of_row], dtype=np.int64)
     pk[fs.partner[rows] >= 0] = -1
     return pk
 
