@@ -200,7 +200,7 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
 
     lib = open_library(library_path)
     rec = lib.encoder_record()
-    target = load_encoder(spec or lib.setting("encoder_spec") or rec.name)
+    target = load_encoder(spec or rec.name)
     if target.fingerprint != rec.fingerprint and not yes:
         n = lib.status().sounds_indexed
         click.confirm(f"{lib.path} holds vectors of {rec.name} ({rec.fingerprint}); {target.name} has fingerprint "

@@ -171,7 +171,9 @@ class Library:
                                 sample_rate=enc.sample_rate, window_seconds=enc.window_seconds, config=enc.config())
             s.add(rec)
             s.flush()
-            settings = {"encoder_id": rec.id, "encoder_spec": enc.name, "hop_seconds": hop, "data_version": 0,
+            # the encoder row's name is the spec the library loads its encoder by (no separate
+            # setting: libraries before 2026-12-07 also hold an `encoder_spec` row, never read now)
+            settings = {"encoder_id": rec.id, "hop_seconds": hop, "data_version": 0,
                         "vocabulary": vocabulary or vocab.name, "lam": "" if lam is None else lam,
                         "target_l0": "" if target_l0 is None else target_l0, "codebook_id": "",
                         "index_backend": backend, **milvus}
@@ -431,7 +433,7 @@ class Library:
         """Switch to another vocabulary or sparsity: recompute codes from stored vectors."""
         from sqlalchemy import delete
 
-        from ..index.store import Code, Codebook
+        from ..index.store import Code
 
         if lam is not None and target_l0 is not None:
             raise LibraryError("give lam or target_l0, not both")

@@ -56,13 +56,6 @@ class ReembedReport:
         return asdict(self)
 
 
-def _load_as(lib: "Library", s, rec: EncoderRecord, spec: str) -> None:
-    """From now on ``lib`` loads its encoder as ``spec``: the record's name is what
-    `Library.encoder` loads; the ``encoder_spec`` setting mirrors it."""
-    rec.name = spec
-    lib.set_setting(s, "encoder_spec", spec)
-
-
 def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
     """Bind ``lib`` to ``target`` in one transaction, dropping the old encoder's vectors, codes,
     codebook and adapter; returns notes on what the user has to redo. Caller holds the lock."""
@@ -82,7 +75,7 @@ def switch_encoder(lib: "Library", target: "Encoder") -> list[str]:
                   .values(status="pending", error=f"awaiting re-embedding with {target.name}"))
         s.execute(delete(Segment))  # their concept codes go with them (ON DELETE CASCADE)
         lib.set_setting(s, "encoder_id", rec.id)
-        _load_as(lib, s, rec, target.name)  # a reused row takes the spec it is loaded by now
+        rec.name = target.name  # the row's name is what `Library.encoder` loads: a reused row takes today's spec
         lib.set_setting(s, "codebook_id", "")
         adapter = s.get(Setting, "adapter_hash")
         if adapter is not None and adapter.value:
@@ -132,7 +125,7 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
     lock = WriterLock(lib.path).acquire(wait=wait)
     try:
         before = lib.encoder_record()
-        spec = encoder if encoder is not None else (lib.setting("encoder_spec") or before.name)
+        spec = encoder if encoder is not None else before.name
         try:
             target = load_encoder(spec) if isinstance(spec, str) else spec
         except EncoderError as exc:
@@ -145,7 +138,7 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
                 # pin a library to it): nothing to re-embed, but the library must load them from
                 # there from now on, or it would refuse the spec it has.
                 with lib.session() as s, s.begin():
-                    _load_as(lib, s, s.get(EncoderRecord, before.id), target.name)
+                    s.get(EncoderRecord, before.id).name = target.name
                 lib.forget_encoder_records()
                 notes.append(f"the library now loads its encoder as '{target.name}' (was '{before.name}'; "
                              f"same fingerprint {target.fingerprint}, so its vectors stay)")

@@ -252,7 +252,7 @@ def test_pinning_the_same_weights_under_another_spec_rebinds_without_reembedding
     assert any("now loads its encoder as 'embedded'" in n for n in rep.notes), rep.notes
     copy.unlink()  # the old spec's file is gone: only the new spec can load the encoder now
     reopened = Library(tmp_path / "lib")
-    assert reopened.setting("encoder_spec") == "embedded"
+    assert reopened.encoder_record().name == "embedded"
     assert reopened.search("a low hum", k=5).hits
     after = _vectors(tmp_path / "lib" / "earmark.db")
     assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
