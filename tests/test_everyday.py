@@ -162,8 +162,8 @@ def test_supervised_ceiling_learns_from_the_training_packages_only():
 
 def test_package_adversary_removes_what_only_names_the_package():
     """Sounds of two labels from four 'games', each game adding its own strong offset to the
-    features: with the adversary's reversed gradient the heads' audio embeddings are far less
-    separated by game, and the labels stay apart."""
+    features: with domain confusion the heads' audio embeddings are far less separated by game,
+    and the labels stay apart."""
     from earmark.engine.training.train import row_packages
 
     rng = np.random.default_rng(0)
@@ -188,6 +188,45 @@ def test_package_adversary_removes_what_only_names_the_package():
         label_gap[weight] = float(np.linalg.norm(emb[1::2].mean(0) - emb[::2].mean(0)))
     assert game_spread[1.0] < 0.5 * game_spread[0.0], game_spread
     assert label_gap[1.0] > 0.5 * label_gap[0.0], label_gap
+
+
+def test_label_package_mix_is_each_labels_share_per_package():
+    from earmark.engine.training.train import label_package_mix
+
+    gid = np.array([0, 0, 0, 1, 1, 2])
+    packages = np.array([0, 1, 1, 2, -1, -1])  # label 2's only row is a mixture
+    mix = label_package_mix(gid, packages, 3, 3)
+    np.testing.assert_allclose(mix, [[1 / 3, 2 / 3, 0], [0, 0, 1], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
+
+
+def test_label_conditional_confusion_keeps_labels_that_name_their_package():
+    """Rain is heard in two games, dogs only in one and menu clicks only in the other, and each
+    game adds its own offset. Uniform confusion also pushes dogs and clicks together, because
+    telling them apart tells the game; conditioned on the label, only the game offset within
+    rain is pushed out, and the two one-game labels stay further apart."""
+    rng = np.random.default_rng(0)
+    n = 192
+    labels = ["rain", "a dog barking", "rain", "a menu click"] * (n // 4)
+    game = np.array([0, 0, 1, 1] * (n // 4))
+    feats = 0.3 * rng.standard_normal((n, 512))
+    direction = {"rain": 0, "a dog barking": 1, "a menu click": 2}
+    feats[np.arange(n), [direction[lab] for lab in labels]] += 1.0
+    feats[np.arange(n), 3 + game] += 3.0  # the game
+    items, fs = _one_window_corpus(labels, [f"game{g}" for g in game], feats)
+    text = {c: rng.standard_normal(384).astype(np.float32) for lab in set(labels) for c in C.captions_for(lab)}
+    rain = np.array([lab == "rain" for lab in labels])
+    rain_spread, one_game_gap = {}, {}
+    for name, weight, by_label in (("off", 0.0, False), ("uniform", 1.0, False), ("by label", 1.0, True)):
+        torch.manual_seed(0)
+        model = EmbeddedClap(ModelConfig())
+        cfg = TrainConfig(epochs=120, batch_size=16, threads=1, package_adversary_weight=weight,
+                          package_adversary_by_label=by_label)
+        fit(model, fs, np.arange(n), text, cfg, progress=False, items=items)
+        emb = model.project_audio_features(torch.from_numpy(fs.features)).detach().numpy()
+        rain_spread[name] = float(np.linalg.norm(emb[rain & (game == 0)].mean(0) - emb[rain & (game == 1)].mean(0)))
+        one_game_gap[name] = float(np.linalg.norm(emb[1::4].mean(0) - emb[3::4].mean(0)))
+    assert rain_spread["by label"] < 0.5 * rain_spread["off"], rain_spread
+    assert one_game_gap["by label"] > one_game_gap["uniform"], one_game_gap
 
 
 def test_package_adversary_needs_the_corpus():

@@ -112,6 +112,16 @@ class TrainConfig:
     # everyday benchmark over two augmentation draws 0.367 / 0.394 pooled against 0.344 / 0.364
     # off (0.1: 0.358 / 0.383, 1.0: 0.360 / 0.390; docs/model-card.md, "Domain confusion").
     package_adversary_weight: float = 0.3
+    # True: the confusion is label-conditional. The classifier also learns a package prior per
+    # label (a bias table), and the head is pushed to leave its prediction at the label's own
+    # package mix, P(package | label) of the training rows, instead of at uniform. Packages hold
+    # very different sounds (a drum kit, a war game), so uniform confusion also asks the head to
+    # hide *what* a sound is wherever that names the package; conditioned on the label, only
+    # what differs between packages' sounds of the same label (their recording chain) is pushed
+    # out, and labels heard in one package only feel no push. Off: on the everyday benchmark it
+    # lost to uniform confusion and to none (0.333 / 0.358 pooled over two augmentation draws,
+    # against 0.369 / 0.394 and 0.344 / 0.364; docs/model-card.md, "Label-conditional confusion").
+    package_adversary_by_label: bool = False
 
     def row_kinds(self) -> tuple[int, ...]:
         """``train_kinds``, less acoustic views when this recipe asks for none: a feature set
@@ -200,6 +210,17 @@ def row_packages(fs: FeatureSet, items: list[CorpusItem], rows: np.ndarray) -> n
     return pk
 
 
+def label_package_mix(gid: np.ndarray, packages: np.ndarray, n_labels: int, n_packages: int) -> np.ndarray:
+    """(n_labels, n_packages) float32: each label's rows' share per package, P(package | label),
+    over rows with one package (``packages`` ≥ 0); a label with none (mixtures) gets the uniform mix."""
+    single = packages >= 0
+    counts = np.zeros((n_labels, n_packages), np.float64)
+    np.add.at(counts, (gid[single], packages[single]), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    mix = np.where(totals > 0, counts / np.maximum(totals, 1.0), 1.0 / n_packages)
+    return mix.astype(np.float32)
+
+
 def fit(
     model: EmbeddedClap,
     fs: FeatureSet,
@@ -249,9 +270,15 @@ def fit(
         if items is None:
             raise ValueError("package_adversary_weight > 0 needs the corpus items (the rows' packages)")
         packages = row_packages(fs, items, rows)
-        adversary = torch.nn.Linear(model.cfg.dim, int(packages.max()) + 1).to(device)
+        n_packages = int(packages.max()) + 1
+        adversary = torch.nn.Linear(model.cfg.dim, n_packages).to(device)
         params += list(adversary.parameters())
         pkg_all = torch.from_numpy(packages)
+        prior = None  # uniform confusion: no per-label prior, the target is the uniform mix
+        if cfg.package_adversary_by_label:
+            label_mix = torch.from_numpy(label_package_mix(gid, packages, len(uniq), n_packages)).to(device)
+            prior = torch.nn.Parameter(torch.zeros(len(uniq), n_packages, device=device))
+            params.append(prior)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(rows) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -285,12 +312,19 @@ def fit(
             pk = pkg_all[b].to(device)
             single = pk >= 0  # mixtures have no one package
             if single.any():
-                a1 = a[single]
+                a1, g1 = a[single], g[single]
+                bias = prior[g1] if prior is not None else 0.0
                 # The classifier learns from detached embeddings; the head learns, through the
-                # classifier's detached weights, to leave it no better than a uniform guess.
-                loss = loss + F.cross_entropy(adversary(a1.detach()), pk[single])
+                # classifier's detached weights, to leave it no better than a guess from the
+                # target mix alone (uniform, or the row's label's package mix).
+                loss = loss + F.cross_entropy(adversary(a1.detach()) + bias, pk[single])
                 confused = F.linear(a1, adversary.weight.detach(), adversary.bias.detach())
-                loss = loss - cfg.package_adversary_weight * F.log_softmax(confused, dim=1).mean()
+                if prior is None:  # uniform: the mean log-probability (v7's exact arithmetic)
+                    loss = loss - cfg.package_adversary_weight * F.log_softmax(confused, dim=1).mean()
+                else:
+                    confused = confused + prior[g1].detach()
+                    loss = loss - cfg.package_adversary_weight * (
+                        label_mix[g1] * F.log_softmax(confused, dim=1)).sum(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
