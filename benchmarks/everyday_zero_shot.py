@@ -114,6 +114,8 @@ RECIPES = {
     # 2026-12-07: label-conditional confusion (the head leaves the classifier at the label's own package mix)
     "label-adversary-0.3": {"package_adversary_weight": 0.3, "package_adversary_by_label": True},
     "label-adversary-1": {"package_adversary_weight": 1.0, "package_adversary_by_label": True},
+    # 2026-12-07: each label's sound prototype is the mean of its per-package means
+    "balanced-prototypes": {"prototype_package_balance": True},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted

@@ -97,6 +97,11 @@ class TrainConfig:
     prototype_weight: float = 4.0
     # Key cosine a label needs to join the blend (below it for all k labels: the head alone).
     prototype_min_similarity: float = 0.6
+    # True: a label's prototype is the mean of its per-package means (each package's sounds of
+    # the label averaged first), so a package with many sounds of a label does not make the
+    # label sound like that one game. False: the mean over all its sounds (v3–v7). Off: 0.364
+    # pooled against 0.369 on the everyday benchmark, one draw (docs/model-card.md).
+    prototype_package_balance: bool = False
     # > 0: the CNN's block 4 trains with the heads, its weights W₀ + block4_scale·Δ with Δ from
     # zero (engine/training/tuned_block4.py; the features are then block 3's cached maps, and Δ
     # is folded into the shipped CNN). 0: the CNN stays frozen, as in every shipped model so far.
@@ -364,7 +369,13 @@ def sound_prototypes(model: EmbeddedClap, fs: FeatureSet, items: list[CorpusItem
     uniq = sorted(set(labels))
     index = {lab: i for i, lab in enumerate(uniq)}
     group = np.array([index[lab] for lab in labels])
-    protos = np.stack([audio[group == i].mean(0) for i in range(len(uniq))])
+    if cfg.prototype_package_balance:
+        package = np.array([items[s].package for s in sound_ids])
+        protos = np.stack([np.mean([audio[(group == i) & (package == p)].mean(0)
+                                    for p in sorted(set(package[group == i]))], axis=0)
+                           for i in range(len(uniq))])
+    else:
+        protos = np.stack([audio[group == i].mean(0) for i in range(len(uniq))])
     keys = label_sentences(uniq, text)
     return SoundPrototypes(F.normalize(torch.from_numpy(keys).float(), dim=-1),
                            F.normalize(torch.from_numpy(protos).float(), dim=-1), uniq,
