@@ -570,7 +570,8 @@ def demo(queries: tuple[str, ...], directory: Path, k: int, as_json: bool) -> No
     run = run_demo(directory, queries, k=k, progress=not as_json and sys.stderr.isatty())
     if as_json:
         _print_json({"library": str(run.library), "indexed": run.indexed, "reembedded": run.reembedded,
-                     "results": [r.to_dict() for r in run.results]})
+                     "results": [r.to_dict() for r in run.results],
+                     "evidence": run.evidence.to_dict() if run.evidence else None})
         return
     if run.reembedded:
         click.echo(f"the demo library was built with an earlier encoder: {run.reembedded} sounds embedded again")
@@ -578,6 +579,11 @@ def demo(queries: tuple[str, ...], directory: Path, k: int, as_json: bool) -> No
     for res in run.results:
         click.echo("")
         print_result(res, as_json=False)
+    ev = run.evidence
+    if ev is not None:
+        click.echo(f"\nwhy {Path(ev.path).name} matched '{ev.target}' ({ev.label}, {ev.start:.1f}–{ev.end:.1f} s): "
+                   f"listen to what the model heard, and to the rest")
+        click.echo(f"  mask-in  {ev.mask_in_wav}\n  mask-out {ev.mask_out_wav}\n  picture  {ev.png}")
     click.echo(f"\ntry: earmark search --library {run.library} \"footsteps on gravel\"")
 
 
@@ -765,8 +771,11 @@ def evidence_render(sound: str, query: str, start: float | None, end: float | No
         return
     click.echo(f"{ev.path} {ev.start:.2f}–{ev.end:.2f} s, target '{ev.target}'")
     click.echo(f"method: {ev.label}" + (f" ({ev.precision} mask pass)" if ev.method == "lmac" else ""))
-    if ev.method != "lmac":
-        click.echo("  (no trained decoder in this library: run `earmark evidence train` for L-MAC masks)")
+    if ev.decoder == "shipped":
+        click.echo("  (the decoder shipped with the embedded encoder, trained on its corpus; "
+                   "`earmark evidence train` trains one on this library's own sounds)")
+    elif ev.method != "lmac":
+        click.echo("  (no decoder for this library's encoder: run `earmark evidence train` for L-MAC masks)")
     click.echo(f"  mask-in  {ev.mask_in_wav}")
     click.echo(f"  mask-out {ev.mask_out_wav}")
     click.echo(f"  picture  {ev.png}")
@@ -800,6 +809,7 @@ _SPLIT_WORDS = {
     "held-out": "windows of sounds held out of decoder training",
     "train": "in-sample: windows of the decoder's training sounds",
     "all": "in-sample: all windows (the decoder, if any, trained on every sound)",
+    "unseen": "windows of this library, which the decoder shipped with the embedded encoder never trained on",
 }
 
 

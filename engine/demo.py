@@ -2,14 +2,17 @@
 
 The demo sounds (engine/demo_sounds/, ~30 short clips with their licences in LICENSES.md) are
 indexed with the embedded encoder, then a few example queries show text, concept and
-example-sound search with their explanations.
+example-sound search with their explanations, and the first text query's top hit gets its
+listenable evidence (L-MAC mask-in / mask-out WAVs and a picture).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from .encoders.base import DifferentiableAudioEncoder
 from .library import EncoderMismatch, Library
+from .library_evidence import EvidenceFiles
 from .search import SearchResult
 
 DEMO_SOUNDS = Path(__file__).resolve().parent / "demo_sounds"
@@ -30,6 +33,7 @@ class DemoRun:
     failed: int
     results: list[SearchResult]
     reembedded: int = 0  # sounds of a demo library from an earlier encoder, embedded again
+    evidence: EvidenceFiles | None = None  # the first text query's top hit, when the encoder can render it
 
 
 def demo_sounds_dir() -> Path:
@@ -58,4 +62,17 @@ def run_demo(directory: str | Path, queries: tuple[str, ...] | list[str] = (), k
     qs = list(queries) or [q.format(demo=sounds) for q in EXAMPLE_QUERIES]
     results = [lib.search(q, k=k) for q in qs]
     st = lib.status()
-    return DemoRun(lib.path, st.sounds_indexed, st.sounds_failed + len(report.failed), results, reembedded)
+    return DemoRun(lib.path, st.sounds_indexed, st.sounds_failed + len(report.failed), results, reembedded,
+                   _first_evidence(lib, results))
+
+
+def _first_evidence(lib: Library, results: list[SearchResult]) -> EvidenceFiles | None:
+    """Evidence for the top hit of the first query with text to explain (like: queries have none);
+    None when no query has text and hits, or the encoder has no spectrogram face to mask."""
+    if not isinstance(lib.encoder, DifferentiableAudioEncoder):
+        return None
+    for res in results:
+        q = res.query
+        if res.hits and not q.like and (q.free_text or any(c.weight > 0 for c in q.concepts)):
+            return lib.evidence(res.hits[0].sound_id, q.text)
+    return None

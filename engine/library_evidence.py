@@ -3,6 +3,9 @@
 The L-MAC maths lives in engine/evidence/; this module connects it to a library: the decoder
 checkpoint (LIBRARY/models/lmac-decoder.pt, tied to the encoder fingerprint), training examples
 from the library's own segments and concept codes, and rendered files under LIBRARY/evidence/.
+A library without a decoder of its own uses the decoder shipped beside the embedded encoder's
+weights (trained on the encoder's corpus) when its encoder is exactly those weights; only
+other encoders fall back to labelled gradient saliency before `evidence train`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,11 @@ if TYPE_CHECKING:
     from .library import Library
 
 DECODER_FILE = "lmac-decoder.pt"
+# Trained by benchmarks/evidence.py on the embedded encoder's corpus (docs/evidence.md, "The
+# shipped decoder"); tied to the shipped encoder's fingerprint like any decoder checkpoint.
+SHIPPED_DECODER = Path(__file__).parent / "encoders" / "weights" / "embedded-lmac-decoder.pt"
+SHIPPED_LABEL = "L-MAC evidence (shipped decoder)"
+_shipped: dict[tuple[str, str], Any] = {}  # (checkpoint path, encoder fingerprint) → (decoder, meta) or None
 
 
 def _error(message: str) -> Exception:
@@ -44,10 +52,47 @@ def load_trained(lib: "Library"):
     return load_checkpoint(path, enc.fingerprint, "cuda" if _on_cuda(enc) else "cpu")
 
 
-def load_decoder(lib: "Library"):
-    """The library's trained decoder, or None (rendering then uses the labelled saliency fallback)."""
+def load_shipped(encoder: Any, path: Path | None = None):
+    """``(decoder, meta)`` of the decoder shipped for ``encoder``'s exact weights, or None (no
+    shipped decoder, or one trained for other weights, e.g. a library pinned to an earlier release)."""
+    from .evidence import load_checkpoint
+
+    path = SHIPPED_DECODER if path is None else path
+    key = (str(path), encoder.fingerprint)
+    if key not in _shipped:
+        found = None
+        if path.exists():
+            decoder, meta = load_checkpoint(path, None, "cpu")
+            if meta.encoder_fingerprint == encoder.fingerprint:
+                found = (decoder, meta)
+        _shipped[key] = found
+    return _shipped[key]
+
+
+def active_decoder(lib: "Library"):
+    """``(decoder, source)``: the library's own decoder ("library"), else the one shipped for its
+    encoder ("shipped"), else ``(None, "none")`` and rendering uses the labelled saliency fallback."""
     trained = load_trained(lib)
-    return trained[0] if trained else None
+    if trained:
+        return trained[0], "library"
+    shipped = load_shipped(lib.encoder)
+    if shipped:
+        return shipped[0], "shipped"
+    return None, "none"
+
+
+def load_decoder(lib: "Library"):
+    """The decoder `earmark evidence` uses for this library (see :func:`active_decoder`), or None."""
+    return active_decoder(lib)[0]
+
+
+def decoder_state(lib: "Library") -> tuple:
+    """What changes when the library's decoder changes (its checkpoint's size and time), for caches."""
+    path = decoder_path(lib)
+    if not path.exists():
+        return ()
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _on_cuda(enc: Any) -> bool:
@@ -87,7 +132,7 @@ class EvidenceFiles:
     start: float
     end: float
     target: str
-    method: str  # "lmac" or "gradient-saliency" (no trained decoder)
+    method: str  # "lmac" or "gradient-saliency" (no decoder for this encoder)
     label: str
     mask_in_wav: str
     mask_out_wav: str
@@ -97,6 +142,7 @@ class EvidenceFiles:
     similarity_in: float | None
     similarity_out: float | None
     precision: str  # arithmetic of the mask pass: fp32 or bf16
+    decoder: str = "none"  # whose decoder made the mask: "library", "shipped" or "none" (saliency)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,11 +162,12 @@ def render_for_sound(lib: "Library", ref: str | int, query: str, start: float | 
     wave = window_audio(lib, snd.abs_path, start, end)
     key = hashlib.sha256(f"{snd.content_hash}|{start}|{end}|{target}".encode()).hexdigest()[:12]
     out_dir = lib.path / "evidence" / f"sound-{snd.id}"
-    ev = render_evidence(lib.encoder, wave, lib.encoder.sample_rate, target, load_decoder(lib), out_dir, stem=key,
-                         precision=precision)
+    decoder, source = active_decoder(lib)
+    ev = render_evidence(lib.encoder, wave, lib.encoder.sample_rate, target, decoder, out_dir, stem=key,
+                         precision=precision, decoder_label=SHIPPED_LABEL if source == "shipped" else None)
     return EvidenceFiles(snd.id, snd.abs_path, float(start), float(end), target, ev.method, ev.label,
                          str(ev.mask_in_wav), str(ev.mask_out_wav), str(ev.png), ev.mask_mean,
-                         ev.similarity_original, ev.similarity_in, ev.similarity_out, ev.precision)
+                         ev.similarity_original, ev.similarity_in, ev.similarity_out, ev.precision, source)
 
 
 N_CANDIDATES = 50  # the library's most frequent concepts: the classes whose decision L-MAC explains
@@ -287,23 +334,27 @@ def _candidates(trained, examples: list) -> list[str]:
 def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None, in_sample: bool = False):
     """Faithfulness of the library's decoder against the baselines, on the library's windows.
 
-    The classes are the candidate concepts the decoder was trained against (or, before
-    training, the windows' own most frequent concepts). The windows come from the sounds held
-    out of training when the decoder has a split (``in_sample``: its training sounds instead);
-    the result's ``split`` says which.
+    The classes are the candidate concepts the library's decoder was trained against (or,
+    without one, the windows' own most frequent concepts). The windows come from the sounds
+    held out of training when the decoder has a split (``in_sample``: its training sounds
+    instead); with the shipped decoder, which never trained on the library, from all sounds
+    (split "unseen"). The result's ``split`` says which.
     """
     from dataclasses import replace
 
     from .evidence import evaluate_faithfulness
 
     trained = load_trained(lib)
+    shipped = None if trained else load_shipped(lib.encoder)
     share = split_share(lib, trained) if trained else 0.0
     split = "all" if not share else "train" if in_sample else "held-out"
     examples = training_examples(lib, max_segments=n_windows, seed=seed, split=split, share=share)
     if not examples:
         raise _error(f"no indexed segments to evaluate on (split: {split})")
     wav = np.stack([ex.waveform for ex in examples])
-    candidates = _candidates(trained, examples)
-    decoder = trained[0] if trained else None
+    candidates = _candidates(trained, examples)  # the shipped decoder's own are its corpus's labels
+    decoder = trained[0] if trained else shipped[0] if shipped else None
+    if shipped:
+        split = "unseen"
     res = evaluate_faithfulness(lib.encoder, wav, candidates, decoder=decoder, methods=methods, seed=seed)
     return replace(res, split=split)

@@ -34,3 +34,27 @@ def test_a_library_that_is_not_the_demo_keeps_the_refusal(tmp_path, monkeypatch)
     with pytest.raises(EncoderMismatch, match="earmark reembed"):
         run_demo(tmp_path / "lib", ["a low hum"], progress=False)
     assert Library(tmp_path / "lib").status().sounds_pending == 0  # nothing was dropped
+
+
+def test_the_demo_renders_evidence_for_its_first_text_querys_top_hit(tmp_path):
+    """With an encoder that exposes its spectrogram face, the first query with text to explain
+    gets its top hit's evidence files (a like: query has none, so it is skipped)."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    like = f"like:{demo_sounds_dir() / 'bell.ogg'}"
+    run = run_demo(tmp_path / "demo", [like, "a high beep"], encoder="py:evidence_toy_encoder:ToyBandEncoder",
+                   progress=False)
+    ev = run.evidence
+    assert ev is not None and ev.target == "a high beep"
+    assert ev.sound_id == run.results[1].hits[0].sound_id
+    for p in (ev.mask_in_wav, ev.mask_out_wav, ev.png):
+        assert Path(p).is_file() and Path(p).is_relative_to(tmp_path / "demo" / "evidence")
+    assert sf.info(ev.mask_in_wav).frames > 0
+
+
+def test_the_demo_skips_evidence_for_an_encoder_without_a_spectrogram_face(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_ENCODER_VERSION", "1")
+    run = run_demo(tmp_path / "demo", ["a low hum"], encoder=VERSIONED, progress=False)
+    assert run.results[0].hits and run.evidence is None

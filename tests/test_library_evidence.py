@@ -46,6 +46,44 @@ def test_train_then_render_with_lmac_and_resume(tmp_path):
     assert {"lmac", "random", "all-ones"} <= set(scores) or "lmac" in scores
 
 
+def test_a_shipped_decoder_for_the_encoder_is_used_until_the_library_trains_its_own(tmp_path, monkeypatch):
+    """A decoder shipped for the library's exact encoder makes L-MAC masks before `evidence
+    train` (labelled as the shipped one, evaluated on all windows as unseen); the library's own
+    decoder takes over once trained."""
+    import shutil
+
+    from earmark.engine import library_evidence as le
+
+    corpus = _lib(tmp_path / "corpus")  # where the "shipped" decoder learnt
+    corpus.train_evidence(steps=5, batch_size=4)
+    shipped = tmp_path / "shipped-decoder.pt"
+    shutil.copy(le.decoder_path(corpus), shipped)
+    monkeypatch.setattr(le, "SHIPPED_DECODER", shipped)
+    lib = _lib(tmp_path / "mine")
+    ev = lib.evidence("tone_in_noise.wav", "a high beep")
+    assert (ev.method, ev.decoder, ev.label) == ("lmac", "shipped", le.SHIPPED_LABEL)
+    res = lib.evaluate_evidence(n_windows=4)
+    assert res.split == "unseen" and "lmac" in res.scores
+    lib.train_evidence(steps=3, batch_size=4)
+    ev = lib.evidence("tone_in_noise.wav", "a high beep")
+    assert (ev.method, ev.decoder) == ("lmac", "library") and "shipped" not in ev.label
+
+
+def test_a_decoder_shipped_for_other_weights_is_not_used(tmp_path, monkeypatch):
+    """A library pinned to other weights than the shipped decoder's falls back to labelled saliency."""
+    from earmark.engine import library_evidence as le
+    from earmark.engine.evidence import MaskDecoder
+    from earmark.engine.evidence.checkpoint import DecoderCheckpoint, save_checkpoint
+
+    lib = _lib(tmp_path)
+    dec = MaskDecoder.for_encoder(lib.encoder)
+    shipped = save_checkpoint(tmp_path / "other.pt", dec, DecoderCheckpoint("0" * 16, dec.config, 0))
+    monkeypatch.setattr(le, "SHIPPED_DECODER", shipped)
+    assert le.load_shipped(lib.encoder) is None
+    ev = lib.evidence("tone_in_noise.wav", "a high beep")
+    assert (ev.method, ev.decoder) == ("gradient-saliency", "none")
+
+
 def test_training_targets_the_decision_eval_measures(tmp_path):
     """Train and eval share one candidate set (stored in the checkpoint), and each window's
     decision is the candidate nearest its embedding: the class L-MAC's metrics explain."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -264,16 +264,20 @@ def render_evidence(
     stem: str = "evidence",
     check: bool = True,
     precision: str = "auto",
+    decoder_label: str | None = None,
 ) -> Evidence:
     """Write ``{stem}.{method}.in.wav``, ``.out.wav`` and ``.png`` under ``out_dir``; return what was written.
 
     WAVs are 16-bit PCM at the encoder's sample rate. ``decoder=None`` uses the labelled
     gradient-saliency fallback. ``check`` reports the masked-in/-out cosines and ``precision``
-    sets the mask pass's arithmetic (see :func:`compute_mask`).
+    sets the mask pass's arithmetic (see :func:`compute_mask`). ``decoder_label`` names the
+    L-MAC masks in the picture and result when a decoder made them (which decoder it was).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ev = compute_mask(encoder, waveform, sample_rate, target_text, decoder, check, precision)
+    if decoder is not None and decoder_label:
+        ev = replace(ev, label=decoder_label)
     base = out_dir / f"{stem}.{ev.method}"
     in_path, out_path, png_path = Path(f"{base}.in.wav"), Path(f"{base}.out.wav"), Path(f"{base}.png")
     mask_mean = float(ev.mask.mean())

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
+from ..library_evidence import decoder_state
 from .errors import ApiError
 from .files import audio_media_type, resolve_under, sound_file
 from .peaks import MAX_POINTS, waveform_peaks
@@ -67,7 +68,8 @@ def _evidence(state: ServerState, sound_id: int, start: float | None, end: float
         raise ApiError(400, "bad_range", "give start with end (seconds), or neither for the best window")
     if info.duration is not None and start is not None and start >= info.duration:
         raise ApiError(400, "bad_range", f"start ({start} s) is past the sound's end ({info.duration:.3f} s)")
-    key = (sound_id, start, end, q, state.library.data_version)
+    # a decoder trained (or retrained) while the server runs makes other masks
+    key = (sound_id, start, end, q, state.library.data_version, decoder_state(state.library))
     ev = state.cached_evidence(key)
     if ev is None:
         with state.engine_lock:
