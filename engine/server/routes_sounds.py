@@ -98,8 +98,9 @@ def evidence(sound_id: int,
     base = f"/api/sounds/{sound_id}/evidence"
     info = {k: v for k, v in ev.to_dict().items()
             if k not in ("mask_in_wav", "mask_out_wav", "png", "path")}  # server paths stay on the server
-    # The data version in the URLs keeps browsers from showing evidence of an older library state.
-    tag = state.library.data_version
+    # The data version (and the library decoder's state) in the URLs keeps browsers from showing
+    # evidence of an older library state or decoder.
+    tag = "-".join(str(x) for x in (state.library.data_version, *decoder_state(state.library)))
     return {**info, "query": q,
             "mask_in_url": f"{base}/in.wav?{qs}&v={tag}", "mask_out_url": f"{base}/out.wav?{qs}&v={tag}",
             "png_url": f"{base}/png?{qs}&v={tag}"}
