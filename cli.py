@@ -809,7 +809,8 @@ _SPLIT_WORDS = {
     "held-out": "windows of sounds held out of decoder training",
     "train": "in-sample: windows of the decoder's training sounds",
     "all": "in-sample: all windows (the decoder, if any, trained on every sound)",
-    "unseen": "windows of this library, which the decoder shipped with the embedded encoder never trained on",
+    "unseen": "windows of this library, with the decoder shipped with the embedded encoder (trained on the "
+              "encoder's corpus, not on this library)",
 }
 
 

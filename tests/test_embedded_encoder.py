@@ -261,3 +261,28 @@ def test_traced_text_tower_is_transformers_bit_for_bit_and_cached(tmp_path: Path
     traced_path(minilm_dir()).write_bytes(b"not a torchscript file")
     with torch.no_grad():
         assert torch.equal(SentenceEncoder(minilm_dir())(batches[1]), _transformers_sentences(batches[1]))
+
+
+def test_the_shipped_lmac_decoder_is_for_these_weights_and_its_masks_keep_the_match(enc: EmbeddedEncoder) -> None:
+    """The decoder shipped beside the weights was trained for exactly them (retraining the
+    encoder without its decoder fails here), and on the demo sounds, each with its own name as
+    the target, the masked-in part keeps the match and the masked-out rest loses it, with masks
+    that leave part of the sound out (an all-ones mask would also keep the match)."""
+    from earmark.engine.audio import load_mono
+    from earmark.engine.demo import demo_sounds_dir
+    from earmark.engine.evidence.render import compute_mask
+    from earmark.engine.library_evidence import SHIPPED_DECODER, load_shipped
+
+    assert SHIPPED_DECODER.is_file() and SHIPPED_DECODER.stat().st_size < 5_000_000
+    shipped = load_shipped(enc)
+    assert shipped is not None, "the embedded weights changed: retrain the shipped decoder (docs/evidence.md)"
+    decoder, _meta = shipped
+    kept, masks = [], []
+    sounds = sorted(demo_sounds_dir().glob("*.ogg"))
+    for path in sounds:
+        wave = load_mono(str(path), enc.sample_rate, 0.0, enc.window_seconds)
+        m = compute_mask(enc, wave, enc.sample_rate, path.stem.replace("_", " "), decoder, precision="fp32")
+        kept.append(m.similarity_in >= 0.9 * m.similarity_original and m.similarity_in > m.similarity_out)
+        masks.append(float(m.mask.mean()))
+    assert sum(kept) >= 0.85 * len(sounds), [p.stem for p, k in zip(sounds, kept) if not k]
+    assert np.mean(masks) < 0.8, masks
