@@ -81,11 +81,6 @@ def active_decoder(lib: "Library"):
     return None, "none"
 
 
-def load_decoder(lib: "Library"):
-    """The decoder `earmark evidence` uses for this library (see :func:`active_decoder`), or None."""
-    return active_decoder(lib)[0]
-
-
 def decoder_state(lib: "Library") -> tuple:
     """What changes when the library's decoder changes (its checkpoint's size and time), for caches."""
     path = decoder_path(lib)
