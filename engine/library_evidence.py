@@ -341,6 +341,9 @@ def evaluate(lib: "Library", n_windows: int = 64, seed: int = 0, methods=None, i
 
     trained = load_trained(lib)
     shipped = None if trained else load_shipped(lib.encoder)
+    if shipped and in_sample:
+        raise _error("--in-sample needs a decoder trained on this library (`earmark evidence train`); the "
+                     "shipped decoder never trained on its sounds, so every window is out of sample")
     share = split_share(lib, trained) if trained else 0.0
     split = "all" if not share else "train" if in_sample else "held-out"
     examples = training_examples(lib, max_segments=n_windows, seed=seed, split=split, share=share)

@@ -52,7 +52,10 @@ def test_a_shipped_decoder_for_the_encoder_is_used_until_the_library_trains_its_
     decoder takes over once trained."""
     import shutil
 
+    import pytest
+
     from earmark.engine import library_evidence as le
+    from earmark.engine.library import LibraryError
 
     corpus = _lib(tmp_path / "corpus")  # where the "shipped" decoder learnt
     corpus.train_evidence(steps=5, batch_size=4)
@@ -64,6 +67,8 @@ def test_a_shipped_decoder_for_the_encoder_is_used_until_the_library_trains_its_
     assert (ev.method, ev.decoder, ev.label) == ("lmac", "shipped", le.SHIPPED_LABEL)
     res = lib.evaluate_evidence(n_windows=4)
     assert res.split == "unseen" and "lmac" in res.scores
+    with pytest.raises(LibraryError, match="out of sample"):  # it has no in-sample windows here
+        lib.evaluate_evidence(n_windows=4, in_sample=True)
     lib.train_evidence(steps=3, batch_size=4)
     ev = lib.evidence("tone_in_noise.wav", "a high beep")
     assert (ev.method, ev.decoder) == ("lmac", "library") and "shipped" not in ev.label
