@@ -74,5 +74,6 @@ def _first_evidence(lib: Library, results: list[SearchResult]) -> EvidenceFiles 
     for res in results:
         q = res.query
         if res.hits and not q.like and (q.free_text or any(c.weight > 0 for c in q.concepts)):
-            return lib.evidence(res.hits[0].sound_id, q.text)
+            hit = res.hits[0]  # its best window is known: no second search for it
+            return lib.evidence(hit.sound_id, q.text, hit.start, hit.end)
     return None

@@ -327,7 +327,7 @@ def fit(
                 if prior is None:  # uniform: the mean log-probability (v7's exact arithmetic)
                     loss = loss - cfg.package_adversary_weight * F.log_softmax(confused, dim=1).mean()
                 else:
-                    confused = confused + prior[g1].detach()
+                    confused = confused + bias.detach()
                     loss = loss - cfg.package_adversary_weight * (
                         label_mix[g1] * F.log_softmax(confused, dim=1)).sum(1).mean()
         opt.zero_grad()
