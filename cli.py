@@ -39,8 +39,7 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .engine.concepts.dictionary import DictionaryError
-        from .engine.concepts.solver import SolverError
+        from .engine.concepts.errors import DictionaryError, SolverError
         from .engine.encoders import EncoderError
         from .engine.library import LibraryError
         from .engine.query.parse import QuerySyntaxError, UnknownConceptError
@@ -233,8 +232,49 @@ def status(library_path: Path, as_json: bool) -> None:
     if as_json:
         _print_json(st.to_dict())
         return
-    for key, value in st.to_dict().items():
-        click.echo(f"{key:22} {value}")
+    for key, value in _status_lines(st):
+        click.echo(f"{key:10} {value}")
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def _status_lines(st) -> list[tuple[str, str]]:
+    """`earmark status` as a few readable lines (``--json`` has every field by name)."""
+    secs = round(st.hours_indexed * 3600)
+    audio = f"{secs // 3600} h {secs % 3600 // 60:02d} min" if secs >= 3600 else f"{secs // 60} min {secs % 60} s"
+    lines = [("library", f"{st.path}  (schema {st.schema_revision}, data version {st.data_version})"),
+             ("encoder", f"{st.encoder}  {st.encoder_fingerprint}"),
+             ("roots", ", ".join(st.roots) or "none yet"),
+             ("sounds", f"{st.sounds_indexed} indexed, {st.sounds_pending} pending, {st.sounds_failed} failed, "
+                        f"{st.sounds_removed} removed  ({audio} of audio in {st.segments} windows)")]
+    if st.vocabulary is None:
+        lines.append(("concepts", "no codebook yet (made when the first sounds are indexed)"))
+    else:
+        sparsity = f"target L0 {st.target_l0}" if st.target_l0 else f"λ {st.lam:g}"
+        adapter = f", adapter {st.adapter[:12]}" if st.adapter else ""
+        coded = (f"; {st.codes} windows coded, {st.mean_l0:.1f} concepts each, fidelity {st.mean_fidelity:.2f}"
+                 if st.codes else "; no window coded yet")
+        lines.append(("concepts", f"{st.vocabulary} vocabulary ({st.concepts} concepts), {sparsity}{adapter}{coded}"))
+    if st.index_backend == "faiss":
+        parts = [f"{kind} #{g['generation']} {g['factory'] or ''} {g['vectors']} vectors".replace("  ", " ")
+                 for kind, g in sorted(st.indexes.items())]
+        lines.append(("indexes", f"FAISS files ({st.faiss_factory}): " + ("; ".join(parts) or "none written yet")))
+    else:
+        lines.append(("indexes", f"{st.index_backend} (`earmark backend status` for details)"))
+    lines.append(("evidence", {"library": "L-MAC, the library's own decoder (`earmark evidence train`)",
+                               "shipped": "L-MAC, the decoder shipped with the embedded encoder",
+                               "saliency": "gradient saliency until `earmark evidence train` makes a decoder"}
+                  [st.evidence_decoder]))
+    disk = st.disk_bytes
+    lines.append(("disk", f"{_bytes(disk['total'])}  (" + ", ".join(
+        f"{part} {_bytes(n)}" for part, n in disk.items() if part != "total" and n) + ")"))
+    return lines
 
 
 @main.command(name="ls")

@@ -27,6 +27,7 @@ from .query.rank import DEFAULT_RANKING
 if TYPE_CHECKING:
     from ..index.check import CheckReport
     from .codebook import ActiveCodebook
+    from .library_status import LibraryStatus
     from .indexes import LibraryIndexes, SyncReport
     from .reembed import ReembedReport
     from .search import Hit, SearchResult
@@ -61,27 +62,6 @@ class SoundInfo:
     @property
     def abs_path(self) -> str:
         return str(Path(self.root) / self.path)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class LibraryStatus:
-    """Counts and settings of a library (``earmark status``)."""
-
-    path: str
-    encoder: str
-    encoder_fingerprint: str
-    schema_revision: str
-    roots: list[str]
-    sounds_indexed: int
-    sounds_pending: int  # waiting to be embedded again (`earmark reembed`)
-    sounds_failed: int
-    sounds_removed: int
-    segments: int
-    hours_indexed: float
-    data_version: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -574,21 +554,11 @@ class Library:
 
         return reembed(self, encoder, workers=workers, progress=progress, wait=wait)
 
-    def status(self) -> LibraryStatus:
-        with self.session() as s:
-            counts = dict(s.execute(select(Sound.status, func.count()).group_by(Sound.status)).all())
-            n_seg = s.scalar(select(func.count()).select_from(Segment)) or 0
-            hours = (s.scalar(select(func.sum(Sound.duration)).where(Sound.status == "indexed")) or 0.0) / 3600
-            roots = list(s.scalars(select(Root.path).order_by(Root.id)))
-        rec = self.encoder_record()
-        return LibraryStatus(
-            path=str(self.path), encoder=rec.name, encoder_fingerprint=rec.fingerprint,
-            schema_revision=store_db.current_revision(self._sessions.kw["bind"]) or "",
-            roots=roots, sounds_indexed=counts.get("indexed", 0), sounds_pending=counts.get("pending", 0),
-            sounds_failed=counts.get("failed", 0),
-            sounds_removed=counts.get("removed", 0), segments=n_seg, hours_indexed=hours,
-            data_version=self.data_version,
-        )
+    def status(self) -> "LibraryStatus":
+        """Counts, settings, indexes, evidence decoder and disk use (engine/library_status.py)."""
+        from .library_status import library_status
+
+        return library_status(self)
 
     def sounds(self, status: str | None = None, limit: int | None = None) -> list[SoundInfo]:
         """Sounds with their segment counts, ordered by root and path."""

@@ -43,6 +43,31 @@ def test_init_index_ls_rm_status(tmp_path, sound_dir):
     assert res.exit_code == 0 and "removed" in res.output
     st = json.loads(r.invoke(main, ["status", "--library", lib, "--json"]).output)
     assert st["sounds_indexed"] == 3
+    # What the library is set to and holds, read from its store and folder.
+    assert st["vocabulary"] == str(TEST_VOCAB) and st["concepts"] == 16
+    assert st["lam"] == 0.15 and st["target_l0"] is None and st["adapter"] is None
+    assert st["codes"] >= st["segments"] > 0 and 0 < st["mean_l0"] and 0 < st["mean_fidelity"] <= 1
+    assert st["indexes"]["dense"]["vectors"] > 0 and st["index_backend"] == "faiss"
+    assert st["evidence_decoder"] == "saliency"  # a test encoder: no shipped decoder is for it
+    disk = st["disk_bytes"]
+    assert disk["database"] > 0 and disk["indexes"] > 0 and disk["total"] == sum(
+        v for k, v in disk.items() if k != "total")
+    text = r.invoke(main, ["status", "--library", lib]).output
+    assert "3 indexed" in text and "λ 0.15" in text and "gradient saliency" in text, text
+
+
+def test_status_reads_the_store_without_importing_torch(tmp_path, sound_dir):
+    """`earmark status` answers from the store and the folder; importing torch would cost ~3 s."""
+    lib = str(tmp_path / "lib")
+    r = CliRunner()
+    r.invoke(main, ["init", lib, *INIT])
+    r.invoke(main, ["index", "--library", lib, str(sound_dir)])
+    probe = ("import sys; from earmark.cli import main; "
+             "main(['status', '--library', sys.argv[1], '--json'], standalone_mode=False); "
+             "print('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", probe, lib], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["sounds_indexed"] == 4 and out.stderr.strip().endswith("False"), out.stderr
 
 
 def test_index_reports_failures_with_exit_code_1(tmp_path, sound_dir):

@@ -277,6 +277,9 @@ def test_the_shipped_lmac_decoder_is_for_these_weights_and_its_masks_keep_the_ma
     shipped = load_shipped(enc)
     assert shipped is not None, "the embedded weights changed: retrain the shipped decoder (docs/evidence.md)"
     decoder, _meta = shipped
+    from earmark.engine.library_status import shipped_decoder_fingerprint
+
+    assert shipped_decoder_fingerprint() == enc.fingerprint, "update embedded-lmac-decoder.json beside it"
     kept, masks = [], []
     sounds = sorted(demo_sounds_dir().glob("*.ogg"))
     for path in sounds:

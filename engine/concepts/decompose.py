@@ -17,10 +17,10 @@ import scipy.sparse as sp
 from ..encoders.base import l2_normalise
 from .dictionary import ConceptDictionary
 from .solver import SolverError, SolveStats, solve_active_set
+from .sparsity import DEFAULT_LAM
 
 __all__ = ["DEFAULT_LAM", "ConceptCodes", "decompose", "recompose"]
 
-DEFAULT_LAM = 0.15  # the paper's setting for ~35–45 concepts, the range that matches dense CLAP downstream
 _BISECT_STEPS = 16
 
 

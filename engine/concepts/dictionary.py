@@ -13,12 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..encoders.base import Encoder, l2_normalise
+from .errors import DictionaryError
 
 __all__ = ["ConceptDictionary", "DictionaryError", "build_dictionary", "centre_dictionary"]
-
-
-class DictionaryError(Exception):
-    """A dictionary cannot be built or used; the message says what to fix."""
 
 
 @dataclass(frozen=True, eq=False)

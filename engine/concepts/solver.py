@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import SolverError
+
 __all__ = [
     "PreparedDictionary",
     "SolverError",
@@ -42,10 +44,6 @@ __all__ = [
     "solve_active_set",
     "solve_admm",
 ]
-
-
-class SolverError(Exception):
-    """The solver got inputs it cannot use; the message says what to fix."""
 
 
 def penalty(lam: float | torch.Tensor) -> float | torch.Tensor:
