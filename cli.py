@@ -395,7 +395,8 @@ def print_result(result, as_json: bool) -> None:
             shown, scale = dense_account, scale_dense
         keep = major([c.contribution for c in shown], scale)
         hidden += sum(not k for k in keep)
-        lines = [f"{_bar(c.contribution, scale)} {c.concept} {c.contribution:+.3f}"
+        # The number beside its bar: on a narrow terminal a long concept name wraps, not the number.
+        lines = [f"{_bar(c.contribution, scale)} {c.contribution:+.3f} {c.concept}"
                  for c, k in zip(shown, keep) if k][:3]
         extra = f"\n(+ {len(h.duplicates)} identical)" if h.duplicates else ""
         table.add_row(str(h.rank), f"{h.score:.3f}", h.path + extra, f"{h.start:.1f}–{h.end:.1f}",

@@ -167,20 +167,21 @@ def test_table_hides_minor_concepts_and_scales_bars_across_hits(capsys):
     out = capsys.readouterr().out
     assert "understood as: rain +0.70, water +0.15 (+1 more)" in out
     assert "smut" not in out.split("\n", 1)[1] and "broody hen" not in out
-    assert "████████████ rain" in out and "██████······ thunder" in out and "███········· drizzle" in out
-    assert "████████████ white noise" in out  # dense accounts on their own scale
+    assert "████████████ +0.400 rain" in out and "██████······ +0.200 thunder" in out
+    assert "███········· +0.100 drizzle" in out
+    assert "████████████ +0.300 white noise" in out  # dense accounts on their own scale
     assert "(2 matched concepts under 10% of the largest are not shown" in out
     # shared concepts that contribute nothing are no explanation: the dense account is shown
     print_result(_result([_hit(1, [("rain", 0.40)]), _hit(2, [("stir", 0.001)], dense=[("low drone", 0.09)])],
                          [("rain", 0.7)]), as_json=False)
     out = capsys.readouterr().out
-    assert "████████████ low drone +0.090" in out and "stir" not in out.split("\n", 1)[1]
+    assert "████████████ +0.090 low drone" in out and "stir" not in out.split("\n", 1)[1]
     assert "(1 matched concepts under 10% of the largest are not shown" in out
     # under dense ranking every hit shows the concept account of the dense score that ranked it
     print_result(_result([_hit(1, [("rain", 0.40)], dense=[("drizzle", 0.2)]), _hit(2, [("stir", 0.3)], dense=[("low drone", 0.09)])],
                          [("rain", 0.7)], ranking="dense"), as_json=False)
     out = capsys.readouterr().out.split("\n", 1)[1]
-    assert "████████████ drizzle +0.200" in out and "█████······· low drone +0.090" in out
+    assert "████████████ +0.200 drizzle" in out and "█████······· +0.090 low drone" in out
     assert "rain +" not in out and "stir" not in out and "not shown" not in out
     print_result(res, as_json=True)
     data = json.loads(capsys.readouterr().out)
