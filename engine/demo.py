@@ -16,12 +16,12 @@ from .library_evidence import EvidenceFiles
 from .search import SearchResult
 
 DEMO_SOUNDS = Path(__file__).resolve().parent / "demo_sounds"
-EXAMPLE_QUERIES = (
+EXAMPLE_QUERIES = (  # the first one's top hit gets its evidence rendered
+    "running water",
     "birds singing",
     "a crackling campfire",
     "+speech",
     "drums -speech",
-    "running water",
     "like:{demo}/bell.ogg",
 )
 
