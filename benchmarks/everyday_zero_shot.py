@@ -66,7 +66,6 @@ from earmark.engine.bench.embed_cache import DEFAULT_POOLING, POOLINGS, clip_emb
 from earmark.engine.bench.prompts import label_text
 from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.embedded import shipped_weights_path
-from earmark.engine.encoders.embedded_model import ModelConfig
 from earmark.engine.user_cache import cache_root
 from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
@@ -116,6 +115,9 @@ RECIPES = {
     "label-adversary-1": {"package_adversary_weight": 1.0, "package_adversary_by_label": True},
     # 2026-12-07: each label's sound prototype is the mean of its per-package means
     "balanced-prototypes": {"prototype_package_balance": True},
+    # 2026-12-07: the front end drops the spectrum above 11 or 8 kHz (files' sample rates differ by game)
+    "band-limit-11k": {"band_limit_hz": 11025.0},
+    "band-limit-8k": {"band_limit_hz": 8000.0},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
@@ -183,11 +185,16 @@ def main() -> None:
     items = build_corpus(args.cache, tuple(base.packages))
     cnn = aisfx_checkpoint(args.cache)
     # aiSFX's CNN with untrained heads: it computes the cached features (and maps) and is the baseline row.
-    untrained = _new_model(ModelConfig(), cnn, base.seed)
+    untrained = _new_model(base.model_config(), cnn, base.seed)
     data_seed = base.seed if args.data_seed is None else args.data_seed
-    fs = compute_features(items, untrained.audio, args.cache, seed=data_seed,
-                          max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
-                          acoustic_views=views, progress=False)
+
+    def features_for(cfg: TrainConfig):
+        """The cached features through ``cfg``'s front end (recipes with a band limit see their own)."""
+        return compute_features(items, _new_model(cfg.model_config(), cnn, base.seed).audio, args.cache,
+                                seed=data_seed, max_windows=base.max_windows, pitch_prob=base.pitch_prob,
+                                n_mixes=base.n_mixes, acoustic_views=views, progress=False)
+
+    fs = features_for(base)
     cats = list(CATEGORIES)
     labels = sorted(set(fs.labels))
     texts = [c for lab in labels for c in C.captions_for(lab)] + [t.format(c) for c in cats for t in C.TEMPLATES]
@@ -219,14 +226,17 @@ def main() -> None:
             results[f"supervised {method}: raw CNN features"] = {
                 p: supervised_fold(raw, fs, items, packages - {p}, s, method).tolist() for p, s in held.items()}
     for name, cfg in configs.items():
-        train_fs = maps if cfg.block4_scale > 0 else fs  # what the recipe's model reads
+        if cfg.band_limit_hz != base.band_limit_hz and cfg.block4_scale > 0:
+            ap.error(f"recipe {name}: block 4 tuning reads full-band maps; it cannot take a band limit")
+        recipe_fs = fs if cfg.band_limit_hz == base.band_limit_hz else features_for(cfg)
+        train_fs = maps if cfg.block4_scale > 0 else recipe_fs  # what the recipe's model reads
         results[name] = {}
         if args.centroids:
             results[f"centroid ceiling: {name}"] = {}
         for p, sounds in held.items():
             t0 = time.time()
-            model = _new_model(ModelConfig(), cnn, cfg.seed, cfg.block4_scale)
-            fit(model, train_fs, _rows_in(fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False,
+            model = _new_model(cfg.model_config(), cnn, cfg.seed, cfg.block4_scale)
+            fit(model, train_fs, _rows_in(recipe_fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False,
                 items=items)
             protos = sound_prototypes(model, train_fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)

@@ -138,6 +138,27 @@ def test_level_reference_keeps_a_turned_down_mask_visible(enc: EmbeddedEncoder) 
     assert float((at_level * full).sum()) < 0.999  # a quieter sound is a different input
 
 
+def test_band_limit_drops_the_top_of_the_spectrum_and_nothing_else() -> None:
+    """With a band limit, a file's high band (present at 44.1 kHz, absent in an 11 kHz file) is
+    not seen: a low tone plus a 15 kHz tone reads as the low tone alone, level included; off, the
+    config (and so every fingerprint and feature-cache key) is what it was before the option."""
+    from earmark.engine.encoders.embedded_model import AudioConfig, AudioFrontEnd
+
+    t = np.arange(101_430) / 44_100
+    low = 0.3 * np.sin(2 * np.pi * 440 * t)
+    both = torch.from_numpy(np.stack([low, low + 0.3 * np.sin(2 * np.pi * 15_000 * t)]).astype(np.float32))
+    limited, full = AudioFrontEnd(AudioConfig(band_limit_hz=11_025)), AudioFrontEnd(AudioConfig())
+    with torch.no_grad():
+        out_l = limited(limited.stft_magnitude(both))
+        out_f = full(full.stft_magnitude(both))
+    # Interior frames: at the zero-padded ends the tones start abruptly and splatter below 11 kHz.
+    np.testing.assert_allclose(out_l[1, 2:-2].numpy(), out_l[0, 2:-2].numpy(), atol=1e-4)  # window leakage
+    assert float((out_f[1] - out_f[0]).abs().max()) > 0.05  # without the limit the 15 kHz tone shows
+    np.testing.assert_allclose(out_l[0, 2:-2].numpy(), out_f[0, 2:-2].numpy(), atol=1e-4)  # the low tone is untouched
+    assert "band_limit_hz" not in AudioConfig().to_dict()
+    assert AudioConfig(**AudioConfig(band_limit_hz=8000.0).to_dict()).band_limit_hz == 8000.0
+
+
 def test_evidence_uses_the_models_learned_logit_scale(enc: EmbeddedEncoder) -> None:
     """L-MAC's softmax must use the scale the model was trained with, not the 100 assumed for unknown encoders."""
     from earmark.engine.evidence.objective import DEFAULT_LOGIT_SCALE, logit_scale_of

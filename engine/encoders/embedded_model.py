@@ -41,9 +41,16 @@ class AudioConfig:
     ref_level: float = 400.0
     max_gain: float = 1000.0
     cnn_width: int = 64  # channels of the first conv block (aisfx: 64 → 512 at block 4)
+    # Spectrum above this frequency is dropped before level normalisation and the mel bands
+    # (0 = keep all). Game libraries mix 11, 16, 22 and 44.1 kHz files, so the empty top bands
+    # of band-limited files say which game a sound comes from, not what it is.
+    band_limit_hz: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["band_limit_hz"]:  # off: the dict (feature-cache keys, fingerprints) stays as before
+            del d["band_limit_hz"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,9 @@ class AudioFrontEnd(nn.Module):
         fb = htk_mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
         self.register_buffer("mel_fb", torch.from_numpy(fb), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.win_length), persistent=False)
+        freqs = torch.linspace(0.0, cfg.sample_rate / 2.0, cfg.n_fft // 2 + 1)
+        keep = freqs <= cfg.band_limit_hz if cfg.band_limit_hz > 0 else torch.ones_like(freqs, dtype=torch.bool)
+        self.register_buffer("band", keep.float()[:, None], persistent=False)  # (F, 1) over STFT bins
 
     def stft_magnitude(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, samples) waveform → (B, n_fft // 2 + 1, frames) linear magnitude (centred STFT)."""
@@ -183,6 +193,8 @@ class AudioFrontEnd(nn.Module):
         cfg = self.cfg
         power = magnitude.pow(2)
         ref = power if level_reference is None else level_reference.pow(2)
+        if cfg.band_limit_hz > 0:
+            power, ref = power * self.band, ref * self.band
         frame_energy = ref.sum(dim=1)  # (B, T)
         loudest = frame_energy.amax(dim=1, keepdim=True).unsqueeze(1)  # (B, 1, 1)
         floor = (cfg.ref_level / cfg.max_gain) ** 2

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..encoders.embedded_model import EmbeddedClap, ModelConfig, SentenceEncoder, load_aisfx_cnn, minilm_dir
+from ..encoders.embedded_model import AudioConfig, EmbeddedClap, ModelConfig, SentenceEncoder, load_aisfx_cnn, minilm_dir
 from ..encoders.sound_prototypes import SoundPrototypes
 from . import captions as C
 from .corpus import DEBIAN_PACKAGES, CorpusItem, build_corpus
@@ -127,6 +127,13 @@ class TrainConfig:
     # lost to uniform confusion and to none (0.333 / 0.358 pooled over two augmentation draws,
     # against 0.369 / 0.394 and 0.344 / 0.364; docs/model-card.md, "Label-conditional confusion").
     package_adversary_by_label: bool = False
+    # > 0: the audio front end drops the spectrum above this frequency (AudioConfig.band_limit_hz),
+    # in training and in the shipped encoder, so a file's sample rate is no cue to its package.
+    band_limit_hz: float = 0.0
+
+    def model_config(self) -> ModelConfig:
+        """The model shape this recipe trains (the front end's band limit is the recipe's)."""
+        return ModelConfig(audio=AudioConfig(band_limit_hz=self.band_limit_hz))
 
     def row_kinds(self) -> tuple[int, ...]:
         """``train_kinds``, less acoustic views when this recipe asks for none: a feature set
@@ -463,7 +470,7 @@ def train_encoder(
     cache = Path(cache_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model_cfg = ModelConfig()
+    model_cfg = cfg.model_config()
 
     items = build_corpus(cache, tuple(cfg.packages))
     cnn_state = aisfx_checkpoint(cache)
