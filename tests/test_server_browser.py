@@ -83,6 +83,7 @@ def test_page_searches_shows_concept_bars_and_plays(served, browser):
     page.goto(served.url + "/")
     page.wait_for_function("document.querySelector('#library-status').textContent.includes('sounds')")
     assert "5 sounds" in page.inner_text("#library-status")
+    assert "evidence: gradient saliency" in page.inner_text("#library-status")  # a test encoder: no decoder
 
     # Concept autocompletion offers vocabulary words for a +term.
     page.click("#q")
