@@ -28,7 +28,6 @@ from ..index.files import IndexFileError, remove_old_generations, remove_tempora
 from ..index.layered import LayeredIndex
 from ..index.sparse import ConceptPostings
 from ..index.store import Code, IndexGeneration, Segment, Setting
-from .concepts.decompose import recompose
 
 if TYPE_CHECKING:
     from .codebook import ActiveCodebook
@@ -240,6 +239,8 @@ class LibraryIndexes:
         csr = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, len(book.concepts)), dtype=np.float32)
         if kind == "postings":
             return csr
+        from .concepts.decompose import recompose  # torch: only when vectors are recomposed
+
         return recompose(csr, book.dictionary)
 
     def _build(self, s, kind: str, ids: np.ndarray, book, factory: str | None, version: int) -> IndexState:
@@ -336,13 +337,15 @@ def check_indexes(library: "Library", rep, repair: bool = False) -> None:
     """Compare the committed index files with the store; ``repair`` rebuilds and commits them."""
     from .lock import WriterLock
 
-    book = library.active_codebook()
+    # The active codebook's id is all the comparison needs: loading the codebook itself would
+    # load the encoder and its concept dictionary (torch) just to read an id.
+    book_id = int(library.setting("codebook_id") or 0) or None
     idx = LibraryIndexes(library, notify=lambda m: None)
     index_problems: list[str] = []
     with library.session() as s:
         expected = {"dense": set(s.scalars(select(Segment.id)))}
-        if book is not None:
-            codes = set(s.scalars(select(Code.segment_id).where(Code.codebook_id == book.id)))
+        if book_id is not None:
+            codes = set(s.scalars(select(Code.segment_id).where(Code.codebook_id == book_id)))
             expected["concept"] = expected["postings"] = codes
             missing_codes = len(expected["dense"] - codes)
             rep.checked.append("every segment has a concept code")
@@ -350,7 +353,7 @@ def check_indexes(library: "Library", rep, repair: bool = False) -> None:
                 rep.problems.append(f"{missing_codes} segments have no concept code under the active codebook")
         for kind, want in expected.items():
             rep.checked.append(f"{kind} index agrees with the database")
-            st = idx._load_committed(s, kind, None if kind == "dense" else book.id)
+            st = idx._load_committed(s, kind, None if kind == "dense" else book_id)
             if st is None:
                 index_problems.append(f"{kind} index: no readable committed generation")
                 continue
