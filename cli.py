@@ -252,7 +252,8 @@ def _status_lines(st) -> list[tuple[str, str]]:
              ("encoder", f"{st.encoder}  {st.encoder_fingerprint}"),
              ("roots", ", ".join(st.roots) or "none yet"),
              ("sounds", f"{st.sounds_indexed} indexed, {st.sounds_pending} pending, {st.sounds_failed} failed, "
-                        f"{st.sounds_removed} removed  ({audio} of audio in {st.segments} windows)")]
+                        f"{st.sounds_removed} removed  ({audio} of audio in {st.segments} windows"
+                        + (f"; last indexed {st.last_indexed.replace('T', ' ')[:19]} UTC)" if st.last_indexed else ")"))]
     if st.vocabulary is None:
         lines.append(("concepts", "no codebook yet (made when the first sounds are indexed)"))
     else:

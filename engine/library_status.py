@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class LibraryStatus:
     segments: int
     hours_indexed: float
     data_version: int
+    last_indexed: str | None = None  # ISO time the most recent sound was indexed (UTC)
     vocabulary: str | None = None  # None until the library has vectors (no codebook yet)
     concepts: int | None = None
     lam: float | None = None
@@ -100,6 +102,15 @@ def disk_bytes(root: Path) -> dict[str, int]:
     return out
 
 
+def _utc_iso(t: datetime | None) -> str | None:
+    """ISO time in UTC, without offset (SQLite gives naive UTC, PostgreSQL the session's zone)."""
+    if t is None:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t.isoformat(timespec="seconds")
+
+
 def library_status(lib: "Library") -> LibraryStatus:
     """Everything `earmark status` shows, in one read snapshot of the store."""
     rec = lib.encoder_record()
@@ -109,6 +120,7 @@ def library_status(lib: "Library") -> LibraryStatus:
         n_seg = s.scalar(select(func.count()).select_from(Segment)) or 0
         hours = (s.scalar(select(func.sum(Sound.duration)).where(Sound.status == "indexed")) or 0.0) / 3600
         roots = list(s.scalars(select(Root.path).order_by(Root.id)))
+        last = s.scalar(select(func.max(Sound.indexed_at)))
         book = s.get(Codebook, cb_id) if cb_id else None
         vocab = s.get(Vocabulary, book.vocabulary_id) if book is not None else None
         n_codes, mean_l0, mean_fid = s.execute(
@@ -123,6 +135,7 @@ def library_status(lib: "Library") -> LibraryStatus:
         roots=roots, sounds_indexed=counts.get("indexed", 0), sounds_pending=counts.get("pending", 0),
         sounds_failed=counts.get("failed", 0), sounds_removed=counts.get("removed", 0), segments=n_seg,
         hours_indexed=hours, data_version=lib.data_version,
+        last_indexed=_utc_iso(last),
         vocabulary=lib.setting("vocabulary") if book is not None else None,
         concepts=vocab.size if vocab is not None else None,
         lam=(book.lam if book.lam is not None or book.target_l0 else DEFAULT_LAM) if book is not None else None, target_l0=book.target_l0 if book is not None else None,

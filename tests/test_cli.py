@@ -54,6 +54,7 @@ def test_init_index_ls_rm_status(tmp_path, sound_dir):
         v for k, v in disk.items() if k != "total")
     text = r.invoke(main, ["status", "--library", lib]).output
     assert "3 indexed" in text and "λ 0.15" in text and "gradient saliency" in text, text
+    assert st["last_indexed"] and f"last indexed {st['last_indexed'][:10]}" in text
 
 
 def test_status_and_check_read_the_store_without_importing_torch(tmp_path, sound_dir):
