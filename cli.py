@@ -227,7 +227,7 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
 @_json_option
 @handle_errors
 def status(library_path: Path, as_json: bool) -> None:
-    """Show a library's counts, encoder and schema."""
+    """Show a library's counts, encoder, concepts, indexes, evidence decoder and disk use."""
     st = open_library(library_path).status()
     if as_json:
         _print_json(st.to_dict())
