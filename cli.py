@@ -270,7 +270,7 @@ def _status_lines(st) -> list[tuple[str, str]]:
         lines.append(("indexes", f"{st.index_backend} (`earmark backend status` for details)"))
     lines.append(("evidence", {"library": "L-MAC, the library's own decoder (`earmark evidence train`)",
                                "shipped": "L-MAC, the decoder shipped with the embedded encoder",
-                               "saliency": "gradient saliency until `earmark evidence train` makes a decoder"}
+                               "none": "gradient saliency until `earmark evidence train` makes a decoder"}
                   [st.evidence_decoder]))
     disk = st.disk_bytes
     lines.append(("disk", f"{_bytes(disk['total'])}  (" + ", ".join(

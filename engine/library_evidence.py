@@ -10,6 +10,7 @@ other encoders fall back to labelled gradient saliency before `evidence train`.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,16 +53,37 @@ def load_trained(lib: "Library"):
     return load_checkpoint(path, enc.fingerprint, "cuda" if _on_cuda(enc) else "cpu")
 
 
+def shipped_fingerprint(path: Path | None = None) -> str | None:
+    """The encoder fingerprint the shipped decoder was trained for, from the JSON sidecar beside
+    it (``write_shipped_sidecar``), so which decoder renders is known without torch."""
+    sidecar = (SHIPPED_DECODER if path is None else path).with_suffix(".json")
+    try:
+        return json.loads(sidecar.read_text())["encoder_fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_shipped_sidecar(path: Path, encoder_fingerprint: str) -> Path:
+    """Write the sidecar a decoder checkpoint ships with (the step after training a new one)."""
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(json.dumps({
+        "encoder_fingerprint": encoder_fingerprint,
+        "about": f"The encoder fingerprint {path.name} was trained for, readable without torch "
+                 "(earmark status). tests/test_embedded_encoder.py checks it against the checkpoint."}, indent=2) + "\n")
+    return sidecar
+
+
 def load_shipped(encoder: Any, path: Path | None = None):
     """``(decoder, meta)`` of the decoder shipped for ``encoder``'s exact weights, or None (no
-    shipped decoder, or one trained for other weights, e.g. a library pinned to an earlier release)."""
+    shipped decoder, or one trained for other weights, e.g. a library pinned to an earlier release).
+    Both the sidecar and the checkpoint itself must name the encoder."""
     from .evidence import load_checkpoint
 
     path = SHIPPED_DECODER if path is None else path
     key = (str(path), encoder.fingerprint)
     if key not in _shipped:
         found = None
-        if path.exists():
+        if path.exists() and shipped_fingerprint(path) == encoder.fingerprint:
             decoder, meta = load_checkpoint(path, None, "cpu")
             if meta.encoder_fingerprint == encoder.fingerprint:
                 found = (decoder, meta)
@@ -69,16 +91,23 @@ def load_shipped(encoder: Any, path: Path | None = None):
     return _shipped[key]
 
 
+def decoder_source(lib: "Library") -> str:
+    """Which decoder renders a library's evidence, known without loading one (no torch):
+    "library" after `evidence train`, "shipped" when the shipped decoder is for the library's
+    encoder, else "none" (the labelled gradient-saliency fallback)."""
+    if decoder_path(lib).exists():
+        return "library"
+    return "shipped" if shipped_fingerprint() == lib.encoder_record().fingerprint else "none"
+
+
 def active_decoder(lib: "Library"):
-    """``(decoder, source)``: the library's own decoder ("library"), else the one shipped for its
-    encoder ("shipped"), else ``(None, "none")`` and rendering uses the labelled saliency fallback."""
-    trained = load_trained(lib)
-    if trained:
-        return trained[0], "library"
-    shipped = load_shipped(lib.encoder)
-    if shipped:
-        return shipped[0], "shipped"
-    return None, "none"
+    """``(decoder, source)`` for the source ``decoder_source`` names; ``(None, "none")`` means
+    rendering uses the labelled saliency fallback."""
+    source = decoder_source(lib)
+    if source == "library":
+        return load_trained(lib)[0], "library"
+    shipped = load_shipped(lib.encoder) if source == "shipped" else None
+    return (shipped[0], "shipped") if shipped else (None, "none")
 
 
 def decoder_state(lib: "Library") -> tuple:

@@ -5,7 +5,6 @@ a library of any size and works while another process indexes.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from sqlalchemy import func, select
 from ..index import db as store_db
 from ..index.store import Code, Codebook, IndexGeneration, Root, Segment, Sound, Vocabulary
 from .concepts.sparsity import DEFAULT_LAM
+from .library_evidence import decoder_source
 
 if TYPE_CHECKING:
     from .library import Library
@@ -54,32 +54,11 @@ class LibraryStatus:
     index_backend: str = "faiss"
     faiss_factory: str = "auto"  # as chosen; "auto" = Flat up to 20k vectors, IVF above
     indexes: dict[str, dict] = field(default_factory=dict)  # kind → generation, factory, vectors
-    evidence_decoder: str = "saliency"  # library | shipped | saliency
+    evidence_decoder: str = "none"  # library | shipped | none (gradient saliency), as evidence results say
     disk_bytes: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def shipped_decoder_fingerprint() -> str | None:
-    """The encoder fingerprint the shipped L-MAC decoder was trained for, from its sidecar file
-    (so this needs no torch; a test checks the sidecar against the checkpoint)."""
-    from .library_evidence import SHIPPED_DECODER
-
-    sidecar = SHIPPED_DECODER.with_suffix(".json")
-    try:
-        return json.loads(sidecar.read_text())["encoder_fingerprint"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def evidence_decoder(lib: "Library", fingerprint: str) -> str:
-    """Which masks `earmark evidence` renders, as ``active_decoder`` chooses them."""
-    from .library_evidence import decoder_path
-
-    if decoder_path(lib).exists():
-        return "library"
-    return "shipped" if fingerprint == shipped_decoder_fingerprint() else "saliency"
 
 
 def tree_bytes(path: Path) -> int:
@@ -144,5 +123,5 @@ def library_status(lib: "Library") -> LibraryStatus:
         mean_fidelity=None if mean_fid is None else round(float(mean_fid), 4),
         index_backend=lib.backend, faiss_factory=lib.setting("faiss_factory") or "auto",
         indexes=latest if lib.backend == "faiss" else {},
-        evidence_decoder=evidence_decoder(lib, rec.fingerprint), disk_bytes=disk_bytes(lib.path),
+        evidence_decoder=decoder_source(lib), disk_bytes=disk_bytes(lib.path),
     )

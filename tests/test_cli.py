@@ -48,7 +48,7 @@ def test_init_index_ls_rm_status(tmp_path, sound_dir):
     assert st["lam"] == 0.15 and st["target_l0"] is None and st["adapter"] is None
     assert st["codes"] >= st["segments"] > 0 and 0 < st["mean_l0"] and 0 < st["mean_fidelity"] <= 1
     assert st["indexes"]["dense"]["vectors"] > 0 and st["index_backend"] == "faiss"
-    assert st["evidence_decoder"] == "saliency"  # a test encoder: no shipped decoder is for it
+    assert st["evidence_decoder"] == "none"  # a test encoder: no shipped decoder is for it
     disk = st["disk_bytes"]
     assert disk["database"] > 0 and disk["indexes"] > 0 and disk["total"] == sum(
         v for k, v in disk.items() if k != "total")

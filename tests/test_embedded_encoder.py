@@ -292,15 +292,13 @@ def test_the_shipped_lmac_decoder_is_for_these_weights_and_its_masks_keep_the_ma
     from earmark.engine.audio import load_mono
     from earmark.engine.demo import demo_sounds_dir
     from earmark.engine.evidence.render import compute_mask
-    from earmark.engine.library_evidence import SHIPPED_DECODER, load_shipped
+    from earmark.engine.library_evidence import SHIPPED_DECODER, load_shipped, shipped_fingerprint
 
     assert SHIPPED_DECODER.is_file() and SHIPPED_DECODER.stat().st_size < 5_000_000
     shipped = load_shipped(enc)
     assert shipped is not None, "the embedded weights changed: retrain the shipped decoder (docs/evidence.md)"
-    decoder, _meta = shipped
-    from earmark.engine.library_status import shipped_decoder_fingerprint
-
-    assert shipped_decoder_fingerprint() == enc.fingerprint, "update embedded-lmac-decoder.json beside it"
+    decoder, meta = shipped
+    assert shipped_fingerprint() == enc.fingerprint == meta.encoder_fingerprint  # the sidecar agrees
     kept, masks = [], []
     sounds = sorted(demo_sounds_dir().glob("*.ogg"))
     for path in sounds:

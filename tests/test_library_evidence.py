@@ -63,6 +63,9 @@ def test_a_shipped_decoder_for_the_encoder_is_used_until_the_library_trains_its_
     shutil.copy(le.decoder_path(corpus), shipped)
     monkeypatch.setattr(le, "SHIPPED_DECODER", shipped)
     lib = _lib(tmp_path / "mine")
+    assert lib.status().evidence_decoder == "none"  # a checkpoint without its sidecar is not shipped
+    le.write_shipped_sidecar(shipped, corpus.encoder.fingerprint)
+    assert lib.status().evidence_decoder == "shipped"
     ev = lib.evidence("tone_in_noise.wav", "a high beep")
     assert (ev.method, ev.decoder, ev.label) == ("lmac", "shipped", le.SHIPPED_LABEL)
     res = lib.evaluate_evidence(n_windows=4)
@@ -72,6 +75,7 @@ def test_a_shipped_decoder_for_the_encoder_is_used_until_the_library_trains_its_
     lib.train_evidence(steps=3, batch_size=4)
     ev = lib.evidence("tone_in_noise.wav", "a high beep")
     assert (ev.method, ev.decoder) == ("lmac", "library") and "shipped" not in ev.label
+    assert lib.status().evidence_decoder == "library"
 
 
 def test_a_decoder_shipped_for_other_weights_is_not_used(tmp_path, monkeypatch):
@@ -84,6 +88,9 @@ def test_a_decoder_shipped_for_other_weights_is_not_used(tmp_path, monkeypatch):
     dec = MaskDecoder.for_encoder(lib.encoder)
     shipped = save_checkpoint(tmp_path / "other.pt", dec, DecoderCheckpoint("0" * 16, dec.config, 0))
     monkeypatch.setattr(le, "SHIPPED_DECODER", shipped)
+    assert le.load_shipped(lib.encoder) is None
+    le.write_shipped_sidecar(shipped, lib.encoder.fingerprint)  # a sidecar that disagrees with the checkpoint
+    le._shipped.clear()
     assert le.load_shipped(lib.encoder) is None
     ev = lib.evidence("tone_in_noise.wav", "a high beep")
     assert (ev.method, ev.decoder) == ("gradient-saliency", "none")

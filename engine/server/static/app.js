@@ -30,7 +30,7 @@ async function loadStatus() {
       `${s.sounds_indexed} sounds · ${s.segments} segments · ${s.hours_indexed.toFixed(2)} h · encoder ${s.encoder}` +
       (s.vocabulary ? ` · ${s.concepts} concepts (${s.vocabulary.split("/").pop()})` : "") +
       ` · evidence: ${{library: "L-MAC, library decoder", shipped: "L-MAC, shipped decoder",
-                        saliency: "gradient saliency"}[s.evidence_decoder] || s.evidence_decoder}` +
+                        none: "gradient saliency"}[s.evidence_decoder] || s.evidence_decoder}` +
       (s.sounds_pending ? ` · ${s.sounds_pending} waiting to be re-embedded (earmark reembed)` : "");
     if (!s.server.writes_enabled) $("#library-status").title = "read-only server (no token configured)";
   } catch (e) {
