@@ -350,6 +350,15 @@ def major(values: list[float], scale: float, share: float = MINOR_SHARE) -> list
     return [abs(v) >= share * scale for v in values]
 
 
+def _path_tail(path: str, width: int) -> str:
+    """``path`` cut to ``width`` characters from the left, at a folder boundary where one fits."""
+    if len(path) <= width:
+        return path
+    tail = path[-(width - 2):]
+    cut = tail.find("/")
+    return "…/" + (tail[cut + 1:] if 0 <= cut < len(tail) - 1 else tail)
+
+
 def print_result(result, as_json: bool) -> None:
     """A search result as a table (score, file, best window, matched concepts as bars) or JSON."""
     if as_json:
@@ -376,6 +385,9 @@ def print_result(result, as_json: bool) -> None:
     roots = sorted({h.abs_path[: len(h.abs_path) - len(h.path)].rstrip("/") for h in result.hits})
     click.echo(f"in {', '.join(roots)}")
     table = Table("#", "score", "file", "window (s)", "matched concepts", box=None, pad_edge=False)
+    # What the other columns leave for the file: a long path keeps its end (the file name), not its
+    # start, which a plain cut would keep ("usr/share/games/…"); --json has the whole path.
+    path_width = max(24, _console().width - 66)
     # One scale for the whole table, so a weak hit's bars are short, not full width; one per kind,
     # because shared-concept contributions (concept score) and the account of a dense match
     # (dense ranking, or hits that share no query concept) are in different units.
@@ -400,7 +412,7 @@ def print_result(result, as_json: bool) -> None:
         lines = [f"{_bar(c.contribution, scale)} {c.contribution:+.3f} {c.concept}"
                  for c, k in zip(shown, keep) if k][:3]
         extra = f"\n(+ {len(h.duplicates)} identical)" if h.duplicates else ""
-        table.add_row(str(h.rank), f"{h.score:.3f}", h.path + extra, f"{h.start:.1f}–{h.end:.1f}",
+        table.add_row(str(h.rank), f"{h.score:.3f}", _path_tail(h.path, path_width) + extra, f"{h.start:.1f}–{h.end:.1f}",
                       "\n".join(lines) or "-")
     _console().print(table)
     if hidden:

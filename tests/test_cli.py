@@ -191,3 +191,22 @@ def test_table_hides_minor_concepts_and_scales_bars_across_hits(capsys):
     data = json.loads(capsys.readouterr().out)
     assert [c["concept"] for c in data["hits"][1]["contributions"]] == ["thunder", "smut"]
     assert len(data["query"]["concepts"]) == 3
+
+
+def test_table_keeps_the_file_name_of_a_long_path(capsys, monkeypatch):
+    """A deep path is cut from the left at a folder, so the file name stays in view; --json keeps it whole."""
+    from dataclasses import replace
+
+    from earmark.cli import _path_tail, print_result
+
+    deep = "usr/share/games/widelands/data/sound/farm/ox_01.ogg"
+    assert _path_tail(deep, 80) == deep
+    assert _path_tail(deep, 24) == "…/sound/farm/ox_01.ogg" and len(_path_tail(deep, 24)) <= 24
+    assert _path_tail("a" * 40 + ".wav", 24).endswith(".wav")  # no folder to cut at: the tail itself
+    monkeypatch.setenv("COLUMNS", "80")
+    hit = replace(_hit(1, [("cow", 0.2)]), path=deep, abs_path="/lib/" + deep)
+    print_result(_result([hit], [("cow", 0.7)]), as_json=False)
+    out = capsys.readouterr().out
+    assert "ox_01.ogg" in out and "usr/share/games" not in out.split("\n", 1)[1]
+    print_result(_result([hit], [("cow", 0.7)]), as_json=True)
+    assert json.loads(capsys.readouterr().out)["hits"][0]["path"] == deep
