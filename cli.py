@@ -292,10 +292,17 @@ def ls(status_filter: str | None, limit: int | None, library_path: Path, as_json
         return
     from rich.table import Table
 
-    table = Table("id", "status", "dur (s)", "Hz", "ch", "segs", "path", "error", box=None)
+    roots = sorted({s.abs_path[: len(s.abs_path) - len(s.path)].rstrip("/") for s in sounds})
+    if roots:
+        click.echo(f"in {', '.join(roots)}")
+    errors = any(s.error for s in sounds)
+    # Paths relative to their root, cut from the left so the file name shows (--json: whole paths).
+    path_width = max(24, _console().width - (75 if errors else 45))
+    table = Table("id", "status", "dur (s)", "Hz", "ch", "segs", "path", *(("error",) if errors else ()), box=None)
     for s in sounds:
         table.add_row(str(s.id), s.status, f"{s.duration:.2f}" if s.duration else "-", str(s.sample_rate or "-"),
-                      str(s.channels or "-"), str(s.segments), s.abs_path, s.error or "")
+                      str(s.channels or "-"), str(s.segments), _path_tail(s.path, path_width),
+                      *((s.error or "",) if errors else ()))
     _console().print(table)
 
 

@@ -82,6 +82,11 @@ def test_index_reports_failures_with_exit_code_1(tmp_path, sound_dir):
     res = r.invoke(main, ["index", "--library", lib, str(sound_dir)])
     assert res.exit_code == 1
     assert "FAILED" in res.output and "broken.wav" in res.output
+    # `ls` names the root once, each file by its path under it, and why a file failed.
+    res = r.invoke(main, ["ls", "--library", lib])
+    assert res.exit_code == 0 and f"in {sound_dir.resolve()}" in res.output
+    assert "sub/stereo.wav" in res.output and "broken.wav" in res.output and "error" in res.output
+    assert str(sound_dir.resolve()) + "/" not in res.output  # relative paths, not absolute ones
 
 
 def test_missing_path_and_unknown_encoder_are_clear(tmp_path):
