@@ -157,7 +157,8 @@ def run(atoms: np.ndarray, z: np.ndarray, lam: float, ref_n: int, label: str, ad
 
 def fidelity_table(n: int, lams: list[float]) -> None:
     """L0 and cosine fidelity of `decompose` per shipped vocabulary and λ on real audio embeddings."""
-    from earmark.engine.concepts import build_dictionary, decompose
+    from earmark.engine.concepts.decompose import decompose
+    from earmark.engine.concepts.dictionary import build_dictionary
     from earmark.engine.encoders import load_encoder
     from earmark.vocabularies import load_vocabulary, shipped_vocabularies
 
