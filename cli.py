@@ -236,12 +236,15 @@ def status(library_path: Path, as_json: bool) -> None:
         click.echo(f"{key:10} {value}")
 
 
-def _bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _bytes(n: float) -> str:
+    """A size in decimal units: "532 B", "4.0 MB"."""
+    if n < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB"):
         n /= 1000
-    return ""
+        if n < 1000:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} GB"
 
 
 def _status_lines(st) -> list[tuple[str, str]]:
@@ -292,9 +295,8 @@ def ls(status_filter: str | None, limit: int | None, library_path: Path, as_json
         return
     from rich.table import Table
 
-    roots = sorted({s.abs_path[: len(s.abs_path) - len(s.path)].rstrip("/") for s in sounds})
-    if roots:
-        click.echo(f"in {', '.join(roots)}")
+    if sounds:
+        click.echo(f"in {', '.join(_roots_of(sounds))}")
     errors = any(s.error for s in sounds)
     # Paths relative to their root, cut from the left so the file name shows (--json: whole paths).
     path_width = max(24, _console().width - (75 if errors else 45))
@@ -357,6 +359,11 @@ def major(values: list[float], scale: float, share: float = MINOR_SHARE) -> list
     return [abs(v) >= share * scale for v in values]
 
 
+def _roots_of(items) -> list[str]:
+    """The root folders of sounds or hits (each has ``abs_path`` and its root-relative ``path``)."""
+    return sorted({x.abs_path[: len(x.abs_path) - len(x.path)].rstrip("/") for x in items})
+
+
 def _path_tail(path: str, width: int) -> str:
     """``path`` cut to ``width`` characters from the left, at a folder boundary where one fits."""
     if len(path) <= width:
@@ -389,8 +396,7 @@ def print_result(result, as_json: bool) -> None:
     if not result.hits:
         click.echo("no hits")
         return
-    roots = sorted({h.abs_path[: len(h.abs_path) - len(h.path)].rstrip("/") for h in result.hits})
-    click.echo(f"in {', '.join(roots)}")
+    click.echo(f"in {', '.join(_roots_of(result.hits))}")
     table = Table("#", "score", "file", "window (s)", "matched concepts", box=None, pad_edge=False)
     # What the other columns leave for the file: a long path keeps its end (the file name), not its
     # start, which a plain cut would keep ("usr/share/games/…"); --json has the whole path.
