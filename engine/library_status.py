@@ -90,6 +90,16 @@ def _utc_iso(t: datetime | None) -> str | None:
     return t.isoformat(timespec="seconds")
 
 
+def _codebook_fields(book: Codebook | None, vocab: Vocabulary | None, name: str | None) -> dict:
+    """The active codebook's settings as status fields (none before the library has one)."""
+    if book is None:
+        return {}
+    # No λ and no target L0 stored: the codebook codes at the default λ.
+    lam = DEFAULT_LAM if book.lam is None and not book.target_l0 else book.lam
+    return {"vocabulary": name, "concepts": vocab.size if vocab is not None else None, "lam": lam,
+            "target_l0": book.target_l0, "adapter": book.adapter_hash}
+
+
 def library_status(lib: "Library") -> LibraryStatus:
     """Everything `earmark status` shows, in one read snapshot of the store."""
     rec = lib.encoder_record()
@@ -115,10 +125,7 @@ def library_status(lib: "Library") -> LibraryStatus:
         sounds_failed=counts.get("failed", 0), sounds_removed=counts.get("removed", 0), segments=n_seg,
         hours_indexed=hours, data_version=lib.data_version,
         last_indexed=_utc_iso(last),
-        vocabulary=lib.setting("vocabulary") if book is not None else None,
-        concepts=vocab.size if vocab is not None else None,
-        lam=(book.lam if book.lam is not None or book.target_l0 else DEFAULT_LAM) if book is not None else None, target_l0=book.target_l0 if book is not None else None,
-        adapter=book.adapter_hash if book is not None else None,
+        **_codebook_fields(book, vocab, lib.setting("vocabulary")),
         codes=int(n_codes), mean_l0=None if mean_l0 is None else round(float(mean_l0), 2),
         mean_fidelity=None if mean_fid is None else round(float(mean_fid), 4),
         index_backend=lib.backend, faiss_factory=lib.setting("faiss_factory") or "auto",
