@@ -181,6 +181,9 @@ def main() -> None:
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     configs = {n: replace(base, **{**RECIPES[n], **overrides}) for n in names}
     views = max(cfg.acoustic_views for cfg in configs.values())
+    for name, cfg in configs.items():  # before any recipe runs: fail fast
+        if cfg.band_limit_hz != base.band_limit_hz and cfg.block4_scale > 0:
+            ap.error(f"recipe {name}: block 4 tuning reads full-band maps; it cannot take a band limit")
     torch.set_num_threads(base.threads)
     items = build_corpus(args.cache, tuple(base.packages))
     cnn = aisfx_checkpoint(args.cache)
@@ -188,13 +191,13 @@ def main() -> None:
     untrained = _new_model(base.model_config(), cnn, base.seed)
     data_seed = base.seed if args.data_seed is None else args.data_seed
 
-    def features_for(cfg: TrainConfig):
-        """The cached features through ``cfg``'s front end (recipes with a band limit see their own)."""
-        return compute_features(items, _new_model(cfg.model_config(), cnn, base.seed).audio, args.cache,
-                                seed=data_seed, max_windows=base.max_windows, pitch_prob=base.pitch_prob,
-                                n_mixes=base.n_mixes, acoustic_views=views, progress=False)
+    def features_for(tower):
+        """The cached features through ``tower``'s front end (recipes with a band limit see their own)."""
+        return compute_features(items, tower, args.cache, seed=data_seed, max_windows=base.max_windows,
+                                pitch_prob=base.pitch_prob, n_mixes=base.n_mixes, acoustic_views=views,
+                                progress=False)
 
-    fs = features_for(base)
+    fs = features_for(untrained.audio)
     cats = list(CATEGORIES)
     labels = sorted(set(fs.labels))
     texts = [c for lab in labels for c in C.captions_for(lab)] + [t.format(c) for c in cats for t in C.TEMPLATES]
@@ -226,9 +229,8 @@ def main() -> None:
             results[f"supervised {method}: raw CNN features"] = {
                 p: supervised_fold(raw, fs, items, packages - {p}, s, method).tolist() for p, s in held.items()}
     for name, cfg in configs.items():
-        if cfg.band_limit_hz != base.band_limit_hz and cfg.block4_scale > 0:
-            ap.error(f"recipe {name}: block 4 tuning reads full-band maps; it cannot take a band limit")
-        recipe_fs = fs if cfg.band_limit_hz == base.band_limit_hz else features_for(cfg)
+        recipe_fs = (fs if cfg.band_limit_hz == base.band_limit_hz
+                     else features_for(_new_model(cfg.model_config(), cnn, base.seed).audio))
         train_fs = maps if cfg.block4_scale > 0 else recipe_fs  # what the recipe's model reads
         results[name] = {}
         if args.centroids:
