@@ -30,7 +30,6 @@ from ..index.sparse import ConceptPostings
 from ..index.store import Code, IndexGeneration, Segment, Setting
 
 if TYPE_CHECKING:
-    from .codebook import ActiveCodebook
     from .library import Library
 
 log = logging.getLogger("earmark.indexes")
@@ -156,35 +155,37 @@ class LibraryIndexes:
         """Load committed generations and bring them up to date with the store (in memory)."""
         rep = SyncReport()
         self.dir.mkdir(parents=True, exist_ok=True)
-        book = self.lib.active_codebook()
+        # The codebook's id tags the concept indexes; the codebook itself (encoder and dictionary,
+        # so torch) is loaded only if an index must be built or caught up (``_vectors``).
+        book_id = self.lib.active_codebook_id()
         with self.lib.session() as s, s.begin():  # one snapshot: ids and data version agree
             version = int(s.get(Setting, "data_version").value)
             factory = _factory(s)
             dim = self.lib.encoder_record().dim
             wanted: dict[str, np.ndarray] = {"dense": _id_column(s, select(Segment.id))}
-            if book is not None:
+            if book_id is not None:
                 wanted["concept"] = wanted["postings"] = _id_column(
-                    s, select(Code.segment_id).where(Code.codebook_id == book.id))
+                    s, select(Code.segment_id).where(Code.codebook_id == book_id))
             for kind in KINDS:
                 if kind not in wanted:
                     self.states.pop(kind, None)
                     continue
-                tag = None if kind == "dense" else book.id
+                tag = None if kind == "dense" else book_id
                 st = self.states.get(kind)
                 if st is None or st.codebook_id != tag or force_rebuild:
                     st = None if force_rebuild else self._load_committed(s, kind, tag)
                 if st is not None and kind != "postings" and st.obj.dim != dim:
                     st = None  # the library moved to an encoder of another dimension (engine/reembed.py)
                 if st is None:
-                    st = self._build(s, kind, wanted[kind], book, factory, version)
+                    st = self._build(s, kind, wanted[kind], factory, version)
                     rep.rebuilt.append(kind)
                 elif st.data_version != version:
-                    self._catch_up(s, st, wanted[kind], book, rep)
+                    self._catch_up(s, st, wanted[kind], rep)
                 if kind != "postings" and st.obj.needs_rebuild:
-                    st = self._build(s, kind, wanted[kind], book, factory, version)
+                    st = self._build(s, kind, wanted[kind], factory, version)
                     rep.rebuilt.append(kind)
                 elif kind != "postings" and factory is None and self._outgrown(st.obj):
-                    st = self._build(s, kind, wanted[kind], book, None, version)
+                    st = self._build(s, kind, wanted[kind], None, version)
                     rep.rebuilt.append(kind)
                 st.data_version = version
                 st.store_max_id = int(wanted[kind][-1]) if len(wanted[kind]) else 0  # ids are sorted
@@ -217,8 +218,9 @@ class LibraryIndexes:
             obj = LayeredIndex(obj, path)
         return IndexState(kind, obj, row.generation, row.data_version, tag, store_max_id=row.store_max_id)
 
-    def _vectors(self, s, kind: str, ids: np.ndarray, book: "ActiveCodebook | None"):
-        """Stored vectors (dense), recomposed vectors (concept) or CSR codes (postings) for ids."""
+    def _vectors(self, s, kind: str, ids: np.ndarray):
+        """Stored vectors (dense), recomposed vectors (concept) or CSR codes (postings) for ids
+        (the last two under the active codebook)."""
         from .codebook import read_codes
 
         if kind == "dense":
@@ -229,6 +231,7 @@ class LibraryIndexes:
                 for sid, blob in s.execute(select(Segment.id, Segment.embedding).where(Segment.id.in_(chunk))):
                     out[pos[sid]] = np.frombuffer(blob, np.float32)
             return out
+        book = self.lib.active_codebook()
         parts, got = [], []
         for lo in range(0, len(ids), FETCH_BATCH):
             got_ids, csr, _ = read_codes(s, book.id, [int(i) for i in ids[lo:lo + FETCH_BATCH]], len(book.concepts))
@@ -243,8 +246,9 @@ class LibraryIndexes:
 
         return recompose(csr, book.dictionary)
 
-    def _build(self, s, kind: str, ids: np.ndarray, book, factory: str | None, version: int) -> IndexState:
-        data = self._vectors(s, kind, ids, book)
+    def _build(self, s, kind: str, ids: np.ndarray, factory: str | None, version: int) -> IndexState:
+        data = self._vectors(s, kind, ids)
+        book = None if kind == "dense" else self.lib.active_codebook()
         if kind == "postings":
             obj = ConceptPostings.from_codes(ids, data, len(book.concepts))
         elif len(ids):
@@ -254,14 +258,14 @@ class LibraryIndexes:
             obj = DenseIndex.create(dim, factory if factory and not factory.upper().startswith("IVF") else "Flat")
         return IndexState(kind, obj, -1, version, None if kind == "dense" else book.id, dirty=True, rebuilt=True)
 
-    def _catch_up(self, s, st: IndexState, wanted: np.ndarray, book, rep: SyncReport) -> None:
+    def _catch_up(self, s, st: IndexState, wanted: np.ndarray, rep: SyncReport) -> None:
         have = np.sort(st.obj.ids())
         add = np.setdiff1d(wanted, have, assume_unique=True)
         gone = np.setdiff1d(have, wanted, assume_unique=True)
         if len(gone):
             st.obj.remove(gone)
         if len(add):
-            data = self._vectors(s, st.kind, add, book)
+            data = self._vectors(s, st.kind, add)
             if st.kind != "postings" and not st.obj.is_trained:
                 st.obj.train(data)
             if st.kind == "postings":
@@ -282,8 +286,7 @@ class LibraryIndexes:
         except IndexFileError as exc:
             self.notify(f"{kind} index: {exc}; writing it from the database instead")
             with self.lib.session() as s:
-                return self._build(s, kind, np.sort(st.obj.ids()), self.lib.active_codebook(), _factory(s),
-                                   st.data_version).obj
+                return self._build(s, kind, np.sort(st.obj.ids()), _factory(s), st.data_version).obj
 
     # -- commit ---------------------------------------------------------------------------
     def commit(self, rep: SyncReport | None = None, force: bool = False) -> SyncReport:
@@ -339,7 +342,7 @@ def check_indexes(library: "Library", rep, repair: bool = False) -> None:
 
     # The active codebook's id is all the comparison needs: loading the codebook itself would
     # load the encoder and its concept dictionary (torch) just to read an id.
-    book_id = int(library.setting("codebook_id") or 0) or None
+    book_id = library.active_codebook_id()
     idx = LibraryIndexes(library, notify=lambda m: None)
     index_problems: list[str] = []
     with library.session() as s:

@@ -271,16 +271,21 @@ class Library:
     def cache_dir(self) -> Path:
         return self.path / "cache"
 
+    def active_codebook_id(self) -> int | None:
+        """The active codebook's id (None until the library has vectors), read without loading it:
+        loading it loads the encoder, which readers that only compare ids do not need."""
+        return int(self.setting("codebook_id") or 0) or None
+
     def active_codebook(self) -> "ActiveCodebook | None":
         """The codebook new codes are computed with (None until the library has vectors)."""
         from .codebook import load_codebook
 
-        cb_id = self.setting("codebook_id") or ""
-        if not cb_id:
+        cb_id = self.active_codebook_id()
+        if cb_id is None:
             return None
-        if self._codebook is None or self._codebook.id != int(cb_id):
+        if self._codebook is None or self._codebook.id != cb_id:
             with self.session() as s:
-                self._codebook = load_codebook(s, int(cb_id), self.encoder, self.cache_dir, self.path / "models")
+                self._codebook = load_codebook(s, cb_id, self.encoder, self.cache_dir, self.path / "models")
         return self._codebook
 
     def active_vocabulary_hash(self) -> str | None:
@@ -289,11 +294,11 @@ class Library:
         from ..index.store import Codebook
         from ..index.store import Vocabulary as VocabularyRow
 
-        cb_id = self.setting("codebook_id") or ""
-        if not cb_id:
+        cb_id = self.active_codebook_id()
+        if cb_id is None:
             return None
         with self.session() as s:
-            cb = s.get(Codebook, int(cb_id))
+            cb = s.get(Codebook, cb_id)
             row = s.get(VocabularyRow, cb.vocabulary_id) if cb is not None else None
             return row.hash if row is not None else None
 

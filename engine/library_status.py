@@ -103,7 +103,7 @@ def _codebook_fields(book: Codebook | None, vocab: Vocabulary | None, name: str 
 def library_status(lib: "Library") -> LibraryStatus:
     """Everything `earmark status` shows, in one read snapshot of the store."""
     rec = lib.encoder_record()
-    cb_id = int(lib.setting("codebook_id") or 0) or None
+    cb_id = lib.active_codebook_id()
     with lib.session() as s:
         counts = dict(s.execute(select(Sound.status, func.count()).group_by(Sound.status)).all())
         n_seg = s.scalar(select(func.count()).select_from(Segment)) or 0

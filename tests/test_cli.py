@@ -58,19 +58,21 @@ def test_init_index_ls_rm_status(tmp_path, sound_dir):
 
 
 def test_status_and_check_read_the_store_without_importing_torch(tmp_path, sound_dir):
-    """`earmark status` and `check` answer from the store, the folder and the index files;
-    importing torch (and loading the encoder) would cost ~3 s."""
+    """`earmark status`, `check` and `backend status` answer from the store, the folder and the
+    index files; importing torch (and loading the encoder) would cost ~3 s."""
     lib = str(tmp_path / "lib")
     r = CliRunner()
     r.invoke(main, ["init", lib, *INIT])
     r.invoke(main, ["index", "--library", lib, str(sound_dir)])
     probe = ("import sys; from earmark.cli import main; "
              "main(['check', '--library', sys.argv[1]], standalone_mode=False); "
+             "main(['backend', 'status', '--library', sys.argv[1]], standalone_mode=False); "
              "main(['status', '--library', sys.argv[1], '--json'], standalone_mode=False); "
              "print('torch' in sys.modules, file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", probe, lib], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "library is consistent" in out.stdout and out.stderr.strip().endswith("False"), out.stderr
+    assert "backend faiss: 11 segments" in out.stdout, out.stdout  # 4 sounds, 11 windows
     assert json.loads(out.stdout[out.stdout.index("{"):])["sounds_indexed"] == 4
 
 
