@@ -68,7 +68,7 @@ from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.user_cache import cache_root
 from earmark.engine.training import captions as C
-from earmark.engine.training.corpus import build_corpus
+from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
     CATEGORIES, RawFeatures, category_centroids, category_of, folds, library_mean, supervised_fold, zero_shot_fold,
 )
@@ -118,6 +118,10 @@ RECIPES = {
     # 2026-12-07: the front end drops the spectrum above 11 or 8 kHz (files' sample rates differ by game)
     "band-limit-11k": {"band_limit_hz": 11025.0},
     "band-limit-8k": {"band_limit_hz": 8000.0},
+    # 2026-12-07: procedurally synthesised everyday sounds (27 generators) join every fold's training packages
+    "procedural-8": {"procedural_variants": 8},
+    "procedural-8-real-prototypes": {"procedural_variants": 8, "procedural_prototypes": False},
+    "procedural-24": {"procedural_variants": 24},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
@@ -184,8 +188,13 @@ def main() -> None:
     for name, cfg in configs.items():  # before any recipe runs: fail fast
         if cfg.band_limit_hz != base.band_limit_hz and cfg.block4_scale > 0:
             ap.error(f"recipe {name}: block 4 tuning reads full-band maps; it cannot take a band limit")
+    if len({cfg.procedural_variants for cfg in configs.values()} - {0}) > 1:
+        ap.error("recipes with different numbers of procedural sounds need runs of their own")
     torch.set_num_threads(base.threads)
-    items = build_corpus(args.cache, tuple(base.packages))
+    # Procedural sounds come last in the corpus and are never mixed, so recipes without them see
+    # the same items, features and mixtures as when no recipe asks for them.
+    items = build_corpus(args.cache, tuple(base.packages),
+                         procedural_variants=max(cfg.procedural_variants for cfg in configs.values()))
     cnn = aisfx_checkpoint(args.cache)
     # aiSFX's CNN with untrained heads: it computes the cached features (and maps) and is the baseline row.
     untrained = _new_model(base.model_config(), cnn, base.seed)
@@ -206,11 +215,12 @@ def main() -> None:
     if any(cfg.block4_scale > 0 for cfg in configs.values()):  # those recipes train block 4 from block 3's maps
         maps = block3_maps(items, untrained.audio, args.cache / "block3-maps", fs, replace(base, acoustic_views=views),
                            progress=False)
-    held = {p: s for p, s in folds(items, fs).items() if not args.package or p in args.package}
+    held = {p: s for p, s in folds(items, fs).items()
+            if p != PROCEDURAL and (not args.package or p in args.package)}
     if args.package and set(args.package) - set(held):
         missing = ", ".join(sorted(set(args.package) - set(held)))
         ap.error(f"--package: no fold for {missing} (folds: {', '.join(folds(items, fs))})")
-    packages = {it.package for it in items}
+    packages = {it.package for it in items} - {PROCEDURAL}  # the real packages; recipes add procedural ones
 
     results: dict[str, dict[str, list]] = {}
     results["baseline: untrained projection"] = {
@@ -237,10 +247,11 @@ def main() -> None:
             results[f"centroid ceiling: {name}"] = {}
         for p, sounds in held.items():
             t0 = time.time()
+            train_pk = packages - {p} | ({PROCEDURAL} if cfg.procedural_variants else set())
             model = _new_model(cfg.model_config(), cnn, cfg.seed, cfg.block4_scale)
-            fit(model, train_fs, _rows_in(recipe_fs, items, packages - {p}, cfg.row_kinds()), text, cfg, progress=False,
+            fit(model, train_fs, _rows_in(recipe_fs, items, train_pk, cfg.row_kinds()), text, cfg, progress=False,
                 items=items)
-            protos = sound_prototypes(model, train_fs, items, packages - {p}, text, cfg)  # the fold's training sounds only
+            protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)  # the fold's training sounds only
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)
             ok = zero_shot_fold(model, train_fs, items, sounds, cat_emb, args.pool)
             results[name][p] = ok.tolist()
@@ -252,9 +263,9 @@ def main() -> None:
             if args.supervised:
                 for method in SUPERVISED:
                     results.setdefault(f"supervised {method}: {name}", {})[p] = supervised_fold(
-                        model, train_fs, items, packages - {p}, sounds, method).tolist()
+                        model, train_fs, items, train_pk, sounds, method).tolist()
             if args.centroids:
-                cent = category_centroids(model, train_fs, items, packages - {p})
+                cent = category_centroids(model, train_fs, items, train_pk)
                 results[f"centroid ceiling: {name}"][p] = zero_shot_fold(
                     model, train_fs, items, sounds, cent, args.pool).tolist()
             if args.product_path:

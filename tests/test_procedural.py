@@ -1,0 +1,104 @@
+"""Procedural everyday sounds (engine/training/procedural.py) and how they join the corpus."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import scipy.stats
+import soundfile as sf
+import torch
+
+from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
+from earmark.engine.training import procedural as P
+from earmark.engine.training.corpus import PROCEDURAL, CorpusItem, procedural_items
+from earmark.engine.training.everyday import category_of
+from earmark.engine.training.features import compute_features
+
+
+@pytest.mark.parametrize("name", sorted(P.GENERATORS))
+def test_every_generator_renders_a_seeded_finite_sound(name):
+    x = P.render(name, 0)
+    assert x.dtype == np.float32 and np.isfinite(x).all()
+    assert 2.0 <= len(x) / P.SR <= 5.0
+    assert abs(np.abs(x).max() - 0.9) < 1e-4
+    np.testing.assert_array_equal(x, P.render(name, 0))  # regenerated bit for bit
+    other = P.render(name, 1)
+    assert len(other) != len(x) or np.abs(other - x).max() > 0.05  # variants differ
+
+
+def test_every_label_names_its_everyday_category():
+    """The labels are worded like the packages' labels, so each counts in the category it sounds like."""
+    expect = {"rain": "rain", "wind": "wind", "fire": "fire crackling", "water": "running water", "splash": "running water",
+              "thunder": "thunder", "engine": "engine", "explosion": "explosion", "gunshot": "gunshot",
+              "machine_gun": "gunshot", "footsteps": "footsteps", "hammering": "hammering",
+              "glass": "glass breaking", "bell": "bell ringing", "knock": "door", "door": "door",
+              "axe": "axe chopping wood", "sword_clash": "sword", "sword_swing": "sword", "arrow": "bow and arrow",
+              "birds": "birds chirping", "wolf": "wolf howling", "cow": "cow", "sheep": "sheep",
+              "dog": "dog barking", "chicken": "chicken", "scream": "scream"}
+    assert {name: category_of(label) for name, (_, label) in P.GENERATORS.items()} == expect
+
+
+def _frame_db(x: np.ndarray, frame: float = 0.05) -> np.ndarray:
+    n = int(frame * P.SR)
+    rms = np.sqrt(np.mean(x[: len(x) // n * n].reshape(-1, n) ** 2, axis=1)) + 1e-9
+    return 20 * np.log10(rms / rms.max())
+
+
+def _centroid_hz(x: np.ndarray) -> float:
+    f, p = scipy.signal.welch(x, P.SR, nperseg=4096)
+    return float(np.sum(f * p) / np.sum(p))
+
+
+def test_textures_are_continuous_and_impacts_are_not():
+    """Rain, wind and a stream fill the whole sound; a knock or a gunshot is mostly silence."""
+    for name in ("rain", "wind", "water"):
+        for i in range(3):
+            assert np.mean(_frame_db(P.render(name, i)) > -30) > 0.8, (name, i)  # wind: lulls between gusts
+    for name in ("knock", "gunshot"):
+        for i in range(3):
+            assert np.mean(_frame_db(P.render(name, i)) > -20) < 0.5, (name, i)
+
+
+def test_spectra_sit_where_the_sounds_do():
+    """Thunder rumbles low, glass and birdsong are bright, a bell is tonal and rain is noise."""
+    for i in range(3):
+        assert _centroid_hz(P.render("thunder", i)) < 600
+        assert _centroid_hz(P.render("glass", i)) > 2500
+        f, p = scipy.signal.welch(P.render("birds", i), P.SR, nperseg=4096)
+        assert 1500 < f[np.argmax(p)] < 8000
+        flat = {n: scipy.stats.gmean(scipy.signal.welch(P.render(n, i), P.SR, nperseg=4096)[1] + 1e-20)
+                / np.mean(scipy.signal.welch(P.render(n, i), P.SR, nperseg=4096)[1]) for n in ("bell", "rain")}
+        assert flat["bell"] < 0.1 * flat["rain"], flat
+
+
+def test_procedural_items_are_written_once_and_labelled(tmp_path: Path):
+    items = procedural_items(tmp_path, 1)
+    assert len(items) == len(P.GENERATORS)
+    assert {it.package for it in items} == {PROCEDURAL} and all(it.captions for it in items)
+    stamp = {it.path: Path(it.path).stat().st_mtime_ns for it in items}
+    again = procedural_items(tmp_path, 1)
+    assert [it.path for it in again] == [it.path for it in items]
+    assert all(Path(p).stat().st_mtime_ns == t for p, t in stamp.items())  # kept, not rewritten
+    assert not list(tmp_path.rglob("*.tmp.wav"))
+    assert procedural_items(tmp_path, 0) == []
+
+
+def test_procedural_sounds_leave_the_other_sounds_mixtures_as_drawn(tmp_path: Path):
+    """Appended procedural sounds are never mixed, so the rest of the corpus keeps its mixtures."""
+    items = []
+    for i, freq in enumerate((220.0, 440.0, 880.0, 1760.0)):
+        p = tmp_path / f"tone{i}.wav"
+        t = np.arange(int(3.0 * 44100)) / 44100
+        sf.write(p, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 44100)
+        items.append(CorpusItem(str(p), "test", "CC0", f"tone {i}", "file-name"))
+    extra = [CorpusItem(str(p), PROCEDURAL, "none", lab, PROCEDURAL)
+             for p, lab in P.write_procedural(tmp_path / "proc", 1)[:3]]
+    torch.manual_seed(0)
+    tower = EmbeddedClap(ModelConfig()).audio
+    common = dict(max_windows=1, pitch_prob=0.0, n_mixes=4, progress=False)
+    plain = compute_features(items, tower, tmp_path / "cache", **common)
+    more = compute_features(items + extra, tower, tmp_path / "cache", **common)
+    mixed = lambda fs: [(int(a), int(b), lab) for a, b, lab, k in zip(fs.item, fs.partner, fs.labels, fs.kind) if k == 2]
+    assert mixed(plain) and mixed(more) == mixed(plain)
+    np.testing.assert_array_equal(more.features[more.kind == 2], plain.features[plain.kind == 2])
+    assert sorted({int(i) for i in more.item[more.kind == 0]}) == list(range(len(items) + len(extra)))
