@@ -1,4 +1,4 @@
-"""Fresh-process time of the store-only commands (`status`, `ls`, `check`): earmark against a
+"""Fresh-process time of the store-only commands (`status`, `ls`, `check`, `backend status`): earmark against a
 baseline revision, side by side.
 
 Each measurement is a new Python process that runs one command on the same library, the way a
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = (["status"], ["ls"], ["check"])
+COMMANDS = (["status"], ["ls"], ["check"], ["backend", "status"])
 RUN = """
 import sys, time; t = time.perf_counter()
 from earmark.cli import main
