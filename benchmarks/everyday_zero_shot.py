@@ -82,10 +82,12 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 # "shipped": TrainConfig defaults (the recipe of the shipped weights, v2); "v1-heads": the same
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
 # Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
-# still come out of the same command.
-BEFORE_V7 = {"package_adversary_weight": 0.0}
+# still come out of the same command; so do recipes recorded before v8 added procedural sounds.
+BEFORE_V8 = {"procedural_variants": 0}
+BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
+    "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)
     "v6": BEFORE_V7,  # the shipped recipe until 2026-12-07 (no domain confusion)
     "no-prototypes": {"prototype_weight": 0.0, **BEFORE_V7},  # v2 as shipped until 2026-12-04
     # v3 as shipped until 2026-12-04: no gate, τ 0.2, weight 2
@@ -107,21 +109,25 @@ RECIPES = {
     # 2026-12-06: block 4 of the CNN trained with the heads (a tenth of their step size), from block 3's maps.
     "block4": {"block4_scale": 0.1, **BEFORE_V7},
     # 2026-12-07: domain confusion (the audio head learns to leave a package classifier at chance); 0.3 is v7.
-    "package-adversary": {"package_adversary_weight": 0.1},
-    "package-adversary-0.3": {"package_adversary_weight": 0.3},
-    "package-adversary-1": {"package_adversary_weight": 1.0},
+    "package-adversary": {"package_adversary_weight": 0.1, **BEFORE_V8},
+    "package-adversary-0.3": {"package_adversary_weight": 0.3, **BEFORE_V8},
+    "package-adversary-1": {"package_adversary_weight": 1.0, **BEFORE_V8},
     # 2026-12-07: label-conditional confusion (the head leaves the classifier at the label's own package mix)
-    "label-adversary-0.3": {"package_adversary_weight": 0.3, "package_adversary_by_label": True},
-    "label-adversary-1": {"package_adversary_weight": 1.0, "package_adversary_by_label": True},
+    "label-adversary-0.3": {"package_adversary_weight": 0.3, "package_adversary_by_label": True, **BEFORE_V8},
+    "label-adversary-1": {"package_adversary_weight": 1.0, "package_adversary_by_label": True, **BEFORE_V8},
     # 2026-12-07: each label's sound prototype is the mean of its per-package means
-    "balanced-prototypes": {"prototype_package_balance": True},
+    "balanced-prototypes": {"prototype_package_balance": True, **BEFORE_V8},
     # 2026-12-07: the front end drops the spectrum above 11 or 8 kHz (files' sample rates differ by game)
-    "band-limit-11k": {"band_limit_hz": 11025.0},
-    "band-limit-8k": {"band_limit_hz": 8000.0},
-    # 2026-12-07: procedurally synthesised everyday sounds (27 generators) join every fold's training packages
-    "procedural-8": {"procedural_variants": 8},
-    "procedural-8-real-prototypes": {"procedural_variants": 8, "procedural_prototypes": False},
-    "procedural-24": {"procedural_variants": 24},
+    "band-limit-11k": {"band_limit_hz": 11025.0, **BEFORE_V8},
+    "band-limit-8k": {"band_limit_hz": 8000.0, **BEFORE_V8},
+    # 2026-12-07: procedurally synthesised everyday sounds (27 generators) join every fold's training
+    # packages: in the heads' training and the prototypes, or in one of them (prototypes only is v8)
+    "procedural-4": {"procedural_variants": 4, "procedural_training": True},
+    "procedural-8": {"procedural_variants": 8, "procedural_training": True},
+    "procedural-8-real-prototypes": {"procedural_variants": 8, "procedural_training": True,
+                                     "procedural_prototypes": False},
+    "procedural-8-prototypes-only": {"procedural_variants": 8, "procedural_training": False},
+    "procedural-24": {"procedural_variants": 24, "procedural_training": True},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
@@ -249,8 +255,8 @@ def main() -> None:
             t0 = time.time()
             train_pk = packages - {p} | ({PROCEDURAL} if cfg.procedural_variants else set())
             model = _new_model(cfg.model_config(), cnn, cfg.seed, cfg.block4_scale)
-            fit(model, train_fs, _rows_in(recipe_fs, items, train_pk, cfg.row_kinds()), text, cfg, progress=False,
-                items=items)
+            fit_rows = _rows_in(recipe_fs, items, cfg.fit_packages(train_pk), cfg.row_kinds())
+            fit(model, train_fs, fit_rows, text, cfg, progress=False, items=items)
             protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)  # the fold's training sounds only
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)
             ok = zero_shot_fold(model, train_fs, items, sounds, cat_emb, args.pool)

@@ -102,3 +102,39 @@ def test_procedural_sounds_leave_the_other_sounds_mixtures_as_drawn(tmp_path: Pa
     assert mixed(plain) and mixed(more) == mixed(plain)
     np.testing.assert_array_equal(more.features[more.kind == 2], plain.features[plain.kind == 2])
     assert sorted({int(i) for i in more.item[more.kind == 0]}) == list(range(len(items) + len(extra)))
+
+
+@pytest.mark.parametrize("training, prototypes", [(True, True), (False, True), (True, False)])
+def test_train_encoder_takes_procedural_sounds_where_the_recipe_says(tmp_path: Path, monkeypatch, training, prototypes):
+    """`train_encoder` end to end on generated tones plus two procedural sounds (corpus and aiSFX
+    checkpoint stubbed by a random CNN): the corpus is asked for the recipe's number of procedural
+    sounds, the heads train on them unless ``procedural_training`` is off, and the shipped sound
+    prototypes hold their labels unless ``procedural_prototypes`` is off."""
+    import earmark.engine.training.train as T
+    from earmark.engine.encoders.embedded_model import SfxCNN
+
+    tones = []
+    for i in range(6):
+        label, freq = ("a beep", 880.0 + 40 * i) if i % 2 else ("a low hum", 110.0 + 10 * i)
+        path = tmp_path / f"s{i}.wav"
+        sf.write(path, (0.3 * np.sin(2 * np.pi * freq * np.arange(3 * 44100) / 44100)).astype(np.float32), 44100)
+        tones.append(CorpusItem(str(path), "train-pkg" if i < 4 else "val-pkg", "CC0", label, "file-name"))
+    asked = []
+
+    def corpus(cache, packages, procedural_variants=0):
+        asked.append(procedural_variants)
+        made = [it for it in procedural_items(tmp_path / "cache", procedural_variants) if it.label in ("rain", "thunder")]
+        return tones + made
+
+    monkeypatch.setattr(T, "build_corpus", corpus)
+    torch.manual_seed(0)
+    pretrained = {f"embedding_net.{k}": v for k, v in SfxCNN().state_dict().items()}
+    monkeypatch.setattr(T, "aisfx_checkpoint", lambda cache: pretrained)
+    cfg = T.TrainConfig(epochs=1, batch_size=4, max_windows=1, pitch_prob=0.0, n_mixes=0, threads=1,
+                        val_packages=("val-pkg",), package_adversary_weight=0.0, procedural_variants=1,
+                        procedural_training=training, procedural_prototypes=prototypes)
+    report = T.train_encoder(tmp_path / "out", tmp_path / "cache", progress=False, config=cfg)
+    assert asked == [1]
+    assert report.n_train_rows == 6 + (2 if training else 0)  # one window per sound, all packages
+    labels = torch.load(report.weights_path, weights_only=False)["sound_prototypes"]["labels"]
+    assert ("rain" in labels and "thunder" in labels) == prototypes and {"a beep", "a low hum"} <= set(labels)
