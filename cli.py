@@ -775,7 +775,8 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
                    "sound comes from (default: the shipped recipe's, 0.3; 0 turns it off).")
 @click.option("--procedural", type=click.IntRange(min=0), default=None,
               help="Procedurally synthesised sounds per generator (27 generators: rain, wind, impacts, animal "
-                   "calls, ...) added to the training packages (default: the shipped recipe's, 8; 0 turns them off).")
+                   "calls, ...) that join the query-time sound prototypes of their labels (default: the shipped "
+                   "recipe's, 8; 0 turns them off).")
 @handle_errors
 def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float,
                   package_adversary: float | None, procedural: int | None) -> None:
