@@ -149,6 +149,12 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
         run = IndexRun(lib, workers=workers, progress=progress)
         for root_id, (root_dir, sounds) in waiting.items():
             run.reembed(root_id, root_dir, sounds)
+        if switched:
+            from .concepts.dictionary import drop_cached_dictionaries
+
+            freed = drop_cached_dictionaries(lib.cache_dir, before.fingerprint)
+            if freed:
+                rep.notes.append(f"removed the previous encoder's cached concept dictionaries ({freed / 1e6:.1f} MB)")
         rep.reembedded = run.report.added + run.report.updated  # (a copied twin counts as updated too)
         rep.segments, rep.failed, rep.missing = run.report.segments, run.report.failed, run.report.missing
         lib.ensure_codes(progress=progress)

@@ -55,9 +55,14 @@ def test_switch_to_another_encoder_of_another_dimension(tmp_path):
     assert lib.setting("adapter_hash")
     assert _top(lib, "low hum") == "hum.flac"
 
+    old_dictionaries = list((lib.path / "cache").glob(f"concepts-*-{FakeEncoder().fingerprint}.npy"))
+    assert old_dictionaries
     rep = lib.reembed(NARROW)
 
     assert rep.switched and rep.sounds == rep.reembedded == 5 and rep.pending == 0
+    # The old encoder's concept dictionaries are of no use any more: removed, the new one's kept.
+    assert not any(p.exists() for p in old_dictionaries) and any("dictionaries" in n for n in rep.notes)
+    assert list((lib.path / "cache").glob(f"concepts-*-{NarrowFakeEncoder().fingerprint}.npy"))
     assert not rep.failed and not rep.missing and not lib.search("noise").query.notes
     assert any("adapter" in n for n in rep.notes) and not lib.setting("adapter_hash")
     # The same windows, vectors and codes as a library built with the new encoder from the start.

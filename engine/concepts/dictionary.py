@@ -74,6 +74,16 @@ def _cache_file(cache_dir: Path, vocabulary_hash: str, fingerprint: str) -> Path
     return cache_dir / f"concepts-{vocabulary_hash}-{fingerprint}.npy"
 
 
+def drop_cached_dictionaries(cache_dir: str | Path, fingerprint: str) -> int:
+    """Delete the cached dictionaries of the encoder with ``fingerprint`` (every vocabulary);
+    the bytes freed. A library that left that encoder has no use for them (~4 MB each)."""
+    freed = 0
+    for path in Path(cache_dir).glob(_cache_file(Path(), "*", fingerprint).name):
+        freed += path.stat().st_size
+        path.unlink(missing_ok=True)
+    return freed
+
+
 def build_dictionary(encoder: Encoder, vocabulary, audio_mean: np.ndarray | None = None,
                      cache_dir: str | Path | None = None, batch_size: int = 256) -> ConceptDictionary:
     """Embed ``vocabulary.concepts`` with ``encoder`` (or read the cache) and centre them.
