@@ -66,6 +66,30 @@ def test_compute_features_adds_views_per_sound(tmp_path: Path):
     np.testing.assert_array_equal(again.features, fs.features)
 
 
+def test_pitch_draw_is_the_same_in_any_cache_folder(tmp_path: Path):
+    """The pitch augmentation hashes a sound's key (its path inside the corpus cache), so the
+    same corpus in two folders draws the same shifts: the model card's command reproduces the
+    shipped run wherever the cache lives."""
+    torch.manual_seed(0)
+    tower = EmbeddedClap(ModelConfig()).audio
+    draws = []
+    for folder in ("here", "somewhere/else"):
+        root = tmp_path / folder
+        (root / "x").mkdir(parents=True)
+        items = []
+        for i in range(10):
+            p = root / "x" / f"s{i}.wav"
+            t = np.arange(int(2.5 * 44100)) / 44100
+            sf.write(p, (0.3 * np.sin(2 * np.pi * (200.0 + 90 * i) * t)).astype(np.float32), 44100)
+            items.append(CorpusItem(str(p), "test", "CC0", f"tone {i}", "file-name", key=f"x/s{i}.wav"))
+        fs = compute_features(items, tower, root, max_windows=1, pitch_prob=0.5, n_mixes=0, progress=False)
+        draws.append(sorted(fs.item[fs.kind == 1].tolist()))
+        assert items[0].draw_key == "x/s0.wav"
+    assert 0 < len(draws[0]) < 10  # some sounds shifted, some not
+    assert draws[0] == draws[1]
+    assert CorpusItem("/a/b.wav", "p", "l", "x", "r").draw_key == "/a/b.wav"  # hand-built: the path
+
+
 def test_similar_labels_are_positives():
     rng = np.random.default_rng(0)
     labels = ["rain", "rainfall", "a dog barking"]

@@ -60,6 +60,14 @@ class CorpusItem:
     label: str  # AudioSet-style phrase
     rule: str  # which captioning rule produced the label
     captions: list[str] = field(default_factory=list)
+    # The path inside the corpus cache ("x/PACKAGE/usr/share/..."): names the sound wherever the
+    # cache lives, so draws keyed on it (pitch shifts, caps) are the same in any cache folder.
+    key: str = ""
+
+    @property
+    def draw_key(self) -> str:
+        """What seeded per-sound draws hash: ``key``, or the path for items built by hand."""
+        return self.key or self.path
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
@@ -672,7 +680,8 @@ def label_package(package: str, root: Path) -> list[CorpusItem]:
         cap = MAX_DESC_SPEECH if package == "tuxpaint-stamps-default" and "speaking" in label else MAX_PER_LABEL
         if package == "tuxpaint-stamps-default" and "speaking" in label:
             cap = max(2, MAX_DESC_SPEECH // max(1, len([k for k in by_label if "speaking" in k])))
-        group = sorted(group, key=lambda it: _stable_key(it.path))[:cap]
+        # Which files a cap keeps hashes their path inside the package, not where the cache is.
+        group = sorted(group, key=lambda it: _stable_key(str(Path(it.path).relative_to(root))))[:cap]
         items.extend(sorted(group, key=lambda it: it.path))
     return items
 
@@ -772,6 +781,8 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
         items.extend(label_package(package, root))
     items.extend(synthesise(cache))
     items.extend(procedural_items(cache, procedural_variants))
+    for it in items:
+        it.key = Path(it.path).resolve().relative_to(cache.resolve()).as_posix()
     with open(cache / "manifest.jsonl", "w") as fh:
         for it in items:
             fh.write(json.dumps(asdict(it)) + "\n")

@@ -188,9 +188,10 @@ def compute_features(
     # the corpus, so leaving them out keeps every other sound's mixtures as drawn without them.
     mixable: list[int] = []
     for idx, it in enumerate(tqdm(items, desc="features", unit="sound", disable=not progress)):
-        # The pitch augmentation of a sound depends on its path and the seed only, so adding
-        # packages to the corpus does not change (or re-compute) the augmentations of others.
-        h = int(_key(it.path, str(seed), "pitch-draw"), 16)
+        # The pitch augmentation of a sound depends on its key (path inside the corpus cache) and
+        # the seed only: adding packages to the corpus does not change the augmentations of others,
+        # and a cache in another folder draws the same ones.
+        h = int(_key(it.draw_key, str(seed), "pitch-draw"), 16)
         semitones = (-2.0, -1.0, 1.0, 2.0)[h % 4] if (h >> 8) % 10_000 < pitch_prob * 10_000 else 0.0
         if it.rule == "music":  # a pitch-shifted song is still a song; skip the long decode
             semitones = 0.0
@@ -222,7 +223,7 @@ def compute_features(
                 else:
                     if wave is None:
                         wave = load_mono(it.path, cfg.sample_rate)
-                    view_rng = np.random.default_rng(int(_key(it.path, str(seed), "acoustic"), 16))
+                    view_rng = np.random.default_rng(int(_key(it.draw_key, str(seed), "acoustic"), 16))
                     views = [acoustic_view(wave, n, cfg.sample_rate, view_rng) for _ in range(acoustic_views)]
                     f_views = extract(np.stack(views))
                     np.save(views_path, f_views)
