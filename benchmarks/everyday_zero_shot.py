@@ -68,6 +68,7 @@ from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.user_cache import cache_root
 from earmark.engine.training import captions as C
+from earmark.engine.training import procedural as P
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
     CATEGORIES, RawFeatures, category_centroids, category_of, folds, library_mean, supervised_fold, zero_shot_fold,
@@ -84,9 +85,11 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 # Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
 # still come out of the same command; so do recipes recorded before v8 added procedural sounds.
 BEFORE_V8 = {"procedural_variants": 0}
+V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS}  # recipes recorded before v9 added five generators
 BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
+    "v8": V8_GENERATORS,  # the shipped recipe until 2026-12-08 (27 generators)
     "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)
     "v6": BEFORE_V7,  # the shipped recipe until 2026-12-07 (no domain confusion)
     "no-prototypes": {"prototype_weight": 0.0, **BEFORE_V7},  # v2 as shipped until 2026-12-04
@@ -122,12 +125,12 @@ RECIPES = {
     "band-limit-8k": {"band_limit_hz": 8000.0, **BEFORE_V8},
     # 2026-12-07: procedurally synthesised everyday sounds (27 generators) join every fold's training
     # packages: in the heads' training and the prototypes, or in one of them (prototypes only is v8)
-    "procedural-4": {"procedural_variants": 4, "procedural_training": True},
-    "procedural-8": {"procedural_variants": 8, "procedural_training": True},
+    "procedural-4": {"procedural_variants": 4, "procedural_training": True, **V8_GENERATORS},
+    "procedural-8": {"procedural_variants": 8, "procedural_training": True, **V8_GENERATORS},
     "procedural-8-real-prototypes": {"procedural_variants": 8, "procedural_training": True,
-                                     "procedural_prototypes": False},
-    "procedural-8-prototypes-only": {"procedural_variants": 8, "procedural_training": False},
-    "procedural-24": {"procedural_variants": 24, "procedural_training": True},
+                                     "procedural_prototypes": False, **V8_GENERATORS},
+    "procedural-8-prototypes-only": {"procedural_variants": 8, "procedural_training": False, **V8_GENERATORS},
+    "procedural-24": {"procedural_variants": 24, "procedural_training": True, **V8_GENERATORS},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
@@ -194,13 +197,14 @@ def main() -> None:
     for name, cfg in configs.items():  # before any recipe runs: fail fast
         if cfg.band_limit_hz != base.band_limit_hz and cfg.block4_scale > 0:
             ap.error(f"recipe {name}: block 4 tuning reads full-band maps; it cannot take a band limit")
-    if len({cfg.procedural_variants for cfg in configs.values()} - {0}) > 1:
-        ap.error("recipes with different numbers of procedural sounds need runs of their own")
+    procedural = {(cfg.procedural_variants, cfg.procedural_generators) for cfg in configs.values() if cfg.procedural_variants}
+    if len(procedural) > 1:
+        ap.error("recipes with different procedural sounds (number or generators) need runs of their own")
     torch.set_num_threads(base.threads)
     # Procedural sounds come last in the corpus and are never mixed, so recipes without them see
     # the same items, features and mixtures as when no recipe asks for them.
-    items = build_corpus(args.cache, tuple(base.packages),
-                         procedural_variants=max(cfg.procedural_variants for cfg in configs.values()))
+    variants, generators = next(iter(procedural), (0, None))
+    items = build_corpus(args.cache, tuple(base.packages), procedural_variants=variants, procedural_generators=generators)
     cnn = aisfx_checkpoint(args.cache)
     # aiSFX's CNN with untrained heads: it computes the cached features (and maps) and is the baseline row.
     untrained = _new_model(base.model_config(), cnn, base.seed)

@@ -34,7 +34,8 @@ def test_every_label_names_its_everyday_category():
               "glass": "glass breaking", "bell": "bell ringing", "knock": "door", "door": "door",
               "axe": "axe chopping wood", "sword_clash": "sword", "sword_swing": "sword", "arrow": "bow and arrow",
               "birds": "birds chirping", "wolf": "wolf howling", "cow": "cow", "sheep": "sheep",
-              "dog": "dog barking", "chicken": "chicken", "scream": "scream"}
+              "dog": "dog barking", "chicken": "chicken", "scream": "scream", "horse": "horse",
+              "hooves": "horse", "pig": "pig", "laughter": "laughter", "cat": "cat meowing"}
     assert {name: category_of(label) for name, (_, label) in P.GENERATORS.items()} == expect
 
 
@@ -71,6 +72,31 @@ def test_spectra_sit_where_the_sounds_do():
         assert flat["bell"] < 0.1 * flat["rain"], flat
 
 
+def _loudness_rate_hz(x: np.ndarray) -> float:
+    """The strongest rate (1–20 Hz) at which the loudness rises and falls."""
+    n = int(0.01 * P.SR)
+    env = np.sqrt(np.mean(x[: len(x) // n * n].reshape(-1, n) ** 2, axis=1))
+    spec = np.abs(np.fft.rfft(env - env.mean()))
+    rate = np.fft.rfftfreq(len(env), 0.01)
+    band = (rate > 1) & (rate < 20)
+    return float(rate[band][np.argmax(spec[band])])
+
+
+def test_voices_have_their_rhythm_and_register():
+    """Laughter pulses at four to six syllables a second; a whinny and a meow are one long arc
+    each (no fast pulsing); a pig's grunts reach down below 350 Hz, a meow does not."""
+    for i in range(4):
+        assert 3.5 <= _loudness_rate_hz(P.render("laughter", i)) <= 6.5, i
+        assert _loudness_rate_hz(P.render("cat", i)) < 2.5, i
+        assert _loudness_rate_hz(P.render("horse", i)) < 2.5, i
+    def low_share(name: str, i: int) -> float:
+        f, p = scipy.signal.welch(P.render(name, i), P.SR, nperseg=8192)
+        return float(p[f < 350].sum() / p.sum())
+
+    assert all(low_share("pig", i) > 0.01 for i in range(6))
+    assert all(low_share("cat", i) < 0.005 for i in range(6))
+
+
 def test_procedural_items_are_written_once_and_labelled(tmp_path: Path):
     items = procedural_items(tmp_path, 1)
     assert len(items) == len(P.GENERATORS)
@@ -81,6 +107,22 @@ def test_procedural_items_are_written_once_and_labelled(tmp_path: Path):
     assert all(Path(p).stat().st_mtime_ns == t for p, t in stamp.items())  # kept, not rewritten
     assert not list(tmp_path.rglob("*.tmp.wav"))
     assert procedural_items(tmp_path, 0) == []
+
+
+def test_a_recipe_can_name_its_generators(tmp_path: Path, monkeypatch):
+    """v8's 27 generators stay a recipe of their own; a corpus keys every sound by its path inside
+    the cache, the same wherever the cache lives."""
+    import earmark.engine.training.corpus as corpus
+
+    assert len(P.V8_GENERATORS) == 27 and P.V8_GENERATORS[-1] == "scream"
+    assert {"horse", "hooves", "pig", "laughter", "cat"} == set(P.GENERATORS) - set(P.V8_GENERATORS)
+    made = P.write_procedural(tmp_path / "p", 1, names=("rain", "cat"))
+    assert [p.name.split("_v")[0] for p, _ in made] == ["rain", "cat"]
+    with pytest.raises(ValueError, match="no procedural generator named kazoo"):
+        P.write_procedural(tmp_path / "p", 1, names=("rain", "kazoo"))
+    monkeypatch.setattr(corpus, "synthesise", lambda cache: [])  # sox and espeak-ng sounds: not needed here
+    keys = [[it.key for it in corpus.build_corpus(tmp_path / where, (), 1, ("rain", "cat"))] for where in ("a", "b/c")]
+    assert keys[0] == keys[1] == [f"procedural/{p.name}" for p, _ in made]
 
 
 def test_procedural_sounds_leave_the_other_sounds_mixtures_as_drawn(tmp_path: Path):
@@ -121,7 +163,7 @@ def test_train_encoder_takes_procedural_sounds_where_the_recipe_says(tmp_path: P
         tones.append(CorpusItem(str(path), "train-pkg" if i < 4 else "val-pkg", "CC0", label, "file-name"))
     asked = []
 
-    def corpus(cache, packages, procedural_variants=0):
+    def corpus(cache, packages, procedural_variants=0, procedural_generators=None):
         asked.append(procedural_variants)
         made = [it for it in procedural_items(tmp_path / "cache", procedural_variants) if it.label in ("rain", "thunder")]
         return tones + made

