@@ -710,11 +710,27 @@ SYNTH_SOUNDS: tuple[tuple[str, list[str], str], ...] = tuple(
     + [(f"square_{f}", ["square", str(f)], "a square wave buzz") for f in (110, 220, 440, 880)]
     + [(f"saw_{f}", ["sawtooth", str(f)], "a sawtooth synthesizer tone") for f in (110, 220, 440)]
     + [(f"triangle_{f}", ["triangle", str(f)], "a soft synthesizer tone") for f in (220, 660)]
-    + [(f"{c}noise_{i}", [f"{c}noise"], {"white": "white noise", "pink": "pink noise", "brown": "brown noise, a low rumble"}[c])
+    # sox -R draws the same noise on every run, so variant i is the stretch after i seconds
+    + [(f"{c}noise_{i}", [f"{c}noise", "trim", str(i)],
+        {"white": "white noise", "pink": "pink noise", "brown": "brown noise, a low rumble"}[c])
        for c in ("white", "pink", "brown") for i in range(3)]
     + [(f"sweep_up_{i}", ["sine", f"{a}-{b}"], "a rising tone sweep") for i, (a, b) in enumerate([(100, 2000), (300, 6000), (200, 1000)])]
     + [(f"sweep_down_{i}", ["sine", f"{b}-{a}"], "a falling tone sweep") for i, (a, b) in enumerate([(100, 2000), (300, 6000), (200, 1000)])]
 )
+
+
+# In the sox sounds' file names. sox dithers its 16-bit output and draws its noise from a random
+# seed unless run with -R, so the sounds rendered before -R (named without this tag) differed from
+# cache to cache; new names also keep the CNN features cached for the old files from being reused.
+SOX_TAG = "_r"
+
+
+def _sox(path: Path, seconds: str, *effects: str) -> None:
+    """Render ``synth SECONDS EFFECTS...`` into a 44.1 kHz 16-bit file, the same bytes on every
+    run; written whole or not at all (an interrupted run leaves no half-written sound)."""
+    tmp = path.with_suffix(".tmp.wav")
+    _run(["sox", "-R", "-n", "-r", "44100", "-b", "16", str(tmp), "synth", seconds, *effects])
+    tmp.replace(path)
 
 
 def synthesise(cache_dir: Path) -> list[CorpusItem]:
@@ -738,21 +754,19 @@ def synthesise(cache_dir: Path) -> list[CorpusItem]:
             label = C.speech_label(gender, C.language_name(lang))
             items.append(CorpusItem(str(path), "synth", lic, label, "synth", C.captions_for(label)))
     for stem, args, label in SYNTH_SOUNDS:
-        path = out / f"{stem}.wav"
+        path = out / f"{stem}{SOX_TAG}.wav"
         if not path.exists():
-            dur = "2.5"
-            cmd = ["sox", "-n", "-r", "44100", "-b", "16", str(path), "synth", dur, *args, "vol", "0.5"]
             if stem.startswith("sine_"):  # beeps: a tone switched on and off
-                cmd = ["sox", "-n", "-r", "44100", "-b", "16", str(path), "synth", "0.3", *args,
-                       "vol", "0.5", "pad", "0", "0.3", "repeat", "3"]
-            _run(cmd)
+                _sox(path, "0.3", *args, "vol", "0.5", "pad", "0", "0.3", "repeat", "3")
+            else:  # a noise variant starts i seconds in (its trim), so it renders 2.5 + i seconds
+                _sox(path, str(2.5 + float(args[2]) if args[1:2] == ["trim"] else 2.5), *args, "vol", "0.5")
         items.append(CorpusItem(str(path), "synth", lic, label, "synth", C.captions_for(label)))
     for i, rate in enumerate((2, 4, 8)):  # clicks: short impulses at a steady rate
-        path = out / f"clicks_{rate}.wav"
+        path = out / f"clicks_{rate}{SOX_TAG}.wav"
         if not path.exists():
             period = 1.0 / rate
-            _run(["sox", "-n", "-r", "44100", "-b", "16", str(path), "synth", "0.004", "square", "1000",
-                  "vol", "0.8", "pad", "0", f"{period - 0.004:.3f}", "repeat", str(int(2.5 * rate))])
+            _sox(path, "0.004", "square", "1000", "vol", "0.8", "pad", "0", f"{period - 0.004:.3f}",
+                 "repeat", str(int(2.5 * rate)))
         items.append(CorpusItem(str(path), "synth", lic, "clicking", "synth", C.captions_for("clicking")))
     return items
 

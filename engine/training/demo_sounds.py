@@ -65,11 +65,11 @@ DEMO_SOURCES: tuple[DemoSource, ...] = (
     DemoSource("speech_en_female", "synth", "synth/speech_en_2_f2.wav", "CC0-1.0", "earmark (espeak-ng)"),
     DemoSource("speech_de_female", "synth", "synth/speech_de_2_f2.wav", "CC0-1.0", "earmark (espeak-ng)"),
     DemoSource("speech_fr_male", "synth", "synth/speech_fr_1_m1.wav", "CC0-1.0", "earmark (espeak-ng)"),
-    DemoSource("beep", "synth", "synth/sine_1000.wav", "CC0-1.0", "earmark (sox)"),
-    DemoSource("white_noise", "synth", "synth/whitenoise_0.wav", "CC0-1.0", "earmark (sox)"),
-    DemoSource("rising_sweep", "synth", "synth/sweep_up_0.wav", "CC0-1.0", "earmark (sox)"),
-    DemoSource("clicks", "synth", "synth/clicks_4.wav", "CC0-1.0", "earmark (sox)"),
-    DemoSource("square_buzz", "synth", "synth/square_220.wav", "CC0-1.0", "earmark (sox)"),
+    DemoSource("beep", "synth", "synth/sine_1000_r.wav", "CC0-1.0", "earmark (sox)"),
+    DemoSource("white_noise", "synth", "synth/whitenoise_0_r.wav", "CC0-1.0", "earmark (sox)"),
+    DemoSource("rising_sweep", "synth", "synth/sweep_up_0_r.wav", "CC0-1.0", "earmark (sox)"),
+    DemoSource("clicks", "synth", "synth/clicks_4_r.wav", "CC0-1.0", "earmark (sox)"),
+    DemoSource("square_buzz", "synth", "synth/square_220_r.wav", "CC0-1.0", "earmark (sox)"),
 )
 
 
