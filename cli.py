@@ -774,8 +774,8 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
               help="Weight of the domain-confusion term that keeps the audio head from encoding which package a "
                    "sound comes from (default: the shipped recipe's, 0.3; 0 turns it off).")
 @click.option("--procedural", type=click.IntRange(min=0), default=None,
-              help="Procedurally synthesised sounds per generator (27 generators: rain, wind, impacts, animal "
-                   "calls, ...) that join the query-time sound prototypes of their labels (default: the shipped "
+              help="Procedurally synthesised sounds per generator (32 generators: rain, wind, impacts, animal "
+                   "calls, laughter, ...) that join the query-time sound prototypes of their labels (default: the shipped "
                    "recipe's, 8; 0 turns them off).")
 @handle_errors
 def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float,

@@ -337,3 +337,21 @@ def test_synthesised_sounds_are_the_same_bytes_in_any_cache(tmp_path: Path):
     assert digests[0] == digests[1]
     assert len(set(digests[0].values())) == len(digests[0])  # no two sounds alike (noise variants included)
     assert not list(tmp_path.rglob("*.tmp.wav"))
+
+
+def test_cache_keys_name_sounds_inside_the_cache(tmp_path: Path):
+    """A sound's key is its place in the cache; a package's symlink is keyed by its target when
+    that is in the cache too, and by its own place when it leads out (no error)."""
+    from earmark.engine.training.corpus import _cache_key
+
+    cache = tmp_path / "cache"
+    sounds = cache / "x" / "pkg" / "usr" / "share" / "sounds"
+    sounds.mkdir(parents=True)
+    (sounds / "a.wav").write_bytes(_wav(440.0))
+    (sounds / "b.wav").symlink_to("a.wav")
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(_wav(220.0))
+    (sounds / "c.wav").symlink_to(outside)
+    assert _cache_key(sounds / "a.wav", cache) == "x/pkg/usr/share/sounds/a.wav"
+    assert _cache_key(sounds / "b.wav", cache) == "x/pkg/usr/share/sounds/a.wav"
+    assert _cache_key(sounds / "c.wav", cache) == "x/pkg/usr/share/sounds/c.wav"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -782,6 +783,15 @@ def procedural_items(cache_dir: Path, variants: int, generators: tuple[str, ...]
             for path, label in write_procedural(cache_dir / PROCEDURAL, variants, names=generators)] if variants > 0 else []
 
 
+def _cache_key(path: Path, cache: Path) -> str:
+    """``path`` inside ``cache``, symlinks followed (a package's link names its target, as v9 was
+    trained); a link that leads out of the cache keeps the link's own place."""
+    real, root = path.resolve(), cache.resolve()
+    if real.is_relative_to(root):
+        return real.relative_to(root).as_posix()
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(cache))).as_posix()
+
+
 def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKAGES,
                  procedural_variants: int = 0, procedural_generators: tuple[str, ...] | None = None) -> list[CorpusItem]:
     """Fetch, label and synthesise; write cache_dir/manifest.jsonl; return the items.
@@ -798,7 +808,7 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
     items.extend(synthesise(cache))
     items.extend(procedural_items(cache, procedural_variants, procedural_generators))
     for it in items:
-        it.key = Path(it.path).resolve().relative_to(cache.resolve()).as_posix()
+        it.key = _cache_key(Path(it.path), cache)
     with open(cache / "manifest.jsonl", "w") as fh:
         for it in items:
             fh.write(json.dumps(asdict(it)) + "\n")

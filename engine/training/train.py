@@ -131,8 +131,8 @@ class TrainConfig:
     # in training and in the shipped encoder, so a file's sample rate is no cue to its package.
     band_limit_hz: float = 0.0
     # > 0: this many procedurally synthesised sounds per generator (engine/training/procedural.py:
-    # rain, wind, impacts, bells, animal calls, ... 27 generators) join the corpus as package
-    # "procedural", never held out and never mixed. 0: off (v7 and before). 8 since v8
+    # rain, wind, impacts, bells, animal calls, ... 27 generators in v8, 32 since v9) join the
+    # corpus as package "procedural", never held out and never mixed. 0: off (v7 and before). 8 since v8
     # (docs/model-card.md, "Procedural everyday sounds"; everyday benchmark, pooled top-1 at
     # augmentation draws 0 / 1): in the prototypes only (below) 0.415 / 0.421 against v7's
     # 0.369 / 0.394; also in training, 4: 0.415 / 0.421, 8: 0.431 / 0.410, 24: 0.399 / 0.412.
