@@ -89,7 +89,7 @@ V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS}  # recipes recorded b
 BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
-    "v8": V8_GENERATORS,  # the shipped recipe until 2026-12-08 (27 generators)
+    "v8": V8_GENERATORS,  # the shipped recipe until v9 (2026-12-07; 27 generators)
     "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)
     "v6": BEFORE_V7,  # the shipped recipe until 2026-12-07 (no domain confusion)
     "no-prototypes": {"prototype_weight": 0.0, **BEFORE_V7},  # v2 as shipped until 2026-12-04
