@@ -781,7 +781,7 @@ def adapt(labels_csv: Path, alpha: float, library_path: Path, as_json: bool) -> 
 def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: float,
                   package_adversary: float | None, procedural: int | None) -> None:
     """Rebuild the embedded model's corpus and train it (reproducible; GPU when present)."""
-    from .engine.training.model_card import metrics_table
+    from .engine.training.model_card import against_shipped, metrics_table
     from .engine.training.train import TrainConfig
     from .engine.training.train import train_encoder as run
 
@@ -794,6 +794,7 @@ def train_encoder(out: Path, cache: Path, seed: int, epochs: int, block4_scale: 
     click.echo(f"model written to {report.weights_path} ({report.n_sounds} sounds, {report.n_train_rows} training "
                f"rows); validation on held-out packages (all figures in {Path(out) / 'metrics.json'}):")
     click.echo(metrics_table(Path(out) / "metrics.json"))
+    click.echo(against_shipped(report.weights_path))
 
 
 @main.command()

@@ -308,3 +308,22 @@ def test_the_shipped_lmac_decoder_is_for_these_weights_and_its_masks_keep_the_ma
         masks.append(float(m.mask.mean()))
     assert sum(kept) >= 0.85 * len(sounds), [p.stem for p, k in zip(sounds, kept) if not k]
     assert np.mean(masks) < 0.8, masks
+
+
+def test_a_training_run_says_whether_it_reproduced_the_shipped_weights(enc: EmbeddedEncoder, tmp_path) -> None:
+    """`earmark train-encoder` ends with the new model's fingerprint and whether its file is the
+    shipped one byte for byte (the model card's reproduction check, without comparing by hand)."""
+    from earmark.engine.encoders.embedded import shipped_weights_path
+    from earmark.engine.training.model_card import against_shipped
+
+    same = tmp_path / "same.pt"
+    shutil.copyfile(shipped_weights_path(), same)
+    line = against_shipped(same)
+    assert line.startswith(f"encoder fingerprint {enc.fingerprint};") and "reproduced them" in line
+    payload = torch.load(shipped_weights_path(), weights_only=False)
+    key = next(iter(payload["state"]))
+    payload["state"][key] = payload["state"][key] + 1e-3  # one tensor off: other weights
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    line = against_shipped(other)
+    assert "not the shipped weights" in line and enc.fingerprint not in line

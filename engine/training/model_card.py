@@ -52,3 +52,22 @@ def corpus_table(manifest_path: str | Path) -> str:
     for pkg, (n, lic, labels) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"| {pkg} | {n} | {len(labels)} | {lic} |")
     return "\n".join(lines)
+
+
+def against_shipped(weights_path: str | Path, shipped_path: str | Path | None = None) -> str:
+    """One line for the end of a training run: the new weights' encoder fingerprint (what a
+    library built on them records) and whether they are byte for byte the shipped weights, i.e.
+    whether the run reproduced them."""
+    import hashlib
+
+    from ..encoders.embedded import EmbeddedEncoder, shipped_weights_path
+
+    shipped = Path(shipped_path) if shipped_path is not None else shipped_weights_path()
+    digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()  # noqa: E731
+    fingerprint = EmbeddedEncoder.load(path=str(weights_path), device="cpu").fingerprint
+    if shipped.is_file() and digest(weights_path) == digest(shipped):
+        verdict = "byte for byte the shipped weights: this run reproduced them"
+    else:
+        verdict = (f"not the shipped weights ({shipped.name}); another recipe, seed, corpus or machine "
+                   "gives other weights (docs/model-card.md, Reproduce)")
+    return f"encoder fingerprint {fingerprint}; {verdict}"
