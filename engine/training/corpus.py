@@ -749,9 +749,11 @@ def synthesise(cache_dir: Path) -> list[CorpusItem]:
             variant, gender = SPEECH_VOICES[k % len(SPEECH_VOICES)]
             k += 1
             path = out / f"speech_{lang}_{j}_{variant}.wav"
-            if not path.exists():
+            if not path.exists():  # written whole or not at all, as the sox sounds
                 speed = str(150 + 15 * (k % 4))
-                _run(["espeak-ng", "-v", f"{lang}+{variant}", "-s", speed, "-w", str(path), line])
+                tmp = path.with_suffix(".tmp.wav")
+                _run(["espeak-ng", "-v", f"{lang}+{variant}", "-s", speed, "-w", str(tmp), line])
+                tmp.replace(path)
             label = C.speech_label(gender, C.language_name(lang))
             items.append(CorpusItem(str(path), "synth", lic, label, "synth", C.captions_for(label)))
     for stem, args, label in SYNTH_SOUNDS:
