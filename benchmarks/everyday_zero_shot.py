@@ -71,7 +71,8 @@ from earmark.engine.training import captions as C
 from earmark.engine.training import procedural as P
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
-    CATEGORIES, RawFeatures, category_centroids, category_of, folds, library_mean, supervised_fold, zero_shot_fold,
+    CATEGORIES, RawFeatures, category_centroids, category_of, confusions, folds, library_mean, supervised_fold,
+    zero_shot_fold, zero_shot_predictions,
 )
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
@@ -152,6 +153,9 @@ def main() -> None:
                     help="category prompts: as the shipped checkpoint embeds queries (its prompt_ensemble "
                          "flag, chosen by its training run; default), always prompt-ensembled, or plain")
     ap.add_argument("--per-category", action="store_true", help="also print top-1 per category over all folds")
+    ap.add_argument("--confusions", action="store_true",
+                    help="also print, per recipe and category, what its misclassified sounds were called (cached "
+                         "windows, all folds)")
     ap.add_argument("--centroids", action="store_true",
                     help="also score each fold by its training sounds' category centroids instead of prompts "
                          "(the ceiling the training labels support; raw CNN features and each recipe's head)")
@@ -248,6 +252,7 @@ def main() -> None:
         for method in SUPERVISED:
             results[f"supervised {method}: raw CNN features"] = {
                 p: supervised_fold(raw, fs, items, packages - {p}, s, method).tolist() for p, s in held.items()}
+    called: dict[str, tuple[list, list]] = {}  # recipe -> (predicted, true) categories over all folds
     for name, cfg in configs.items():
         recipe_fs = (fs if cfg.band_limit_hz == base.band_limit_hz
                      else features_for(_new_model(cfg.model_config(), cnn, base.seed).audio))
@@ -263,8 +268,11 @@ def main() -> None:
             fit(model, train_fs, fit_rows, text, cfg, progress=False, items=items)
             protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)  # the fold's training sounds only
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)
-            ok = zero_shot_fold(model, train_fs, items, sounds, cat_emb, args.pool)
+            pred, truth = zero_shot_predictions(model, train_fs, items, sounds, cat_emb, args.pool)
+            ok = pred == truth
             results[name][p] = ok.tolist()
+            called.setdefault(name, ([], []))
+            called[name][0].extend(pred.tolist()); called[name][1].extend(truth.tolist())
             if args.library_centred:
                 mean = library_mean(model, train_fs, items, p)
                 for a in LIBRARY_CENTRE_WEIGHTS:
@@ -301,6 +309,8 @@ def main() -> None:
                   "does not apply to them.")
     if args.per_category:
         table += "\n\n" + per_category_table(results, held, items)
+    if args.confusions:
+        table += "\n\n" + confusion_table(called)
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n")
@@ -374,6 +384,19 @@ def shipped_prompt_ensemble() -> bool:
     """Whether the shipped embedded checkpoint prompt-ensembles queries (what search does)."""
     payload = torch.load(shipped_weights_path(), map_location="cpu", weights_only=True)
     return bool(payload["prompt_ensemble"])
+
+
+def confusion_table(called: dict[str, tuple[list, list]]) -> str:
+    """Markdown: per recipe and category (cached windows, all folds), what its misclassified
+    sounds were called, most frequent first."""
+    lines = ["| recipe | category | held-out sounds | right | most often called instead |", "|---|---|---|---|---|"]
+    for name, (pred, truth) in called.items():
+        pred_a, truth_a = np.asarray(pred), np.asarray(truth)
+        for cat, wrong in confusions(pred_a, truth_a).items():
+            n = int((truth_a == cat).sum())
+            right = int(((truth_a == cat) & (pred_a == truth_a)).sum())
+            lines.append(f"| {name} | {cat} | {n} | {right} | " + ", ".join(f"{c} ({k})" for c, k in wrong) + " |")
+    return "\n".join(lines)
 
 
 def per_category_table(results: dict[str, dict[str, list]], held: dict[str, list[int]], items) -> str:

@@ -114,6 +114,26 @@ def test_category_centroids_use_only_the_given_packages_and_score_the_ceiling():
     assert not zero_shot_fold(raw, fs, items, held, cent).any()
 
 
+def test_confusions_say_what_each_category_was_called_instead():
+    """Swapped held-out sounds: predictions name the other category; `confusions` lists, per true
+    category, the wrong calls by frequency and leaves out categories with no sounds."""
+    from earmark.engine.training.everyday import RawFeatures, category_centroids, confusions, zero_shot_predictions
+
+    rng = np.random.default_rng(2)
+    labels = ["rain", "a dog barking"] * 4 + ["rain", "rain", "a dog barking"]
+    packages = ["train-pkg"] * 8 + ["held-pkg"] * 3
+    direction = {"rain": np.eye(512)[0], "a dog barking": np.eye(512)[1]}
+    feats = np.stack([3 * direction[lab] + 0.1 * rng.standard_normal(512) for lab in labels])
+    feats[9] = 3 * direction["a dog barking"]  # the second held-out rain sounds like a dog
+    items, fs = _one_window_corpus(labels, packages, feats)
+    raw = RawFeatures()
+    pred, truth = zero_shot_predictions(raw, fs, items, [8, 9, 10], category_centroids(raw, fs, items, {"train-pkg"}))
+    assert truth.tolist() == ["rain", "rain", "dog barking"]
+    assert pred.tolist() == ["rain", "dog barking", "dog barking"]
+    table = confusions(pred, truth)
+    assert table == {"rain": [("dog barking", 1)], "dog barking": []}
+
+
 def test_library_centring_removes_a_shared_offset_of_the_held_out_library():
     """Every held-out sound shares an offset towards "rain" (its library's recording chain): plain
     scoring calls them all rain; centring by the mean of *all* the package's sounds, everyday or not,

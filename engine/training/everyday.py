@@ -83,7 +83,16 @@ def _categorised_sounds(model, fs: FeatureSet, items: list[CorpusItem],
 
 def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
                    category_emb: np.ndarray, pool: str = "mean", centre: np.ndarray | None = None) -> np.ndarray:
-    """Per-sound correctness (bool) of nearest-category classification, sorted by sound index.
+    """Per-sound correctness (bool) of nearest-category classification, sorted by sound index
+    (:func:`zero_shot_predictions` compared with each sound's category)."""
+    pred, truth = zero_shot_predictions(model, fs, items, sounds, category_emb, pool, centre)
+    return pred == truth
+
+
+def zero_shot_predictions(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
+                          category_emb: np.ndarray, pool: str = "mean",
+                          centre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, true) category per sound of nearest-category classification, sorted by sound index.
 
     ``pool``: "mean" scores the mean of a sound's window embeddings (the model card's figure);
     "max" scores each category by its best window, as search ranks a sound by its best window.
@@ -103,7 +112,20 @@ def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[
         scores = np.stack([scores[fs.item[rows] == s].max(0) for s in sound_ids])
     pred = cats[np.argmax(scores, axis=1)]
     truth = np.asarray([category_of(items[s].label) for s in sound_ids])
-    return pred == truth
+    return pred, truth
+
+
+def confusions(pred: np.ndarray, truth: np.ndarray, top: int = 3) -> dict[str, list[tuple[str, int]]]:
+    """Per true category (in CATEGORIES order), the categories its misclassified sounds were
+    given, most frequent first (at most ``top``)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for cat in CATEGORIES:
+        wrong = pred[(truth == cat) & (pred != truth)]
+        if (truth == cat).any():
+            names, counts = np.unique(wrong, return_counts=True)
+            order = sorted(zip(names.tolist(), counts.tolist()), key=lambda x: (-x[1], x[0]))
+            out[cat] = order[:top]
+    return out
 
 
 class RawFeatures:
