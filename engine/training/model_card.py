@@ -54,11 +54,52 @@ def corpus_table(manifest_path: str | Path) -> str:
     return "\n".join(lines)
 
 
+# A retrained tensor counts as the shipped one when no element differs by more than this
+# fraction of the tensor's largest magnitude: training the same corpus on another CPU (another
+# BLAS kernel, another summation order) moves weights by ~1e-7 relative, a different recipe,
+# seed or corpus by far more than 1e-4.
+ROUNDING_TOLERANCE = 1e-4
+
+
+def _largest_difference(a, b) -> float | None:
+    """Largest element difference of two checkpoint payloads relative to each tensor's largest
+    magnitude, or None when they differ in anything but tensor values (keys, shapes, labels, settings)."""
+    import torch
+
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or a.keys() != b.keys():
+            return None
+        worst = 0.0
+        for k in a:
+            d = _largest_difference(a[k], b[k])
+            if d is None:
+                return None
+            worst = max(worst, d)
+        return worst
+    if torch.is_tensor(a):
+        if not torch.is_tensor(b) or a.shape != b.shape or a.dtype != b.dtype:
+            return None
+        if a.numel() == 0:
+            return 0.0
+        x, y = a.double(), b.double()
+        return float((x - y).abs().max() / x.abs().max().clamp(min=1e-30))
+    if isinstance(a, (list, tuple)):
+        if not isinstance(b, (list, tuple)) or len(a) != len(b):
+            return None
+        diffs = [_largest_difference(u, v) for u, v in zip(a, b)]
+        return None if any(d is None for d in diffs) else max(diffs, default=0.0)
+    return 0.0 if a == b else None
+
+
 def against_shipped(weights_path: str | Path, shipped_path: str | Path | None = None) -> str:
     """One line for the end of a training run: the new weights' encoder fingerprint (what a
-    library built on them records) and whether they are byte for byte the shipped weights, i.e.
-    whether the run reproduced them."""
+    library built on them records) and whether they are the shipped weights, i.e. whether the run
+    reproduced them: byte for byte, or up to floating-point rounding (the same corpus and recipe
+    trained on a CPU whose arithmetic rounds differently; the fingerprint then differs too, as
+    it hashes the bytes)."""
     import hashlib
+
+    import torch
 
     from ..encoders.embedded import EmbeddedEncoder, shipped_weights_path
 
@@ -68,6 +109,15 @@ def against_shipped(weights_path: str | Path, shipped_path: str | Path | None = 
     if shipped.is_file() and digest(weights_path) == digest(shipped):
         verdict = "byte for byte the shipped weights: this run reproduced them"
     else:
-        verdict = (f"not the shipped weights ({shipped.name}); another recipe, seed, corpus or machine "
-                   "gives other weights (docs/model-card.md, Reproduce)")
+        diff = None
+        if shipped.is_file():
+            load = lambda p: torch.load(p, map_location="cpu", weights_only=False)  # noqa: E731
+            diff = _largest_difference(load(shipped), load(weights_path))
+        if diff is not None and diff <= ROUNDING_TOLERANCE:
+            verdict = (f"the shipped weights ({shipped.name}) up to floating-point rounding (largest "
+                       f"difference {diff:.1e} of a tensor's largest value): this run reproduced them on "
+                       "a CPU that rounds differently, so the fingerprint differs")
+        else:
+            verdict = (f"not the shipped weights ({shipped.name}); another recipe, seed or corpus gives "
+                       "other weights (docs/model-card.md, Reproduce)")
     return f"encoder fingerprint {fingerprint}; {verdict}"
