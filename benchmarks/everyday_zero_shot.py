@@ -46,6 +46,10 @@ rows score) and classified among the 27 categories with the encoder's own text p
 bound to that fold's encoder, indexes them and ranks them for each category's bare name through
 ``Library.search`` (every ranking and aggregate): the rows are mean average precision over the categories a
 package has, i.e. text search on an unseen library as a user runs it.
+``--neighbour-smoothing`` adds each recipe scored with label propagation over the held-out library
+(transductive, as ``--library-centred``): a sound's category scores plus the mean scores of its k nearest
+held-out sounds (k 5 and 10, weight 1), its neighbours drawn from the scored sounds or from every sound of
+its package. ``--confusions`` prints, per recipe and category, what its misclassified sounds were called.
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
 """
@@ -71,8 +75,8 @@ from earmark.engine.training import captions as C
 from earmark.engine.training import procedural as P
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
-    CATEGORIES, RawFeatures, category_centroids, category_of, confusions, folds, library_mean, supervised_fold,
-    zero_shot_fold, zero_shot_predictions,
+    CATEGORIES, RawFeatures, category_centroids, category_of, confusions, folds, library_mean,
+    neighbour_smoothed_predictions, supervised_fold, zero_shot_fold, zero_shot_predictions,
 )
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
@@ -135,6 +139,7 @@ RECIPES = {
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted
+NEIGHBOURS = ((5, 1.0), (10, 1.0))  # --neighbour-smoothing: (k, alpha) of label propagation over the held-out library
 # --supervised: logistic regression at C 10 and 100 (C 1 underfits unit-norm features), 15 nearest neighbours
 SUPERVISED = ("lr:10", "lr:100", "knn:15")
 # --product-path: as typed, the CLAP paper's sentence, and then bench classify's default for the
@@ -156,6 +161,10 @@ def main() -> None:
     ap.add_argument("--confusions", action="store_true",
                     help="also print, per recipe and category, what its misclassified sounds were called (cached "
                          "windows, all folds)")
+    ap.add_argument("--neighbour-smoothing", action="store_true",
+                    help="also score each sound by its category scores plus those of its k nearest held-out sounds "
+                         "(label propagation; transductive): among the scored sounds, and among all of its "
+                         "package's sounds")
     ap.add_argument("--centroids", action="store_true",
                     help="also score each fold by its training sounds' category centroids instead of prompts "
                          "(the ceiling the training labels support; raw CNN features and each recipe's head)")
@@ -278,6 +287,14 @@ def main() -> None:
                 for a in LIBRARY_CENTRE_WEIGHTS:
                     results.setdefault(f"library-centred {a:g}: {name}", {})[p] = zero_shot_fold(
                         model, train_fs, items, sounds, cat_emb, args.pool, centre=a * mean).tolist()
+            if args.neighbour_smoothing:
+                everything = sorted({int(i) for i in train_fs.item if items[int(i)].package == p})
+                for k, alpha in NEIGHBOURS:
+                    for pool_name, library in (("scored sounds", sounds), ("package", everything)):
+                        pred_n, truth_n = neighbour_smoothed_predictions(
+                            model, train_fs, items, sounds, cat_emb, library, k, alpha)
+                        results.setdefault(f"neighbour-smoothed k {k} α {alpha:g} over the {pool_name}: {name}",
+                                           {})[p] = (pred_n == truth_n).tolist()
             if args.supervised:
                 for method in SUPERVISED:
                     results.setdefault(f"supervised {method}: {name}", {})[p] = supervised_fold(

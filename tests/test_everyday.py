@@ -134,6 +134,34 @@ def test_confusions_say_what_each_category_was_called_instead():
     assert table == {"rain": [("dog barking", 1)], "dog barking": []}
 
 
+def test_neighbour_smoothing_lets_a_sound_borrow_its_library_neighbours_scores():
+    """A held-out rain sound that leans towards "dog barking" sits beside two clear rain sounds of
+    its library: plain scoring calls it a dog, smoothing over its nearest neighbour (itself left
+    out, or it would only hear itself again) calls it rain, and a clear dog stays a dog."""
+    from earmark.engine.training.everyday import (
+        RawFeatures, category_centroids, neighbour_smoothed_predictions, zero_shot_predictions,
+    )
+
+    rng = np.random.default_rng(3)
+    e = np.eye(512)
+    labels = ["rain", "a dog barking"] * 4 + ["rain", "rain", "rain", "a dog barking"]
+    packages = ["train-pkg"] * 8 + ["held-pkg"] * 4
+    feats = np.stack([3 * e[0 if lab == "rain" else 1] + 0.1 * rng.standard_normal(512) for lab in labels])
+    feats[8] = e[0] + 2 * e[2]  # the held-out library's recording chain: a shared offset e2
+    feats[9] = e[0] + 2 * e[2] + 0.01 * e[3]
+    feats[10] = 0.8 * e[0] + 0.9 * e[1] + 2 * e[2]  # rain that leans towards dog
+    feats[11] = 3 * e[1]
+    items, fs = _one_window_corpus(labels, packages, feats)
+    raw = RawFeatures()
+    cent = category_centroids(raw, fs, items, {"train-pkg"})
+    held = [8, 9, 10, 11]
+    plain, truth = zero_shot_predictions(raw, fs, items, held, cent)
+    assert plain.tolist() == ["rain", "rain", "dog barking", "dog barking"]
+    smoothed, truth_s = neighbour_smoothed_predictions(raw, fs, items, held, cent, held, k=1, alpha=1.0)
+    assert truth_s.tolist() == truth.tolist() == ["rain", "rain", "rain", "dog barking"]
+    assert smoothed.tolist() == ["rain", "rain", "rain", "dog barking"]
+
+
 def test_library_centring_removes_a_shared_offset_of_the_held_out_library():
     """Every held-out sound shares an offset towards "rain" (its library's recording chain): plain
     scoring calls them all rain; centring by the mean of *all* the package's sounds, everyday or not,

@@ -115,6 +115,27 @@ def zero_shot_predictions(model, fs: FeatureSet, items: list[CorpusItem], sounds
     return pred, truth
 
 
+def neighbour_smoothed_predictions(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
+                                   category_emb: np.ndarray, library: list[int], k: int = 5,
+                                   alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, true) category per sound of ``sounds`` (sorted), each sound's category scores
+    plus ``alpha`` × the mean scores of its ``k`` nearest sounds of ``library`` (itself left out).
+
+    Label propagation over the library being classified (transductive: it reads the library's
+    unlabelled sounds, never their labels): a game's sounds of one category share its recording
+    chain, so a sound the prompts score wrongly may sit among neighbours they score rightly.
+    """
+    cats = np.asarray(list(CATEGORIES))
+    sound_ids, audio = sound_embeddings(model, fs, _plain_rows(fs, sounds))
+    lib_ids, lib = sound_embeddings(model, fs, _plain_rows(fs, library))
+    sim = audio @ lib.T
+    sim[np.asarray(sound_ids)[:, None] == np.asarray(lib_ids)[None, :]] = -np.inf  # not its own neighbour
+    nearest = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    scores = audio @ category_emb.T + alpha * (lib @ category_emb.T)[nearest].mean(1)
+    truth = np.asarray([category_of(items[s].label) for s in sound_ids])
+    return cats[np.argmax(scores, axis=1)], truth
+
+
 def confusions(pred: np.ndarray, truth: np.ndarray, top: int = 3) -> dict[str, list[tuple[str, int]]]:
     """Per true category (in CATEGORIES order), the categories its misclassified sounds were
     given, most frequent first (at most ``top``)."""

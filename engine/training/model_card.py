@@ -104,14 +104,14 @@ def against_shipped(weights_path: str | Path, shipped_path: str | Path | None = 
     from ..encoders.embedded import EmbeddedEncoder, shipped_weights_path
 
     shipped = Path(shipped_path) if shipped_path is not None else shipped_weights_path()
-    digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()  # noqa: E731
+    digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
     fingerprint = EmbeddedEncoder.load(path=str(weights_path), device="cpu").fingerprint
     if shipped.is_file() and digest(weights_path) == digest(shipped):
         verdict = "byte for byte the shipped weights: this run reproduced them"
     else:
         diff = None
         if shipped.is_file():
-            load = lambda p: torch.load(p, map_location="cpu", weights_only=False)  # noqa: E731
+            load = lambda p: torch.load(p, map_location="cpu", weights_only=False)
             diff = _largest_difference(load(shipped), load(weights_path))
         if diff is not None and diff <= ROUNDING_TOLERANCE:
             verdict = (f"the shipped weights ({shipped.name}) up to floating-point rounding (largest "
