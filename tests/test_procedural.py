@@ -125,6 +125,31 @@ def test_a_recipe_can_name_its_generators(tmp_path: Path, monkeypatch):
     assert keys[0] == keys[1] == [f"procedural/{p.name}" for p, _ in made]
 
 
+def test_a_corpus_build_stopped_while_writing_its_manifest_leaves_the_previous_one_whole(tmp_path: Path, monkeypatch):
+    """The manifest is written whole and renamed: a build that fails half-way through writing it
+    leaves the previous manifest as it was, not half of a new one."""
+    import json
+
+    import earmark.engine.training.corpus as corpus
+
+    monkeypatch.setattr(corpus, "synthesise", lambda cache: [])
+    corpus.build_corpus(tmp_path, (), 1, ("rain", "cat"))
+    before = (tmp_path / "manifest.jsonl").read_text()
+    assert len(before.splitlines()) == 2
+    written = []
+
+    def dumps_then_fail(obj, *a, **k):
+        if written:
+            raise OSError("disk full")
+        written.append(obj)
+        return json.dumps(obj, *a, **k)
+
+    monkeypatch.setattr(corpus.json, "dumps", dumps_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        corpus.build_corpus(tmp_path, (), 1, ("rain", "cat", "cow"))
+    assert written and (tmp_path / "manifest.jsonl").read_text() == before
+
+
 def test_procedural_sounds_leave_the_other_sounds_mixtures_as_drawn(tmp_path: Path):
     """Appended procedural sounds are never mixed, so the rest of the corpus keeps its mixtures."""
     items = []

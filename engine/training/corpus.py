@@ -811,9 +811,12 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
     items.extend(procedural_items(cache, procedural_variants, procedural_generators))
     for it in items:
         it.key = _cache_key(Path(it.path), cache)
-    with open(cache / "manifest.jsonl", "w") as fh:
+    # written whole, then renamed: a run stopped mid-write leaves the previous manifest, not half of one
+    tmp = cache / "manifest.jsonl.tmp"
+    with open(tmp, "w") as fh:
         for it in items:
             fh.write(json.dumps(asdict(it)) + "\n")
+    tmp.replace(cache / "manifest.jsonl")
     return items
 
 
