@@ -310,6 +310,28 @@ def test_the_shipped_lmac_decoder_is_for_these_weights_and_its_masks_keep_the_ma
     assert np.mean(masks) < 0.8, masks
 
 
+def test_weights_are_saved_whole_and_as_a_direct_save_writes_them(tmp_path) -> None:
+    """save_atomically writes the bytes torch.save writes to the final name (torch names the
+    archive inside after the file, so a plain temporary name would change them, and with them the
+    reproduction check); a save that fails half-way leaves the old file and no temporary one."""
+    import hashlib
+
+    from earmark.engine.training.train import save_atomically
+
+    payload = {"state": {"w": torch.arange(6.0).reshape(2, 3)}, "labels": ["rain", "wind"]}
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    torch.save(payload, direct / "model.pt")
+    save_atomically(payload, tmp_path / "model.pt")
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    assert digest(tmp_path / "model.pt") == digest(direct / "model.pt")
+    before = (tmp_path / "model.pt").read_bytes()
+    with pytest.raises(Exception):  # a lambda cannot be pickled: torch.save fails mid-write
+        save_atomically({"state": payload["state"], "bad": lambda: None}, tmp_path / "model.pt")
+    assert (tmp_path / "model.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["direct", "model.pt"]
+
+
 def test_a_training_run_says_whether_it_reproduced_the_shipped_weights(enc: EmbeddedEncoder, tmp_path) -> None:
     """`earmark train-encoder` ends with the new model's fingerprint and whether its file is the
     shipped one: byte for byte, up to another CPU's rounding (~1e-7 relative, as a fresh machine's

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ...index.files import atomic_write
 from . import captions as C
 from .archives import READERS, extract_audio
 from .procedural import write_procedural
@@ -812,11 +813,8 @@ def build_corpus(cache_dir: str | Path, packages: tuple[str, ...] = DEBIAN_PACKA
     for it in items:
         it.key = _cache_key(Path(it.path), cache)
     # written whole, then renamed: a run stopped mid-write leaves the previous manifest, not half of one
-    tmp = cache / "manifest.jsonl.tmp"
-    with open(tmp, "w") as fh:
-        for it in items:
-            fh.write(json.dumps(asdict(it)) + "\n")
-    tmp.replace(cache / "manifest.jsonl")
+    atomic_write(cache / "manifest.jsonl",
+                 lambda tmp: tmp.write_text("".join(json.dumps(asdict(it)) + "\n" for it in items)))
     return items
 
 

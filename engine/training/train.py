@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ...index.files import atomic_write
 from ..encoders.embedded_model import AudioConfig, EmbeddedClap, ModelConfig, SentenceEncoder, load_aisfx_cnn, minilm_dir
 from ..encoders.sound_prototypes import SoundPrototypes
 from . import captions as C
@@ -564,8 +566,26 @@ def train_encoder(
         final = final.folded()  # block 4's Δ goes into the CNN: the checkpoint is a plain model's
     save_weights(final, out / WEIGHTS_NAME, prompt_ensemble=report.prompt_ensemble, train_config=asdict(cfg),
                  prototypes=protos if cfg.prototype_weight > 0 else None)
-    (out / "metrics.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+    metrics = json.dumps(asdict(report), indent=2, default=str) + "\n"
+    atomic_write(out / "metrics.json", lambda tmp: tmp.write_text(metrics))
     return report
+
+
+def save_atomically(payload: dict, path: Path) -> None:
+    """``torch.save(payload, path)`` written whole or not at all (an interrupted save leaves the old
+    file). torch.save names the archive inside the file after the file itself, so the temporary
+    file is saved under the final name in a temporary folder beside it: the bytes are those of a
+    direct save, which the model card's reproduction check compares."""
+    def write(tmp: Path) -> None:
+        folder = tmp.with_name(tmp.name + ".d")
+        folder.mkdir()
+        try:
+            torch.save(payload, folder / path.name)
+            (folder / path.name).replace(tmp)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atomic_write(path, write)
 
 
 def save_weights(model: EmbeddedClap, path: Path, prompt_ensemble: bool, train_config: dict,
@@ -583,4 +603,4 @@ def save_weights(model: EmbeddedClap, path: Path, prompt_ensemble: bool, train_c
     }
     if prototypes is not None:
         payload["sound_prototypes"] = prototypes.to_payload()
-    torch.save(payload, path)
+    save_atomically(payload, path)
