@@ -1,14 +1,13 @@
 """Decoder checkpoints: one file, tied to the encoder fingerprint, written atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ...index.files import atomic_write
 from .decoder import DecoderConfig, MaskDecoder
 from .errors import CheckpointMismatch, EvidenceError
 
@@ -41,16 +40,11 @@ def save_checkpoint(path: str | Path, decoder: MaskDecoder, meta: DecoderCheckpo
         "history": meta.history,
         "train_config": meta.train_config,
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # through a handle: torch names the archive inside "archive", as always
             torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path
 
 
