@@ -7,11 +7,12 @@ another read-out of the same frozen CNN, or normalising each package's features 
 statistics (its recording chain), would let the labels support more. Per everyday sound (the
 same ≤ 3 loudest windows as the cached features), every pooling below is computed from the CNN's
 block-3 and block-4 maps and from the log-mel itself; several parts are each unit-normalised and
-joined. Each fold (a package with ≥ 40 everyday sounds) is classified by logistic regression
+joined; test-time views (the window pitch-shifted by ±1 semitone, low-passed at 6 kHz, high-passed at
+300 Hz) are averaged. Each fold (a package with ≥ 40 everyday sounds) is classified by logistic regression
 (C 10) and by nearest category centroid, trained on every other package's everyday sounds
 (engine/training/everyday.py `supervised_fold`, `category_centroids`); a last row adds the
 procedural sounds (engine/training/procedural.py) to every fold's training sounds. No training of the heads
-is involved, so the script runs in about two minutes on 2 cores:
+is involved, so the script runs in about five minutes on 2 cores:
 
     python benchmarks/feature_ceilings.py [--cache ~/.cache/earmark/corpus] [--json OUT]
 """
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import torch
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
@@ -39,6 +41,7 @@ from earmark.engine.training.features import (
     compute_features,
     load_mono,
     select_windows,
+    shift_pitch,
 )
 from earmark.engine.training.train import TrainConfig, _new_model, aisfx_checkpoint
 from earmark.engine.user_cache import cache_root
@@ -71,11 +74,23 @@ def _parts(logmel: torch.Tensor, maps: list[torch.Tensor]) -> dict[str, torch.Te
     }
 
 
+def test_time_views(sample_rate: int, n: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Re-recordings of a window for test-time augmentation (the shipped read-out of each, averaged)."""
+    low = scipy.signal.butter(4, 6000, "low", fs=sample_rate, output="sos")
+    high = scipy.signal.butter(2, 300, "high", fs=sample_rate, output="sos")
+    return {
+        "pitch +1": lambda w: shift_pitch(w, 1.0, n), "pitch -1": lambda w: shift_pitch(w, -1.0, n),
+        "low-pass 6 kHz": lambda w: scipy.signal.sosfilt(low, w), "high-pass 300 Hz": lambda w: scipy.signal.sosfilt(high, w),
+    }
+
+
 @torch.no_grad()
 def pooled_windows(tower, items, sounds: list[int], max_windows: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(sound index per window row, part → (rows, dim)) for the plain windows of ``sounds``."""
+    """(sound index per window row, part → (rows, dim)) for the plain windows of ``sounds``; the
+    parts include the shipped read-out of every test-time view ("b4 mean/max, pitch +1", ...)."""
     cfg = tower.frontend.cfg
     n = round(cfg.window_seconds * cfg.sample_rate)
+    views = test_time_views(cfg.sample_rate, n)
     owner, parts = [], {}
     for s in tqdm(sounds, desc="pooling", unit="sound"):
         wins = np.stack(select_windows(load_mono(items[s].path, cfg.sample_rate), n, max_windows))
@@ -83,6 +98,10 @@ def pooled_windows(tower, items, sounds: list[int], max_windows: int) -> tuple[n
         _, maps = tower.cnn(logmel)
         for name, v in _parts(logmel, maps).items():
             parts.setdefault(name, []).append(v.float().numpy())
+        for name, view in views.items():
+            x = torch.from_numpy(np.stack([view(w) for w in wins]).astype(np.float32))
+            pooled, _ = tower.cnn_features(tower.frontend.stft_magnitude(x))
+            parts.setdefault(f"b4 mean/max, {name}", []).append(pooled.float().numpy())
         owner += [s] * len(wins)
     return np.asarray(owner), {k: np.concatenate(v) for k, v in parts.items()}
 
@@ -95,6 +114,22 @@ def joined(parts: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
         return parts[names[0]]
     unit = [parts[n] / np.maximum(np.linalg.norm(parts[n], axis=1, keepdims=True), 1e-12) for n in names]
     return np.concatenate(unit, axis=1) / np.sqrt(len(names))
+
+
+def averaged(parts: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    """The mean of the named parts, each unit-normalised per row (test-time augmentation)."""
+    return np.mean([parts[n] / np.maximum(np.linalg.norm(parts[n], axis=1, keepdims=True), 1e-12)
+                    for n in names], axis=0)
+
+
+# Test-time augmentation rows: the shipped read-out averaged over these views of every window.
+AVERAGED: dict[str, tuple[str, ...]] = {
+    "block 4 mean/max averaged over the window and its pitch ±1 semitone":
+        ("b4 mean/max", "b4 mean/max, pitch +1", "b4 mean/max, pitch -1"),
+    "block 4 mean/max averaged over the window, pitch ±1, low-pass 6 kHz, high-pass 300 Hz":
+        ("b4 mean/max", "b4 mean/max, pitch +1", "b4 mean/max, pitch -1", "b4 mean/max, low-pass 6 kHz",
+         "b4 mean/max, high-pass 300 Hz"),
+}
 
 
 def plain_set(features: np.ndarray, owner: np.ndarray, labels: list[str]) -> FeatureSet:
@@ -160,6 +195,9 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, list]]] = {}
     for name, names in POOLINGS.items():
         results[f"pooling: {name}"] = ceilings(plain_set(joined(parts, names), owner, labels), items, held, packages)
+    for name, names in AVERAGED.items():
+        results[f"test-time views: {name}"] = ceilings(plain_set(averaged(parts, names), owner, labels),
+                                                       items, held, packages)
     for name, how in NORMALISATIONS.items():
         results[f"normalisation: {name}"] = ceilings(per_package(shipped, items, how), items, held, packages)
     results["shipped read-out, the procedural sounds training too"] = ceilings(
