@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig, SfxCNN
-from earmark.engine.training import captions as C
 from earmark.engine.training.corpus import build_corpus
 from earmark.engine.training.features import FeatureExtractor, compute_features
 from earmark.engine.training.model_card import ROWS
@@ -37,6 +36,7 @@ from earmark.engine.training.train import (
     fit,
     measure,
     sound_prototypes,
+    training_texts,
 )
 from earmark.engine.user_cache import cache_root
 
@@ -98,8 +98,7 @@ def main() -> None:
     if not (np.array_equal(mels.item, fs.item) and np.array_equal(mels.kind, fs.kind)):
         raise SystemExit(f"{args.cache / 'logmels'} holds other rows than the CNN features: delete it and run again")
     labels = sorted(set(fs.labels))
-    text = caption_embeddings([c for lab in labels for c in C.captions_for(lab)]
-                              + [tpl.format(lab) for lab in labels for tpl in C.TEMPLATES], args.cache, True)
+    text = caption_embeddings(training_texts(labels, labels), args.cache, True)
     packages = {it.package for it in items}
     val = set(cfg.val_packages) & packages
     train_pk = packages - val

@@ -71,7 +71,6 @@ from earmark.engine.bench.prompts import label_text
 from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.user_cache import cache_root
-from earmark.engine.training import captions as C
 from earmark.engine.training import procedural as P
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
@@ -81,7 +80,7 @@ from earmark.engine.training.everyday import (
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
     TrainConfig, _new_model, _rows_in, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, fit,
-    save_weights, sound_prototypes,
+    save_weights, sound_prototypes, training_texts,
 )
 from earmark.engine.training.tuned_block4 import Block4TunedClap
 
@@ -232,8 +231,7 @@ def main() -> None:
     fs = features_for(untrained.audio)
     cats = list(CATEGORIES)
     labels = sorted(set(fs.labels))
-    texts = [c for lab in labels for c in C.captions_for(lab)] + [t.format(c) for c in cats for t in C.TEMPLATES]
-    text = caption_embeddings(texts, args.cache, progress=False)
+    text = caption_embeddings(training_texts(labels, cats), args.cache, progress=False)
     maps = None
     if any(cfg.block4_scale > 0 for cfg in configs.values()):  # those recipes train block 4 from block 3's maps
         maps = block3_maps(items, untrained.audio, args.cache / "block3-maps", fs, replace(base, acoustic_views=views),

@@ -106,20 +106,23 @@ def pooled_windows(tower, items, sounds: list[int], max_windows: int) -> tuple[n
     return np.asarray(owner), {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def joined(parts: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     """The named parts, each unit-normalised per row, side by side (each part weighs the same); one
     part alone is left as it is, as the cached features are (so the shipped pooling's row must
     equal the unnormalised row of the normalisations: the same windows, recomputed)."""
     if len(names) == 1:
         return parts[names[0]]
-    unit = [parts[n] / np.maximum(np.linalg.norm(parts[n], axis=1, keepdims=True), 1e-12) for n in names]
-    return np.concatenate(unit, axis=1) / np.sqrt(len(names))
+    return np.concatenate([_unit(parts[n]) for n in names], axis=1) / np.sqrt(len(names))
 
 
 def averaged(parts: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     """The mean of the named parts, each unit-normalised per row (test-time augmentation)."""
-    return np.mean([parts[n] / np.maximum(np.linalg.norm(parts[n], axis=1, keepdims=True), 1e-12)
-                    for n in names], axis=0)
+    return np.mean([_unit(parts[n]) for n in names], axis=0)
 
 
 # Test-time augmentation rows: the shipped read-out averaged over these views of every window.

@@ -196,6 +196,13 @@ def aisfx_checkpoint(cache_dir: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def training_texts(labels: list[str], prompted: list[str]) -> list[str]:
+    """What a run embeds with MiniLM: every caption of each of ``labels`` (training) and each of
+    ``prompted`` written with every caption template (query-time prompt ensembling)."""
+    return ([c for lab in labels for c in C.captions_for(lab)]
+            + [tpl.format(q) for q in prompted for tpl in C.TEMPLATES])
+
+
 def caption_embeddings(texts: list[str], cache_dir: Path, progress: bool) -> dict[str, np.ndarray]:
     """Frozen MiniLM sentence embeddings (384-d) of ``texts``, cached in cache_dir/text."""
     unique = sorted(set(texts))
@@ -514,9 +521,7 @@ def train_encoder(
     if cfg.block4_scale > 0:
         train_fs = block3_maps(items, feat_model.audio, cache / "block3-maps", fs, cfg, progress)
     all_labels = sorted(set(fs.labels))
-    texts = [c for lab in all_labels for c in C.captions_for(lab)]
-    texts += [tpl.format(lab) for lab in all_labels for tpl in C.TEMPLATES]
-    text = caption_embeddings(texts, cache, progress)
+    text = caption_embeddings(training_texts(all_labels, all_labels), cache, progress)
 
     packages = {it.package for it in items}
     val = set(cfg.val_packages) & packages
