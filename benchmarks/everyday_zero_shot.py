@@ -330,7 +330,10 @@ def main() -> None:
     if args.markdown:
         args.markdown.write_text(table + "\n")
     if args.json:
+        # Each fold's per-sound results are in the order of its "sounds" (keys inside the corpus
+        # cache), so runs on different corpora can be compared sound by sound.
         args.json.write_text(json.dumps({"categories": cats, "folds": {p: len(s) for p, s in held.items()},
+                                         "sounds": {p: [items[i].draw_key for i in s] for p, s in held.items()},
                                          "results": results}, indent=1) + "\n")
 
 
