@@ -195,10 +195,16 @@ def test_text_no_training_label_reaches_borrows_nothing(enc: EmbeddedEncoder) ->
 
 
 def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: EmbeddedEncoder) -> None:
-    for query in ("a horse galloping", "qwxz zzkj vlorp"):
+    for query in ("a horse galloping", "qwxz zzkj vlorp", "   "):
         vec, borrowed = enc.embed_query(query)
         np.testing.assert_allclose(vec, enc.embed_text([query])[0], atol=1e-6)
         assert borrowed == enc.borrowed_labels(query)
+    # A blank text borrows nothing, in a batch too: its row is the text head's alone.
+    batch = enc.embed_text(["   ", "a horse galloping"])
+    np.testing.assert_allclose(batch[1], enc.embed_text(["a horse galloping"])[0], atol=1e-6)
+    with torch.no_grad():
+        head = torch.nn.functional.normalize(enc.model.project_text(enc._prompt_sentences(["   "])).mean(0), dim=-1)
+    np.testing.assert_allclose(batch[0], head.numpy(), atol=1e-5)
 
 
 def test_bench_prompts_are_the_bare_label_and_the_sentence_unless_the_checkpoint_templates(enc: EmbeddedEncoder) -> None:

@@ -27,6 +27,12 @@ def shipped_weights_path() -> Path:
     return Path(__file__).resolve().parent / "weights" / WEIGHTS_FILE
 
 
+def _names_something(text: str) -> bool:
+    """Whether ``text`` has a word to borrow training sounds for. A blank text has none, though its
+    prompt templates ("the sound of  ") would still reach a label such as "noise" past the gate."""
+    return bool(str(text).strip())
+
+
 class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
     """CLAP-style encoder whose weights ship with earmark; see the module docstring."""
 
@@ -199,7 +205,7 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
 
     def _query(self, text: str, n: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
         emb, sentences = self._text_and_sentences([str(text)])
-        borrowed = self.prototypes.nearest_labels(sentences, n)[0] if self._blends() else []
+        borrowed = self.prototypes.nearest_labels(sentences, n)[0] if self._blends() and _names_something(text) else []
         return emb[0].cpu().numpy().astype(np.float32), borrowed
 
     def _text_and_sentences(self, texts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -214,7 +220,8 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
             mean_sentences = sentences.view(len(texts), k, -1).mean(dim=1)
             if self._blends():
-                emb = self.prototypes.blend(mean_sentences, emb)
+                named = torch.tensor([_names_something(t) for t in texts], device=emb.device)
+                emb = torch.where(named[:, None], self.prototypes.blend(mean_sentences, emb), emb)
             return emb, mean_sentences
 
     def _blends(self) -> bool:
