@@ -200,7 +200,7 @@ def test_megaglest_unit_sounds_are_labelled_by_what_the_unit_does(tmp_path):
     files = {
         "commondata/sounds/worker_harvest_wood1.wav": "an axe chopping wood",
         "commondata/sounds/axe_thrower_attack1.wav": "an axe being thrown",
-        "factions/norsemen/units/battleaxe/sounds/daemon_attack1.wav": "an axe chopping wood",
+        "factions/norsemen/units/battleaxe/sounds/daemon_attack1.wav": "an axe striking",  # a fighter's, not a woodcutter's
         "factions/norsemen/units/spearman/sounds/swordman_attack1.wav": "a spear thrust",
         "factions/norsemen/units/swordman/sounds/swordman_attack1.wav": "a sword clashing",
         "factions/magic/units/initiate/sounds/initiate_build1.wav": "a magic spell",
@@ -208,6 +208,14 @@ def test_megaglest_unit_sounds_are_labelled_by_what_the_unit_does(tmp_path):
         "factions/tech/units/airship/sounds/airship_fly.wav": "a flying machine whirring",
         "factions/magic/units/evil_dragon/sounds/evil_dragon_fly.wav": "wings flapping",
         "factions/indian/units/bull/sounds/bull_die1.wav": "a bull bellowing",
+        # machines are wrecked, roll and clank; a horseman walks on his horse's hooves
+        "commondata/sounds/catapult_die1.wav": "a crash",
+        "factions/tech/units/ornithopter/sounds/orni_die1.wav": "a crash",
+        "factions/tech/units/technician/sounds/technician_die1.wav": "a man screaming in pain",
+        "commondata/sounds/catapult_walk1.wav": "a cart rolling",
+        "factions/tech/units/battle_machine/sounds/machine_walk1.wav": "machinery",
+        "commondata/sounds/horseman_walk1.wav": "horse hooves galloping",
+        "commondata/sounds/golem_walk1.wav": "footsteps",
     }
     for i, rel in enumerate(files):
         (techs / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +329,41 @@ def test_crash_cymbals_are_cymbals_not_crashes(tmp_path):
     _write_wavs(sounds, {"Percussion/CymbalCrash.wav": "", "Effects/Crash.wav": ""}, 300)
     got = {str(Path(it.path).relative_to(sounds)): it.label for it in label_package("scratch", sc)}
     assert got == {"Percussion/CymbalCrash.wav": "a cymbal crash", "Effects/Crash.wav": "a crash"}
+
+
+def test_drum_kit_pieces_are_not_everyday_sounds(tmp_path):
+    """A kit's "snare ... shot1" is no gunshot, a pedal hi-hat no footsteps, a splash cymbal no water."""
+    h = _package(tmp_path / "h", "hydrogen-drumkits")
+    kits = h / "usr" / "share" / "hydrogen" / "data" / "drumkits"
+    _write_wavs(kits, {"Kit/snare-opaque-normal_shot2.flac": "", "Kit/tom_shot1.flac": ""}, 300)
+    got = {Path(it.path).name: it.label for it in label_package("hydrogen-drumkits", h)}
+    assert got["snare-opaque-normal_shot2.flac"] == "a snare drum hit"
+    lm = _package(tmp_path / "lm", "lmms-common")
+    samples = lm / "usr" / "share" / "lmms" / "samples"
+    _write_wavs(samples, {"drums/hihat_foot_pedal01.ogg": "", "effects/footstep01.ogg": ""}, 400)
+    got = {Path(it.path).name: it.label for it in label_package("lmms-common", lm)}
+    assert got == {"hihat_foot_pedal01.ogg": "a hi-hat", "footstep01.ogg": "footsteps"}
+    sp = _package(tmp_path / "sp", "sonic-pi-samples")
+    sp_samples = sp / "usr" / "share" / "sonic-pi" / "samples"
+    _write_wavs(sp_samples, {"drum_splash_hard.flac": "", "drum_cymbal_pedal.flac": "",
+                             "drum_snare_soft.flac": ""}, 500)
+    got = {Path(it.path).name: it.label for it in label_package("sonic-pi-samples", sp)}
+    assert got == {"drum_splash_hard.flac": "a splash cymbal", "drum_cymbal_pedal.flac": "a pedal hi-hat",
+                   "drum_snare_soft.flac": "a snare drum hit"}
+
+
+def test_openarena_weapon_files_are_labelled_by_what_they_are(tmp_path):
+    """Quake III's weapon folders hold launches, flights, bounces and ricochets, not only shots
+    and blasts: only the rocket's "x" file is an explosion."""
+    o = _package(tmp_path / "o", "openarena-data")
+    weapons = o / "usr" / "share" / "_archives" / "pak0" / "sound" / "weapons"
+    files = {"rocket/rockfly.wav": "a rocket flying", "rocket/rocklf1a.wav": "a rocket launch",
+             "rocket/rocklx1a.wav": "an explosion", "grenade/hgrenb1a.wav": "a grenade bouncing",
+             "machinegun/ric1.wav": "a bullet ricochet", "machinegun/machgf1b.wav": "machine gun fire",
+             "railgun/rg_hum.wav": "electrical hum", "railgun/railgf1a.wav": "a laser zap"}
+    _write_wavs(weapons, files, 200)
+    got = {str(Path(it.path).relative_to(weapons)): it.label for it in label_package("openarena-data", o)}
+    assert got == files
 
 
 @pytest.mark.skipif(shutil.which("sox") is None or shutil.which("espeak-ng") is None,

@@ -167,7 +167,7 @@ KEYWORDS: dict[str, str] = {
     "kick drum": "a kick drum hit", "snare": "a snare drum hit", "tom": "a tom drum hit",
     "hi-hat": "a hi-hat", "closed hi-hat": "a closed hi-hat", "open hi-hat": "an open hi-hat",
     "cymbal": "a cymbal crash", "ride": "a ride cymbal", "crash cymbal": "a cymbal crash",
-    "cymbal crash": "a cymbal crash",
+    "cymbal crash": "a cymbal crash", "drum splash": "a splash cymbal",
     "tabla": "tabla drums", "conga": "conga drums", "bongo": "bongo drums", "djembe": "djembe drum",
     "cowbell": "a cowbell", "tambourine": "a tambourine", "shaker": "a shaker",
     "triangle": "a triangle", "woodblock": "a wood block", "clave": "claves", "claves": "claves",
@@ -215,7 +215,8 @@ UNIT_WEAPONS: dict[str, str] = {
     "sword": "a sword clashing", "guard": "a sword clashing", "knight": "a sword clashing",
     "warrior": "a sword clashing", "swordman": "a sword clashing", "swordsman": "a sword clashing",
     "spearman": "a spear thrust", "archer": "a bow shooting an arrow", "crossbow": "a bow shooting an arrow",
-    "axe": "an axe chopping wood", "axeman": "an axe chopping wood",
+    # a fighter's axe strikes a foe, not a log: "chopping wood" is the worker's harvest sound
+    "axe": "an axe striking", "axeman": "an axe striking",
     # a thrown axe with a war cry: neither chopping nor wood
     "axe_thrower": "an axe being thrown",
     "catapult": "a catapult launching", "archmage": "a magic spell", "battlemage": "a magic spell",
@@ -228,6 +229,13 @@ UNIT_WEAPONS: dict[str, str] = {
 MAGIC_UNITS = ("initiate", "archmage", "battlemage", "summoner", "magician")
 # Flying machines: their "fly" is an engine or rotor, not wings.
 FLYING_MACHINES = ("airship", "ornithopter")
+# Units that are machines (names as in unit folders and file names: "orni_die1" is the
+# ornithopter's): their "die" is the machine wrecked, not a man's scream, and their "walk" is
+# wheels or gears, not footsteps. A horseman's "walk" is his horse's hooves.
+MACHINE_UNITS = ("catapult", "ballista", "battering_ram", "battle_machine", "machine", "airship",
+                 "ornithopter", "orni")
+UNIT_WALKS = {"catapult": "a cart rolling", "ballista": "a cart rolling", "battering_ram": "a cart rolling",
+              "machine": "machinery", "horseman": "horse hooves galloping", "cavalry": "horse hooves galloping"}
 
 LANGUAGES: dict[str, str] = {
     "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
@@ -272,6 +280,9 @@ def tokens_of(text: str) -> list[str]:
 # Words that say a file is footsteps wherever they stand: the material beside them is the
 # surface (refine), not the sound ("step_leather1" is footsteps in leather shoes, not leather creaking).
 STEP_WORDS = ("footstep", "footsteps", "step", "steps")
+# Drum-kit pieces name the sound wherever they stand: a drum kit's "snare ... shot1" is a snare
+# take, not a gunshot, and "hihat_foot_pedal" a hi-hat, not footsteps.
+DRUM_WORDS = ("snare", "hi-hat", "cymbal")
 # Words that describe how a sound is used, not what it is: a label only when nothing else names
 # the sound ("open_fire_loop" is a fire, "loop_garzul" a music loop).
 WEAK_KEYWORDS = ("loop",)
@@ -279,14 +290,16 @@ WEAK_KEYWORDS = ("loop",)
 
 def keyword_label(tokens: list[str]) -> str | None:
     """The label of the most specific keyword among ``tokens``: two-word phrases first, then a
-    footstep word, then the last keyword token; a weak keyword only when nothing else matches."""
+    drum-kit piece, then a footstep word, then the last keyword token; a weak keyword only when
+    nothing else matches."""
     for i in range(len(tokens) - 2, -1, -1):
         pair = f"{tokens[i]} {tokens[i + 1]}"
         if pair in KEYWORDS:
             return KEYWORDS[pair]
-    for tok in tokens:
-        if tok in STEP_WORDS:
-            return KEYWORDS[tok]
+    for words in (DRUM_WORDS, STEP_WORDS):
+        for tok in tokens:
+            if tok in words:
+                return KEYWORDS[tok]
     weak = None
     for tok in reversed(tokens):
         key = tok if tok in KEYWORDS else tok[:-1] if tok.endswith("s") and tok[:-1] in KEYWORDS else None

@@ -173,6 +173,15 @@ def _stable_key(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+# Inside a drum kit, everyday words name drum parts: splash/crash/bell are cymbals, "foot"/"pedal"
+# is the pedal hi-hat, "bow" is the bow of a ride cymbal (None: the file is no single part).
+DRUM_KIT_WORDS: dict[str, str | None] = {
+    "splash": "a splash cymbal", "crash": "a crash cymbal", "china": "a china cymbal",
+    "foot": "a pedal hi-hat", "pedal": "a pedal hi-hat", "bow": "a ride cymbal",
+    "bell": "a ride cymbal bell", "ring": None, "rim": "a snare rim shot",
+    "stick": "drumsticks clicking", "sticks": "drumsticks clicking"}
+
+
 def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
     """Label one file of a Debian package, or None when nothing trustworthy can be said."""
     parts_lower = [p.lower() for p in rel.parts]
@@ -296,21 +305,18 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
         if prefix == "ambi":
             return C.Label(kw if kw else "an ambient drone", "keyword")
         if prefix == "drum":
+            kit = [DRUM_KIT_WORDS[t] for t in reversed(name_tokens) if DRUM_KIT_WORDS.get(t)]
+            if kit:  # "drum_splash_hard" is a splash cymbal, not water
+                return C.Label(kit[0], "keyword")
             return C.Label(C.refine(kw, name_tokens) if kw else "a drum hit", "keyword")
         if kw:
             return C.Label(kw, "keyword")
         return None
 
     if package == "hydrogen-drumkits":
-        # Inside a drum kit, everyday words name drum parts: splash/crash/bell are cymbals,
-        # "foot"/"pedal" is the pedal hi-hat, "bow" is the bow of a ride cymbal.
-        kit_words = {"splash": "a splash cymbal", "crash": "a crash cymbal", "china": "a china cymbal",
-                     "foot": "a pedal hi-hat", "pedal": "a pedal hi-hat", "bow": "a ride cymbal",
-                     "bell": "a ride cymbal bell", "ring": None, "rim": "a snare rim shot",
-                     "stick": "drumsticks clicking", "sticks": "drumsticks clicking"}
         for tok in reversed(name_tokens):
-            if tok in kit_words:
-                lab = kit_words[tok]
+            if tok in DRUM_KIT_WORDS:
+                lab = DRUM_KIT_WORDS[tok]
                 return C.Label(lab, "keyword") if lab else None
         kw = C.keyword_label(name_tokens)
         if kw and kw not in ("a drum beat",):
@@ -371,6 +377,12 @@ def _label_megaglest(rel: Path, name_tokens: list[str], dir_tokens: list[str]) -
     if action:
         lab = C.UNIT_ACTIONS[action]
         who = unit or words
+        if action == "walk":
+            for key in sorted(C.UNIT_WALKS, key=len, reverse=True):  # "battle_machine" before "machine"
+                if key in who:
+                    return C.Label(C.UNIT_WALKS[key], "unit")
+        if action == "die" and any(m in who for m in C.MACHINE_UNITS):
+            return C.Label("a crash", "unit")
         if action == "build" and any(m in who for m in C.MAGIC_UNITS):
             return C.Label("a magic spell", "unit")
         if action == "fly":  # a flying unit's own sound: wings or a machine, never its voice
@@ -405,6 +417,14 @@ def _label_warzone(rel: Path, name_tokens: list[str]) -> C.Label | None:
     return None
 
 
+# (stem prefix, label) in an OpenArena weapon folder, before the folder's own label; "*hum" is a suffix.
+OPENARENA_WEAPON_STEMS: tuple[tuple[str, str], ...] = (
+    ("rockfly", "a rocket flying"), ("rocklf", "a rocket launch"), ("rocklx", "an explosion"),
+    ("grenlf", "a grenade launcher firing"), ("hgrenb", "a grenade bouncing"),
+    ("ric", "a bullet ricochet"), ("buletby", "a bullet whizzing by"), ("*hum", "electrical hum"),
+)
+
+
 def _label_openarena(rel: Path, name_tokens: list[str]) -> C.Label | None:
     parts = [p.lower() for p in rel.parts]
     if "sound" not in parts:
@@ -430,6 +450,11 @@ def _label_openarena(rel: Path, name_tokens: list[str]) -> C.Label | None:
     if sub[:2] == ["player", "announcer"] or sub[:1] == ["feedback"] and "excellent" in stem:
         return C.Label("a man speaking English", "voice")
     if sub[:1] == ["weapons"] and len(sub) > 1:
+        # Quake III names a weapon's files by what they are: "lf" launch fire, "x" explosion,
+        # "fly" the projectile in flight, "b" a bounce, "ric" a ricochet, "hum" the idle weapon.
+        for prefix, lab in OPENARENA_WEAPON_STEMS:
+            if stem.startswith(prefix) or (prefix == "*hum" and stem.endswith("hum")):
+                return C.Label(lab, "keyword")
         weapon = {"machinegun": "machine gun fire", "vulcan": "machine gun fire", "shotgun": "a shotgun firing",
                   "grenade": "an explosion", "rocket": "an explosion", "lightning": "electric zapping",
                   "plasma": "a laser zap", "railgun": "a laser zap", "bfg": "a laser zap",
