@@ -398,3 +398,13 @@ def test_cache_keys_name_sounds_inside_the_cache(tmp_path: Path):
     assert _cache_key(sounds / "a.wav", cache) == "x/pkg/usr/share/sounds/a.wav"
     assert _cache_key(sounds / "b.wav", cache) == "x/pkg/usr/share/sounds/a.wav"
     assert _cache_key(sounds / "c.wav", cache) == "x/pkg/usr/share/sounds/c.wav"
+
+
+def test_scratch_vocals_are_singing_and_beatboxing_not_speech(tmp_path):
+    """Scratch's Vocals folder holds sung phrases and beatboxing; the voice-folder rule once
+    called all eleven "a person speaking", the prototype the query "speech" borrows most."""
+    sc = _package(tmp_path / "sc", "scratch")
+    sounds = sc / "usr" / "share" / "scratch" / "Media" / "Sounds"
+    _write_wavs(sounds, {"Vocals/BeatBox1.wav": "", "Vocals/Singer2.wav": "", "Vocals/Come-and-play.wav": ""}, 400)
+    got = {Path(it.path).name: it.label for it in label_package("scratch", sc)}
+    assert got == {"BeatBox1.wav": "beatboxing", "Singer2.wav": "singing", "Come-and-play.wav": "singing"}

@@ -197,6 +197,8 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
 
     if any(p in C.VOICE_DIRS for p in parts_lower[:-1]):
         low = stem.lower()
+        if package == "scratch":  # Media/Sounds/Vocals: sung phrases and beatboxing, no speech
+            return C.Label("beatboxing" if low.startswith("beatbox") else "singing", "voice")
         if package == "flare-game":
             gender = "female" if low.startswith("female") else "male" if low.startswith("male") else None
             return C.Label(C.speech_label(gender), "voice")
@@ -328,8 +330,6 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
         kw = C.keyword_label(name_tokens)
         if cat == "music loops":
             return C.Label("a music loop", "music")
-        if cat == "vocals":
-            return C.Label("singing", "voice")
         if cat == "human":
             gender = "female" if "female" in name_tokens else "male" if "male" in name_tokens else None
             if kw in ("a person screaming", "a person coughing", "a person sneezing", "a person shouting"):
