@@ -198,7 +198,7 @@ def _label_path(package: str, rel: Path, root: Path) -> C.Label | None:
     if any(p in C.VOICE_DIRS for p in parts_lower[:-1]):
         low = stem.lower()
         if package == "scratch":  # Media/Sounds/Vocals: sung phrases and beatboxing, no speech
-            return C.Label("beatboxing" if low.startswith("beatbox") else "singing", "voice")
+            return C.Label("beatboxing" if low.startswith("beatbox") else "a person singing", "voice")
         if package == "flare-game":
             gender = "female" if low.startswith("female") else "male" if low.startswith("male") else None
             return C.Label(C.speech_label(gender), "voice")
