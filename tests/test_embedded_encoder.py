@@ -194,6 +194,30 @@ def test_text_no_training_label_reaches_borrows_nothing(enc: EmbeddedEncoder) ->
     assert len(enc.borrowed_labels("sword fight", n=2)) == 2
 
 
+def test_a_bare_lookup_borrows_by_the_query_not_its_templates(enc: EmbeddedEncoder) -> None:
+    """With prompt ensembling on, prototypes marked ``bare_lookup`` are looked up by the bare
+    query (as with ensembling off), while the head still reads the templated prompts."""
+    import copy
+    import dataclasses
+
+    plain = copy.copy(enc)
+    plain.prompt_ensemble, plain.prototypes = False, dataclasses.replace(enc.prototypes, bare_lookup=False)
+    templated = copy.copy(plain)
+    templated.prompt_ensemble = True
+    bare = copy.copy(templated)
+    bare.prototypes = dataclasses.replace(enc.prototypes, bare_lookup=True)
+    queries = ["speech", "fire", "a crackling campfire", "birds singing"]
+    for q in queries:  # the same labels and weights (up to the text tower's batching)
+        got, want = bare.borrowed_labels(q), plain.borrowed_labels(q)
+        assert [lab for lab, _ in got] == [lab for lab, _ in want]
+        np.testing.assert_allclose([w for _, w in got], [w for _, w in want], atol=1e-5)
+    assert [[lab for lab, _ in templated.borrowed_labels(q)] for q in queries] \
+        != [[lab for lab, _ in plain.borrowed_labels(q)] for q in queries]
+    # the head is templated in both ensembling encoders, so only the blend differs
+    assert not np.allclose(bare.embed_text(["fire"]), plain.embed_text(["fire"]), atol=1e-3)
+    assert not np.allclose(bare.embed_text(["fire"]), templated.embed_text(["fire"]), atol=1e-3)
+
+
 def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: EmbeddedEncoder) -> None:
     for query in ("a horse galloping", "qwxz zzkj vlorp", "   "):
         vec, borrowed = enc.embed_query(query)

@@ -114,3 +114,12 @@ def test_the_gate_round_trips_and_old_payloads_have_none() -> None:
     old = bank.to_payload()
     del old["min_similarity"]  # written before the gate existed
     assert SoundPrototypes.from_payload(old).min_similarity == -1.0
+
+
+def test_the_lookup_mode_round_trips_and_old_payloads_look_up_by_prompts() -> None:
+    bank = SoundPrototypes(F.normalize(torch.eye(3, 4), dim=-1), torch.eye(3, 6), ["a", "b", "c"], 0.2, 2, 2.0, 0.6,
+                           bare_lookup=True)
+    assert SoundPrototypes.from_payload(bank.to_payload()).bare_lookup is True
+    old = bank.to_payload()
+    del old["bare_lookup"]  # written before the field existed
+    assert SoundPrototypes.from_payload(old).bare_lookup is False

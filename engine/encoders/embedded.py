@@ -209,7 +209,7 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         return emb[0].cpu().numpy().astype(np.float32), borrowed
 
     def _text_and_sentences(self, texts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """(B, dim) unit text embeddings and the (B, 384) mean sentence embedding of each text's prompts."""
+        """(B, dim) unit text embeddings and the (B, 384) sentence each text looks the prototypes up by."""
         torch = self._torch
         if not texts:
             return torch.zeros((0, self.dim), device=self.device), torch.zeros((0, 384), device=self.device)
@@ -218,11 +218,20 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             k = sentences.shape[0] // len(texts)
             proj = self.model.project_text(sentences)
             emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
-            mean_sentences = sentences.view(len(texts), k, -1).mean(dim=1)
+            mean_sentences = self._lookup_sentences(texts, sentences.view(len(texts), k, -1))
             if self._blends():
                 named = torch.tensor([_names_something(t) for t in texts], device=emb.device)
                 emb = torch.where(named[:, None], self.prototypes.blend(mean_sentences, emb), emb)
             return emb, mean_sentences
+
+    def _lookup_sentences(self, texts: list[str], prompts: "torch.Tensor") -> "torch.Tensor":
+        """(B, 384) sentences that look each text up among the prototypes' keys: the mean of its
+        (B, P, 384) prompts, or its bare text when the prototypes ask for it."""
+        if not (self.prompt_ensemble and self.prototypes is not None and self.prototypes.bare_lookup):
+            return prompts.mean(dim=1)
+        if "{}" in self.templates:  # the bare text is one of the prompts already
+            return prompts[:, self.templates.index("{}")]
+        return self.text_encoder(texts)
 
     def _blends(self) -> bool:
         return self.prototypes is not None and self.prototypes.weight > 0

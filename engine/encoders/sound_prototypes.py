@@ -39,6 +39,13 @@ class SoundPrototypes:
     # Key cosine a label needs to join a query's blend; -1 (every label passes) in checkpoints
     # written before the gate existed, so they keep scoring as they did.
     min_similarity: float = -1.0
+    # Which sentence of a query looks the labels up when the encoder ensembles prompts: its bare
+    # text (True) or the mean of its templated prompts (False, checkpoints written before this
+    # field, which keep scoring as they did). Templating both sides pulls every query and key
+    # towards the templates' shared wording: the blend weights flatten ("fire" borrows fireworks
+    # and machine-gun fire) and speech labels, whose captions use their own templates, drift out
+    # of reach of "speech" (docs/model-card.md, v11).
+    bare_lookup: bool = False
 
     def __post_init__(self) -> None:
         if self.keys.ndim != 2 or self.prototypes.ndim != 2 or len(self.keys) != len(self.prototypes):
@@ -81,9 +88,10 @@ class SoundPrototypes:
         return {"keys": self.keys.float().contiguous(), "prototypes": self.prototypes.float().contiguous(),
                 "labels": list(self.labels), "temperature": float(self.temperature),
                 "top_k": int(self.top_k), "weight": float(self.weight),
-                "min_similarity": float(self.min_similarity)}
+                "min_similarity": float(self.min_similarity), "bare_lookup": bool(self.bare_lookup)}
 
     @classmethod
     def from_payload(cls, d: dict) -> "SoundPrototypes":
         return cls(d["keys"].float(), d["prototypes"].float(), list(d["labels"]), float(d["temperature"]),
-                   int(d["top_k"]), float(d["weight"]), float(d.get("min_similarity", -1.0)))
+                   int(d["top_k"]), float(d["weight"]), float(d.get("min_similarity", -1.0)),
+                   bool(d.get("bare_lookup", False)))
