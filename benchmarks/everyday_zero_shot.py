@@ -88,11 +88,13 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
 # Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
 # still come out of the same command; so do recipes recorded before v8 added procedural sounds.
-BEFORE_V8 = {"procedural_variants": 0}
-V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS}  # recipes recorded before v9 added five generators
+BEFORE_V11 = {"prototype_temperature": 0.3}  # v11 raised τ to 0.5 (with prompt ensembling and the bare lookup)
+BEFORE_V8 = {"procedural_variants": 0, **BEFORE_V11}
+V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS, **BEFORE_V11}  # recipes recorded before v9 added five generators
 BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
+    "v9": BEFORE_V11,  # the shipped recipe until v11 (2026-12-07; score it with --prompts plain, as v9 chose)
     "v8": V8_GENERATORS,  # the shipped recipe until v9 (2026-12-07; 27 generators)
     "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)
     "v6": BEFORE_V7,  # the shipped recipe until 2026-12-07 (no domain confusion)
@@ -135,6 +137,9 @@ RECIPES = {
                                      "procedural_prototypes": False, **V8_GENERATORS},
     "procedural-8-prototypes-only": {"procedural_variants": 8, "procedural_training": False, **V8_GENERATORS},
     "procedural-24": {"procedural_variants": 24, "procedural_training": True, **V8_GENERATORS},
+    # 2026-12-07: with --prompts ensembled, queries look the prototypes up by their templated prompts'
+    # mean (v10's trial) instead of by the bare text (v11); with plain prompts the two are the same.
+    "templated-lookup": {"prototype_bare_lookup": False, **BEFORE_V11},
 }
 DEFAULT_RECIPES = ("shipped", "no-prototypes")
 LIBRARY_CENTRE_WEIGHTS = (0.5, 1.0)  # --library-centred: how much of the held-out library's mean is subtracted

@@ -1,5 +1,6 @@
 """Everyday-category mapping and the linear-head training option (engine/training/everyday.py, train.py)."""
 import numpy as np
+import pytest
 import torch
 
 from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
@@ -87,7 +88,17 @@ def test_model_card_table_shows_the_prompt_choice_not_made(tmp_path):
         head = table.splitlines()[0]
         assert other in head and "without sound prototypes" in head
         assert "| zero-shot top-1 | 0.500 | 0.300 | 0.200 | 0.100 | 0.050 |" in table
-        assert f"prompt ensembling at query time: {'on' if ensemble else 'off'}" in table
+        assert f"prompt ensembling at query time: {'on' if ensemble else 'off'} (chosen on this split)" in table
+        # since v11 the recipe may fix the choice; the table says so
+        path.write_text(json.dumps({"validation": v, "prompt_ensemble": ensemble,
+                                    "config": {"prompt_ensemble": "on" if ensemble else "off"}}))
+        assert f"prompt ensembling at query time: {'on' if ensemble else 'off'} (set by the recipe)" in metrics_table(path)
+
+
+def test_the_prompt_ensembling_setting_is_checked():
+    assert TrainConfig().prompt_ensemble == "on"
+    with pytest.raises(ValueError, match="prompt_ensemble"):
+        TrainConfig(prompt_ensemble=True)  # a bool from before v11 is refused, not read as "on"
 
 
 def test_category_centroids_use_only_the_given_packages_and_score_the_ceiling():

@@ -29,11 +29,13 @@ def metrics_table(metrics_path: str | Path) -> str:
     for name, key in ROWS:
         lines.append(f"| {name} | " + " | ".join(f"{d[key]:.3f}" for _, d in cols) + " |")
     model = v["model"]
+    # runs before v11 always chose on the validation split; since then the recipe may fix it
+    how = "chosen on this split" if m.get("config", {}).get("prompt_ensemble", "choose") == "choose" else "set by the recipe"
     lines.append("")
     lines.append(
         f"Validation: {model['n_sounds']} sounds in {model['n_categories']} categories from the held-out "
         f"packages {', '.join(v['val_packages'])}; prompt ensembling at query time: "
-        f"{'on' if m['prompt_ensemble'] else 'off'} (chosen on this split)."
+        f"{'on' if m['prompt_ensemble'] else 'off'} ({how})."
     )
     return "\n".join(lines)
 

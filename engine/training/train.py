@@ -94,7 +94,10 @@ class TrainConfig:
     # them off. Chosen on the everyday-category benchmark (docs/model-card.md, "How the prototype
     # settings were chosen"): each of τ, k, weight and the key-cosine gate at its best mean over
     # a 192-setting grid of the other three, not the grid's single best setting.
-    prototype_temperature: float = 0.3
+    # 0.5 since v11 (0.3 before): with prompt ensembling and the bare-text lookup, the best
+    # setting on the everyday benchmark of those that keep the demo library's queries right
+    # (docs/model-card.md, v11).
+    prototype_temperature: float = 0.5
     prototype_top_k: int = 10
     prototype_weight: float = 4.0
     # Key cosine a label needs to join the blend (below it for all k labels: the head alone).
@@ -104,6 +107,13 @@ class TrainConfig:
     # label sound like that one game. False: the mean over all its sounds (v3–v7). Off: 0.364
     # pooled against 0.369 on the everyday benchmark, one draw (docs/model-card.md).
     prototype_package_balance: bool = False
+    # True: with prompt ensembling on, a query looks the labels up by its bare text, not by the
+    # mean of its templated prompts (SoundPrototypes.bare_lookup; v11). Off with ensembling off.
+    prototype_bare_lookup: bool = True
+    # Prompt ensembling at query time: "choose" lets the validation split decide (v1–v10, a rule
+    # that sees neither concept codes nor the everyday categories), "on" or "off" fix it. "on"
+    # since v11 (docs/model-card.md, v11: +0.02 on the everyday benchmark with the bare lookup).
+    prompt_ensemble: str = "on"
     # > 0: the CNN's block 4 trains with the heads, its weights W₀ + block4_scale·Δ with Δ from
     # zero (engine/training/tuned_block4.py; the features are then block 3's cached maps, and Δ
     # is folded into the shipped CNN). 0: the CNN stays frozen, as in every shipped model so far.
@@ -155,6 +165,10 @@ class TrainConfig:
     def fit_packages(self, packages: set[str]) -> set[str]:
         """The packages whose rows the heads train on, of a split's ``packages``."""
         return packages if self.procedural_training else packages - {PROCEDURAL}
+
+    def __post_init__(self) -> None:
+        if self.prompt_ensemble not in ("choose", "on", "off"):
+            raise ValueError(f"prompt_ensemble must be 'choose', 'on' or 'off', not {self.prompt_ensemble!r}")
 
     def model_config(self) -> ModelConfig:
         """The model shape this recipe trains (the front end's band limit is the recipe's)."""
@@ -391,7 +405,9 @@ def ensembled_text(model: EmbeddedClap, labels: list[str], text: dict[str, np.nd
         prompts = [tpl.format(lab) for tpl in C.TEMPLATES] if ensemble else [lab]
         raw = torch.from_numpy(np.stack([text[p] for p in prompts]))
         out.append(F.normalize(model.project_text(raw).mean(0), dim=-1))
-        sentences.append(raw.mean(0))
+        # the keys are looked up as the encoder does: by the bare label or by the prompts' mean
+        bare = ensemble and prototypes is not None and prototypes.bare_lookup
+        sentences.append(torch.from_numpy(text[lab]) if bare else raw.mean(0))
     emb = torch.stack(out)
     if prototypes is not None and prototypes.weight > 0:
         emb = prototypes.blend(torch.stack(sentences), emb)
@@ -421,7 +437,7 @@ def sound_prototypes(model: EmbeddedClap, fs: FeatureSet, items: list[CorpusItem
     return SoundPrototypes(F.normalize(torch.from_numpy(keys).float(), dim=-1),
                            F.normalize(torch.from_numpy(protos).float(), dim=-1), uniq,
                            cfg.prototype_temperature, cfg.prototype_top_k, cfg.prototype_weight,
-                           cfg.prototype_min_similarity)
+                           cfg.prototype_min_similarity, cfg.prototype_bare_lookup)
 
 
 @torch.no_grad()
@@ -538,7 +554,10 @@ def train_encoder(
     results = {}
     for ens in (False, True):
         results[ens] = measure(model, train_fs, items, val, text, ens, protos)
-    best = max(results, key=lambda e: (results[e].zero_shot_top1 + results[e].t2a_map10, e))
+    if cfg.prompt_ensemble == "choose":
+        best = max(results, key=lambda e: (results[e].zero_shot_top1 + results[e].t2a_map10, e))
+    else:
+        best = cfg.prompt_ensemble == "on"
     report.prompt_ensemble = bool(best)
     report.validation = {
         "model": results[best].to_dict(),

@@ -1,0 +1,140 @@
+"""Query-time settings of the embedded encoder's sound prototypes, on the everyday stand-in and the demo library.
+
+How v11's prompt ensembling, prototype lookup and τ were chosen (docs/model-card.md, v11). Two
+measurements per setting, neither of which retrains anything for it (the settings act at query
+time only):
+
+* the everyday stand-in (leave-one-package-out, benchmarks/everyday_zero_shot.py): the shipped
+  recipe's model is trained once per fold and data seed, then the 27 category prompts are embedded
+  under every setting and each held-out sound classified; pooled top-1 per data seed;
+* the demo library (tests/test_demo_queries.py's 28 queries on `earmark demo`'s sounds), on a
+  trained checkpoint (``--demo-encoder``, default the shipped weights) with the setting swapped in:
+  how many queries rank their sound first and in the top 3, and whether "speech" / "+speech" do.
+
+The grid: prompts plain, or ensembled with the lookup by the bare query or by the templated
+prompts' mean, × τ {0.2, 0.3, 0.5, 1.0} × gate {0.5, 0.55, 0.6, 0.7} × k {10, 20} × weight {2, 4, 8}
+(288 settings). The rule: of the settings that keep the demo test's bar (every answer in the top 3,
+>= 85 % first, the speech queries first), the best mean over the data seeds.
+
+    python benchmarks/prototype_settings.py [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
+
+~4 min per data seed (five fold models) and ~4 min for the demo grid on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from earmark.engine.demo import run_demo
+from earmark.engine.library import Library
+from earmark.engine.training.corpus import PROCEDURAL, build_corpus
+from earmark.engine.training.everyday import CATEGORIES, _plain_rows, category_of, folds
+from earmark.engine.training.features import compute_features
+from earmark.engine.training.train import (
+    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit,
+    sound_embeddings, sound_prototypes, training_texts,
+)
+from earmark.engine.user_cache import cache_root
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_demo_queries import QUERIES, SPEECH  # noqa: E402  (the demo test's own table)
+
+LOOKUPS = {"plain": (False, True), "ensembled, bare lookup": (True, True), "ensembled, templated lookup": (True, False)}
+GRID = list(itertools.product(LOOKUPS, (0.2, 0.3, 0.5, 1.0), (0.5, 0.55, 0.6, 0.7), (10, 20), (2.0, 4.0, 8.0)))
+
+
+def setting_key(lookup: str, tau: float, gate: float, k: int, weight: float) -> str:
+    return f"{lookup}; τ {tau:g}, gate {gate:g}, k {k}, weight {weight:g}"
+
+
+def with_setting(protos, lookup: str, tau: float, gate: float, k: int, weight: float):
+    return dataclasses.replace(protos, temperature=tau, min_similarity=gate, top_k=k, weight=weight,
+                               bare_lookup=LOOKUPS[lookup][1])
+
+
+def stand_in(cache: Path, data_seed: int) -> dict[str, float]:
+    """Pooled top-1 over the stand-in's folds for every setting of the grid, at one data seed."""
+    base = TrainConfig()
+    torch.set_num_threads(base.threads)
+    items = build_corpus(cache, tuple(base.packages), procedural_variants=base.procedural_variants,
+                         procedural_generators=base.procedural_generators)
+    cnn = aisfx_checkpoint(cache)
+    fs = compute_features(items, _new_model(base.model_config(), cnn, base.seed).audio, cache, seed=data_seed,
+                          max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
+                          acoustic_views=0, progress=False)
+    cats = list(CATEGORIES)
+    text = caption_embeddings(training_texts(sorted(set(fs.labels)), cats), cache, progress=False)
+    packages = {it.package for it in items} - {PROCEDURAL}
+    right: dict[str, list[bool]] = {setting_key(*s): [] for s in GRID}
+    for p, sounds in folds(items, fs).items():
+        if p == PROCEDURAL:
+            continue
+        train_pk = packages - {p} | ({PROCEDURAL} if base.procedural_variants else set())
+        model = _new_model(base.model_config(), cnn, base.seed)
+        fit(model, fs, _rows_in(fs, items, base.fit_packages(train_pk), base.row_kinds()), text, base,
+            progress=False, items=items)
+        protos = sound_prototypes(model, fs, items, train_pk, text, base)
+        ids, audio = sound_embeddings(model, fs, _plain_rows(fs, sounds))
+        truth = np.asarray([category_of(items[s].label) for s in ids])
+        for s in GRID:
+            cat_emb = ensembled_text(model, cats, text, LOOKUPS[s[0]][0], with_setting(protos, *s))
+            right[setting_key(*s)] += (np.asarray(cats)[(audio @ cat_emb.T).argmax(1)] == truth).tolist()
+        print(f"data seed {data_seed}: {p} done", flush=True)
+    return {k: float(np.mean(v)) for k, v in right.items()}
+
+
+def demo(encoder: str) -> dict[str, dict]:
+    """The demo test's queries under every setting of the grid, on ``encoder``'s weights."""
+    folder = tempfile.mkdtemp(prefix="earmark-demo-grid-")
+    run_demo(folder, ["speech"], k=3, encoder=encoder, progress=False)
+    lib = Library(folder)
+    enc = lib.encoder
+    base = enc.prototypes
+    out = {}
+    for s in GRID:
+        enc.prompt_ensemble, enc.prototypes = LOOKUPS[s[0]][0], with_setting(base, *s)
+        top = {q: [h.path.rsplit("/", 1)[-1].removesuffix(".ogg") for h in lib.search(q, k=3).hits] for q, _ in QUERIES}
+        wrong = [q for q, answers in QUERIES if top[q][0] not in answers]
+        out[setting_key(*s)] = {
+            "first": len(QUERIES) - len(wrong), "top3": sum(bool(set(top[q]) & set(a)) for q, a in QUERIES),
+            "speech_first": top["speech"][0] in SPEECH and top["+speech"][0] in SPEECH, "wrong_first": wrong}
+    return out
+
+
+def passes(d: dict) -> bool:
+    """tests/test_demo_queries.py's bar."""
+    return d["top3"] == len(QUERIES) and d["first"] >= 0.85 * len(QUERIES) and d["speech_first"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", type=Path, default=cache_root() / "corpus")
+    ap.add_argument("--data-seed", type=int, action="append", help="repeatable; default 0 and 1")
+    ap.add_argument("--demo-encoder", default="embedded", help="checkpoint whose demo library is searched")
+    ap.add_argument("--top", type=int, default=10)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    seeds = args.data_seed or [0, 1]
+    pooled = {seed: stand_in(args.cache, seed) for seed in seeds}
+    gate = demo(args.demo_encoder)
+    rows = sorted(((float(np.mean([pooled[s][k] for s in seeds])), k) for k in gate), reverse=True)
+    head = "| setting | mean | " + " | ".join(f"data seed {s}" for s in seeds) + " | demo first / top 3 | demo bar |"
+    print("\n" + head + "\n|---|---|" + "---|" * len(seeds) + "---|---|")
+    shown = [r for r in rows[: args.top]] + [r for r in rows if passes(gate[r[1]])][: args.top]
+    for mean, k in dict.fromkeys(shown):
+        print(f"| {k} | {mean:.3f} | " + " | ".join(f"{pooled[s][k]:.3f}" for s in seeds)
+              + f" | {gate[k]['first']} / {gate[k]['top3']} | {'kept' if passes(gate[k]) else 'missed'} |")
+    if args.json:
+        args.json.write_text(json.dumps({"data_seeds": seeds, "pooled": pooled, "demo": gate}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
