@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 RANKINGS = ("fusion", "dense", "concept")
-# Dense by default: on unseen libraries with the embedded encoder it ranks best, mAP 0.583 pooled
-# (0.552 by the best window) against 0.516 for fusion and 0.438 for concept codes alone with v9
-# (v8: 0.562, 0.528, 0.455 by the best window; v7: 0.519, 0.515, 0.427; v6: 0.533, 0.520, 0.397; v5: 0.539, 0.513, 0.419;
+# Dense by default: on unseen libraries with the embedded encoder it ranks best, mAP 0.600 pooled
+# (0.577 by the best window) against 0.480 for fusion and 0.401 for concept codes alone with v11
+# (v9: 0.552, 0.516, 0.438 by the best window; v8: 0.562, 0.528, 0.455 by the best window; v7: 0.519, 0.515, 0.427; v6: 0.533, 0.520, 0.397; v5: 0.539, 0.513, 0.419;
 # v4: 0.525, 0.445, 0.357; docs/model-card.md, "Text search on an unseen library"). Concept
 # explanations are computed whatever the ranking.
 DEFAULT_RANKING = "dense"
 AGGREGATES = ("pooled", "max", "topk-mean")
-# Pooled by default for dense ranking: on unseen libraries it ranks best, mAP 0.583 against 0.552
-# for the best window with encoder v9 (v8: 0.580 against 0.562; v7: 0.572 against 0.519; v6: 0.577 against 0.533; v5: 0.571
+# Pooled by default for dense ranking: on unseen libraries it ranks best, mAP 0.600 against 0.577
+# for the best window with encoder v11 (v9: 0.583 against 0.552; v8: 0.580 against 0.562; v7: 0.572 against 0.519; v6: 0.577 against 0.533; v5: 0.571
 # against 0.539; v4: 0.553 against 0.525; docs/query-language.md). The best window favours
 # files with many windows (the max of more noisy scores is higher) and lets a near-silent tail
 # window decide. The concept and fusion rankings score windows only, so they aggregate by the
