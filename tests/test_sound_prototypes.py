@@ -74,7 +74,8 @@ def test_the_checkpoint_bank_changes_text_embeddings_and_the_fingerprint(tmp_pat
     assert ((a * b).sum(1) < 0.999).all()  # the bank moved every query
     # Exactly the documented blend of the plain embedding.
     # the sentence the checkpoint looks the keys up by: its prompts' mean, or (bare lookup) the query
-    templates = shipped.templates if shipped.prompt_ensemble and not shipped.prototypes.bare_lookup else ("{}",)
+    templates = ("{}",) if shipped.prototypes.looks_up_bare_text(shipped.prompt_ensemble) or not shipped.prompt_ensemble \
+        else shipped.templates
     with torch.no_grad():
         sentences = torch.stack([shipped.text_encoder([t.format(q) for t in templates]).mean(0) for q in queries])
     expect = shipped.prototypes.blend(sentences, torch.from_numpy(b))

@@ -218,16 +218,16 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             k = sentences.shape[0] // len(texts)
             proj = self.model.project_text(sentences)
             emb = torch.nn.functional.normalize(proj.view(len(texts), k, -1).mean(dim=1), dim=-1)
-            mean_sentences = self._lookup_sentences(texts, sentences.view(len(texts), k, -1))
+            lookup = self._lookup_sentences(texts, sentences.view(len(texts), k, -1))
             if self._blends():
                 named = torch.tensor([_names_something(t) for t in texts], device=emb.device)
-                emb = torch.where(named[:, None], self.prototypes.blend(mean_sentences, emb), emb)
-            return emb, mean_sentences
+                emb = torch.where(named[:, None], self.prototypes.blend(lookup, emb), emb)
+            return emb, lookup
 
     def _lookup_sentences(self, texts: list[str], prompts: "torch.Tensor") -> "torch.Tensor":
         """(B, 384) sentences that look each text up among the prototypes' keys: the mean of its
         (B, P, 384) prompts, or its bare text when the prototypes ask for it."""
-        if not (self.prompt_ensemble and self.prototypes is not None and self.prototypes.bare_lookup):
+        if self.prototypes is None or not self.prototypes.looks_up_bare_text(self.prompt_ensemble):
             return prompts.mean(dim=1)
         if "{}" in self.templates:  # the bare text is one of the prompts already
             return prompts[:, self.templates.index("{}")]

@@ -57,6 +57,11 @@ class SoundPrototypes:
         if not -1.0 <= self.min_similarity <= 1.0:
             raise ValueError(f"min_similarity must be a cosine in [-1, 1], got {self.min_similarity}")
 
+    def looks_up_bare_text(self, ensembled: bool) -> bool:
+        """Whether a query looks the keys up by its bare text rather than by its prompts' mean
+        (the two are the same sentence when the encoder does not ensemble prompts)."""
+        return ensembled and self.bare_lookup
+
     def _weights(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, k) softmax weights over each query's k nearest labels that pass the gate (0 for the
         rest; a row of zeros when none passes), and those labels' indices."""

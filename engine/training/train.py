@@ -400,13 +400,13 @@ def ensembled_text(model: EmbeddedClap, labels: list[str], text: dict[str, np.nd
     """(K, dim) text embeddings of labels: the mean over caption templates when ``ensemble``,
     blended with ``prototypes`` as the encoder does at search time when given."""
     out, sentences = [], []
+    # the keys are looked up as the encoder does: by the bare label or by the prompts' mean
+    bare = prototypes is not None and prototypes.looks_up_bare_text(ensemble)
     for lab in labels:
         # The same generic templates the encoder applies to any query at search time.
         prompts = [tpl.format(lab) for tpl in C.TEMPLATES] if ensemble else [lab]
         raw = torch.from_numpy(np.stack([text[p] for p in prompts]))
         out.append(F.normalize(model.project_text(raw).mean(0), dim=-1))
-        # the keys are looked up as the encoder does: by the bare label or by the prompts' mean
-        bare = ensemble and prototypes is not None and prototypes.bare_lookup
         sentences.append(torch.from_numpy(text[lab]) if bare else raw.mean(0))
     emb = torch.stack(out)
     if prototypes is not None and prototypes.weight > 0:
