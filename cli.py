@@ -391,6 +391,11 @@ def print_result(result, as_json: bool) -> None:
         click.echo(f"note: {note}")
     if q.borrowed_from:
         click.echo("text vector borrows the sound of: " + ", ".join(f"{b.label} {b.weight:.2f}" for b in q.borrowed_from))
+    if q.support:
+        n = sum(x.sounds for x in q.support)
+        named = ", ".join(f"{x.label} ({x.sounds})" for x in q.support[:4])
+        more = f" and {len(q.support) - 4} more labels" if len(q.support) > 4 else ""
+        click.echo(f"also ranked by nearness to {n} training sounds of: {named}{more}")
     if q.excluded:
         click.echo(f"excluded: {', '.join(q.excluded)}")
     if not result.hits:
@@ -425,6 +430,9 @@ def print_result(result, as_json: bool) -> None:
         lines = [f"{_bar(c.contribution, scale)} {c.contribution:+.3f} {c.concept}"
                  for c, k in zip(shown, keep) if k][:3]
         extra = f"\n(+ {len(h.duplicates)} identical)" if h.duplicates else ""
+        if h.support_examples:  # the training sound it is nearest among the query's support
+            near = h.support_examples[0]
+            extra += f"\n≈ {near.label} {near.similarity:.2f} (+{h.support_score:.3f})"
         table.add_row(str(h.rank), f"{h.score:.3f}", _path_tail(h.path, path_width) + extra, f"{h.start:.1f}–{h.end:.1f}",
                       "\n".join(lines) or "-")
     _console().print(table)
@@ -1008,12 +1016,16 @@ def bench() -> None:
 @click.option("--prompt", "prompts", multiple=True,
               help="Zero-shot prompt, {} is the label; repeat to average several. Default: the encoder's own "
                    "(CLAP: 'This is a sound of {}'; embedded: '{}' and 'This is a sound of {}').")
+@click.option("--exemplars/--no-exemplars", default=True, show_default=True,
+              help="Add the encoder's exemplar support for each label to the dense and concept rows' scores, as "
+                   "search ranks (the embedded encoder's training sounds; other encoders have none).")
 @click.pass_context
 @handle_errors
 def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: str, audio_dir: Path | None,
                    skip_missing: bool, encoder: str, vocabularies: tuple[str, ...], lams: tuple[float, ...],
                    target_l0s: tuple[int, ...], seed: int, cache_dir: Path, out_dir: Path | None, as_json: bool,
-                   pooling: str, adapter: bool, folds: str | None, n_folds: int, prompts: tuple[str, ...]) -> None:
+                   pooling: str, adapter: bool, folds: str | None, n_folds: int, prompts: tuple[str, ...],
+                   exemplars: bool) -> None:
     """Zero-shot classification of DATASET: accuracy, mAP, F1; dense, concept codes, adapter."""
     from .engine.bench.run import DEFAULT_VOCABULARIES, run_classify
     from .engine.encoders import load_encoder
@@ -1023,7 +1035,7 @@ def bench_classify(ctx: click.Context, dataset: Path, fmt: str | None, split: st
                           target_l0s=target_l0s, adapter=adapter, n_folds=n_folds, seed=seed, prompts=prompts or None,
                           folds=tuple(f.strip() for f in folds.split(",") if f.strip()) if folds else (),
                           cache_dir=cache_dir, progress=not as_json and sys.stderr.isatty(),
-                          command=_canonical_command(ctx), pooling=pooling)
+                          command=_canonical_command(ctx), pooling=pooling, exemplars=exemplars)
     _bench_print(result, out_dir, as_json)
 
 

@@ -36,6 +36,7 @@ from earmark.engine.training.train import (
     fit,
     measure,
     sound_prototypes,
+    train_on,
     training_texts,
 )
 from earmark.engine.user_cache import cache_root
@@ -107,9 +108,7 @@ def main() -> None:
 
     results = {}
     t0 = time.time()
-    model = _new_model(model_cfg, cnn_state, cfg.seed)
-    fit(model, fs, rows, text, cfg, progress=False, items=items)
-    protos = sound_prototypes(model, fs, items, train_pk, text, cfg)
+    model, protos, _ = train_on(cfg, cnn_state, fs, items, text, train_pk)
     results["aiSFX, frozen (shipped recipe)"] = measure(model, fs, items, val, text, ensemble, protos)
     print(f"aiSFX arm: {time.time() - t0:.0f} s", flush=True)
 

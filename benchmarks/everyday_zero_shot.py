@@ -70,6 +70,7 @@ from earmark.engine.bench.embed_cache import DEFAULT_POOLING, POOLINGS, clip_emb
 from earmark.engine.bench.prompts import label_text
 from earmark.engine.encoders import load_encoder
 from earmark.engine.encoders.embedded import shipped_weights_path
+from earmark.engine.encoders.exemplar_support import support_matrix
 from earmark.engine.user_cache import cache_root
 from earmark.engine.training import procedural as P
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
@@ -79,8 +80,8 @@ from earmark.engine.training.everyday import (
 )
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, fit,
-    save_weights, sound_prototypes, training_texts,
+    TrainConfig, _new_model, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, label_support,
+    save_weights, train_on, training_texts,
 )
 from earmark.engine.training.tuned_block4 import Block4TunedClap
 
@@ -88,12 +89,14 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
 # Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
 # still come out of the same command; so do recipes recorded before v8 added procedural sounds.
-BEFORE_V11 = {"prototype_temperature": 0.3}  # v11 raised τ to 0.5 (with prompt ensembling and the bare lookup)
+BEFORE_V12 = {"exemplar_weight": 0.0}  # v12 added the exemplar support (its heads are v11's)
+BEFORE_V11 = {"prototype_temperature": 0.3, **BEFORE_V12}  # v11 raised τ to 0.5 (with prompt ensembling, bare lookup)
 BEFORE_V8 = {"procedural_variants": 0, **BEFORE_V11}
 V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS, **BEFORE_V11}  # recipes recorded before v9 added five generators
 BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
+    "v11": BEFORE_V12,  # the shipped recipe until v12 (2026-12-07; the same heads without exemplar support)
     "v9": BEFORE_V11,  # the shipped recipe until v11 (2026-12-07; score it with --prompts plain, as v9 chose)
     "v8": V8_GENERATORS,  # the shipped recipe until v9 (2026-12-07; 27 generators)
     "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)
@@ -275,12 +278,11 @@ def main() -> None:
         for p, sounds in held.items():
             t0 = time.time()
             train_pk = packages - {p} | ({PROCEDURAL} if cfg.procedural_variants else set())
-            model = _new_model(cfg.model_config(), cnn, cfg.seed, cfg.block4_scale)
-            fit_rows = _rows_in(recipe_fs, items, cfg.fit_packages(train_pk), cfg.row_kinds())
-            fit(model, train_fs, fit_rows, text, cfg, progress=False, items=items)
-            protos = sound_prototypes(model, train_fs, items, train_pk, text, cfg)  # the fold's training sounds only
+            # the prototypes are the fold's training sounds' only
+            model, protos, _ = train_on(cfg, cnn, recipe_fs, items, text, train_pk, train_fs)
             cat_emb = ensembled_text(model, cats, text, ensemble, protos)
-            pred, truth = zero_shot_predictions(model, train_fs, items, sounds, cat_emb, args.pool)
+            support = label_support(cats, text, ensemble, protos)  # the exemplars the categories name (v12)
+            pred, truth = zero_shot_predictions(model, train_fs, items, sounds, cat_emb, args.pool, support=support)
             ok = pred == truth
             results[name][p] = ok.tolist()
             called.setdefault(name, ([], []))
@@ -360,9 +362,10 @@ def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, so
                       items=tuple(Item(path=items[s].path, labels=(str(t),)) for s, t in zip(sounds, truth)))
     audio, _ = clip_embeddings(dataset, encoder, cache_dir=None, pooling=pooling)
     out = {}
+    support = support_matrix(audio, encoder.query_support(cats))  # as bench classify adds it
     for prompts in (*((p,) for p in PRODUCT_PROMPTS), encoder.default_prompts):
         text = label_text(cats, prompts, encoder.embed_text)
-        out[repr(" + ".join(prompts))] = np.asarray(cats)[np.argmax(audio @ text.T, axis=1)] == truth
+        out[repr(" + ".join(prompts))] = np.asarray(cats)[np.argmax(audio @ text.T + support, axis=1)] == truth
     if search:
         out.update(search_fold(encoder, [items[s].path for s in sounds], truth))
     return out

@@ -11,6 +11,9 @@ Pipeline (DESIGN.md, "Queries and explanations"):
    -concepts allow;
 4. rank: dense by default (or concept, or their reciprocal-rank fusion), aggregate windows to sounds (dense:
    each candidate sound re-scored by its windows pooled by power), show identical files once;
+   the dense ranking of a free-text query also counts the encoder's exemplar support (the
+   training sounds the text names, engine/encoders/exemplar_support.py): the sounds nearest
+   those exemplars join the candidates, and every candidate scores its cosine plus the term;
 5. explain: per hit, each shared concept's q_c, w_{s,c} and contribution (they sum exactly to
    the concept score), the hit's own top concepts, and the concept account of its dense score;
    of the sound as ranked (a pooled sound of several windows is decomposed at query time), or of
@@ -29,6 +32,7 @@ from sqlalchemy import func, select
 
 from ..index.store import Root, Segment, Sound
 from .encoders.base import l2_normalise
+from .encoders.exemplar_support import QuerySupport
 from .query.explain import explain_concepts, explain_dense
 from .query.parse import ParsedQuery, QuerySyntaxError, parse_query
 from .query.rank import (DEFAULT_RANKING, RANKINGS, SegmentHit, aggregate_error, aggregate_segments, dedupe_by_hash,
@@ -40,6 +44,10 @@ if TYPE_CHECKING:
 
 SEGMENTS_PER_HIT = 8  # segment candidates fetched per requested sound (several windows per file)
 TOP_CONCEPTS = 8
+# At most this many of a query's exemplars (those nearest its text vector) look for candidates of
+# their own; every exemplar still scores every candidate. Each is one more pass over a flat index
+# (at 100,000 segments ~5 ms), and the text vector already leans towards the support's labels.
+SUPPORT_SEARCHES = 16
 
 
 @dataclass
@@ -73,6 +81,23 @@ class QueryForm:
     # their blend weights (the embedded encoder's sound prototypes; empty for other encoders,
     # and for text no training label is close to). Not about the library being searched.
     borrowed_from: list[BorrowedLabel] = field(default_factory=list)
+    # The training sounds the free text names (its exemplar support), counted per label, most
+    # first; empty when the encoder has none or the ranking does not use them (concept, fusion).
+    support: list[SupportLabel] = field(default_factory=list)
+
+
+@dataclass
+class SupportLabel:
+    label: str
+    sounds: int
+
+
+@dataclass
+class SupportExample:
+    """One of the training sounds a hit is nearest among its query's support."""
+
+    label: str
+    similarity: float
 
 
 @dataclass
@@ -107,6 +132,10 @@ class Hit:
     # "pooled" aggregate ranks it) or "window" (the best window, start–end). start–end is always
     # the best window, the part to listen to.
     explains: str = "window"
+    # The exemplar support term in ``score`` (score = dense_score + support_score) and the
+    # training sounds behind it, nearest first; None / empty when the query has no support.
+    support_score: float | None = None
+    support_examples: list[SupportExample] = field(default_factory=list)
 
 
 @dataclass
@@ -126,6 +155,7 @@ class _Plan:
     concept: np.ndarray | None  # (V,) float32, negatives for excluded concepts
     exclude: list[int]
     borrowed: list[tuple[str, float]] = field(default_factory=list)
+    support: QuerySupport | None = None
 
 
 def _like_vector(lib: "Library", path: str, start: float | None, end: float | None) -> np.ndarray:
@@ -207,9 +237,11 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
     parts: list[np.ndarray] = []
     enc = lib.encoder
     borrowed: list[tuple[str, float]] = []
+    support = None
     if parsed.free_text:
         vec, borrowed = enc.embed_query(parsed.free_text)
         parts.append(vec)
+        support = enc.query_support([parsed.free_text])[0]
     for like in parsed.like:
         parts.append(_like_vector(lib, like.path, like.start, like.end))
     positives = [t for t in parsed.concepts if t.weight > 0]
@@ -232,7 +264,7 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
             else:
                 concept[t.index] = t.weight * scale
                 exclude.append(t.index)
-    return _Plan(parsed, dense, concept, exclude, borrowed)
+    return _Plan(parsed, dense, concept, exclude, borrowed, support)
 
 
 def _allowed_segments(lib: "Library", parsed: ParsedQuery) -> np.ndarray | None:
@@ -294,6 +326,12 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     found = idx.search_segments(plan.dense if want_dense else None, plan.concept if want_concept else None, k_seg,
                                 ranking=ranking, allowed_ids=allowed, exclude=plan.exclude)
     dense_hits, concept_hits, scored = found.dense, found.concept, found.fused
+    support = plan.support if ranking == "dense" and want_dense else None
+    supported: dict[int, tuple[float, float]] = {}  # segment → (cosine, support term)
+    if support is not None:
+        supported = _supported_segments(lib, idx, plan, support, set(dense_hits), k, allowed)
+        dense_hits = {sid: cos for sid, (cos, _) in supported.items()}
+        scored = {sid: cos + term for sid, (cos, term) in supported.items()}
     t["search"] = time.perf_counter()
     seg_ids = list(scored)
     meta = _segment_meta(lib, seg_ids)
@@ -312,14 +350,21 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
         notes.append(f"{waiting} sound(s) await re-embedding with this library's encoder and are not searched yet "
                      "(`earmark reembed`)")
     pooled_scores = {sid: float(v @ plan.dense) for sid, (v, _) in pooled.items()}
+    pooled_support: dict[int, float] = {}
+    if support is not None and pooled:
+        ids = list(pooled)
+        pooled_support = dict(zip(ids, support.scores(np.stack([pooled[i][0] for i in ids])).tolist()))
+        pooled_scores = {sid: sc + pooled_support[sid] for sid, sc in pooled_scores.items()}
     excluded = set(exclude_sounds)
     sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled_scores) if h.sound_id not in excluded]
     sound_meta = _sound_meta(lib, [h.sound_id for h in sounds])
     sounds = dedupe_by_hash(sounds, {sid: m["content_hash"] for sid, m in sound_meta.items()})[:k]
     t["rank"] = time.perf_counter()
     hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book, pooled)
+    if support is not None:
+        _explain_support(lib, support, hits, pooled, pooled_support, supported)
     t["explain"] = time.perf_counter()
-    form = _query_form(query, parsed, plan, book, ranking, aggregate, notes)
+    form = _query_form(query, parsed, plan, book, ranking, aggregate, notes, support)
     stages = ["load", "parse", "encode", "search", "rank", "explain"]
     timing, prev = {}, t["start"]
     for st in stages:
@@ -381,7 +426,7 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
         m = sound_meta[h.sound_id]
         as_sound = h.sound_id in pooled
         hit = Hit(rank=rank, sound_id=h.sound_id, path=m["path"], abs_path=_abs_path(m), score=float(h.score),
-                  dense_score=float(h.score) if as_sound else dense_hits.get(h.segment_id),
+                  dense_score=float(pooled[h.sound_id][0] @ plan.dense) if as_sound else dense_hits.get(h.segment_id),
                   concept_score=None if as_sound else concept_hits.get(h.segment_id),
                   start=float(h.start), end=float(h.end), segment_id=h.segment_id, duration=m["duration"],
                   duplicates=[_abs_path(sound_meta[d]) for d in h.duplicates if d in sound_meta],
@@ -405,6 +450,50 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
                                            for c in dexp.contributions]
         hits.append(hit)
     return hits
+
+
+def _supported_segments(lib: "Library", idx, plan: _Plan, support: QuerySupport, found: set[int], k: int,
+                        allowed: np.ndarray | None) -> dict[int, tuple[float, float]]:
+    """Segment → (cosine with the query vector, exemplar support term) for the dense search's
+    segments and the ``k`` (the sounds asked for) nearest each exemplar (the SUPPORT_SEARCHES nearest the query vector),
+    within ``allowed`` and without segments carrying an excluded concept."""
+    order = np.argsort(-(support.vectors @ plan.dense), kind="stable")[:SUPPORT_SEARCHES]
+    nb = idx.dense.search(support.vectors[order], k, allowed_ids=allowed)
+    candidates = found | {int(i) for i in nb.ids.ravel() if i >= 0}
+    banned = idx.excluded_segments(plan.exclude)
+    if len(banned):
+        candidates -= {int(i) for i in banned}
+    if not candidates:
+        return {}
+    with lib.session() as s:
+        rows = list(s.execute(select(Segment.id, Segment.embedding).where(Segment.id.in_(sorted(candidates)))))
+    if not rows:
+        return {}
+    vectors = np.stack([np.frombuffer(blob, np.float32) for _, blob in rows])
+    cos = vectors @ plan.dense
+    terms = support.scores(vectors)
+    return {int(sid): (float(c), float(t)) for (sid, _), c, t in zip(rows, cos, terms)}
+
+
+def _explain_support(lib: "Library", support: QuerySupport, hits: list[Hit], pooled: dict[int, tuple[np.ndarray, int]],
+                     pooled_support: dict[int, float], supported: dict[int, tuple[float, float]]) -> None:
+    """Each hit's support term and the exemplars behind it (of the sound as ranked, or its window)."""
+    vectors: dict[int, np.ndarray] = {h.sound_id: pooled[h.sound_id][0] for h in hits if h.sound_id in pooled}
+    windows = [h.segment_id for h in hits if h.sound_id not in vectors]
+    if windows:
+        with lib.session() as s:
+            blobs = dict(s.execute(select(Segment.id, Segment.embedding).where(Segment.id.in_(windows))).all())
+        for h in hits:
+            if h.sound_id not in vectors and h.segment_id in blobs:
+                vectors[h.sound_id] = np.frombuffer(blobs[h.segment_id], np.float32)
+    for h in hits:
+        if h.sound_id not in vectors:
+            continue
+        idx, sims = support.nearest(vectors[h.sound_id][None, :])
+        h.support_examples = [SupportExample(support.labels[int(i)], float(c)) for i, c in zip(idx[0], sims[0])]
+        h.support_score = pooled_support.get(h.sound_id, supported.get(h.segment_id, (0.0, None))[1])
+        if h.support_score is None:
+            h.support_score = float(support.scores(vectors[h.sound_id][None, :])[0])
 
 
 def _pooled_vectors(lib: "Library", sound_ids: set[int]) -> tuple[dict[int, tuple[np.ndarray, int]], int]:
@@ -441,7 +530,7 @@ def _dense_scores(lib: "Library", segment_ids: Sequence[int], q: np.ndarray) -> 
 
 
 def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str, aggregate: str,
-                notes: list[str]) -> QueryForm:
+                notes: list[str], support: QuerySupport | None = None) -> QueryForm:
     concepts: list[ConceptWeight] = []
     if plan.concept is not None and book is not None:
         nz = np.flatnonzero(plan.concept)
@@ -451,4 +540,13 @@ def _query_form(text, parsed: ParsedQuery, plan: _Plan, book, ranking: str, aggr
     return QueryForm(text=shown, free_text=parsed.free_text, concepts=concepts,
                      excluded=[book.concepts[i] for i in plan.exclude] if book else [],
                      like=[c.path for c in parsed.like], filters=parsed.filters.to_dict(), ranking=ranking,
-                     aggregate=aggregate, notes=notes, borrowed_from=[BorrowedLabel(lab, w) for lab, w in plan.borrowed])
+                     aggregate=aggregate, notes=notes, borrowed_from=[BorrowedLabel(lab, w) for lab, w in plan.borrowed],
+                     support=_support_labels(support))
+
+
+def _support_labels(support: QuerySupport | None) -> list[SupportLabel]:
+    if support is None:
+        return []
+    labels, counts = np.unique(np.asarray(support.labels), return_counts=True)
+    order = sorted(zip(labels.tolist(), counts.tolist()), key=lambda x: (-x[1], x[0]))
+    return [SupportLabel(lab, int(n)) for lab, n in order]

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from earmark.cli import main
@@ -142,10 +143,17 @@ def test_search_shows_which_training_sounds_the_query_borrowed(tmp_path):
     assert res.exit_code == 0, res.output
     borrowed = json.loads(res.output)["query"]["borrowed_from"]
     assert borrowed and borrowed[0]["label"] == "fire crackling" and 0 < borrowed[0]["weight"] <= 1
+    # ... and the training sounds it was also ranked by (exemplar support, v12), per hit the nearest
+    out = json.loads(res.output)
+    assert out["query"]["support"][0]["label"] == "fire crackling" and out["query"]["support"][0]["sounds"] > 1
+    top = out["hits"][0]
+    assert top["path"] == "campfire.ogg" and top["support_examples"][0]["label"] == "fire crackling"
+    assert top["score"] == pytest.approx(top["dense_score"] + top["support_score"], abs=1e-5)
     table = r.invoke(main, ["search", "--library", lib, "a crackling campfire"]).output
     assert "borrows the sound of: fire crackling" in table
+    assert "training sounds of: fire crackling" in table and "≈ fire crackling" in table
     nothing = json.loads(r.invoke(main, ["search", "--library", lib, "--json", "qwxz zzkj vlorp"]).output)
-    assert nothing["query"]["borrowed_from"] == []
+    assert nothing["query"]["borrowed_from"] == [] and nothing["query"]["support"] == []
 
 
 def _result(hits, concepts, ranking="fusion"):

@@ -27,6 +27,7 @@ from ..concepts.adapter import AdapterError, train_adapter
 from ..concepts.decompose import ConceptCodes, decompose, recompose
 from ..concepts.dictionary import ConceptDictionary, build_dictionary
 from ..encoders.base import Encoder, l2_normalise
+from ..encoders.exemplar_support import support_matrix
 from ..codebook import resolve_vocabulary
 from . import classify as C
 from .datasets import Dataset, fold_sort_key
@@ -171,11 +172,16 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
                  lams: tuple[float, ...] = (), target_l0s: tuple[int, ...] = (), adapter: bool = False,
                  folds: tuple[str, ...] = (), n_folds: int = 5, alpha: float = 1.0, seed: int = 0,
                  prompts: Sequence[str] | None = None, cache_dir: str | Path | None = DEFAULT_CACHE,
-                 progress: bool = False, command: str = "", pooling: str = DEFAULT_POOLING) -> BenchResult:
+                 progress: bool = False, command: str = "", pooling: str = DEFAULT_POOLING,
+                 exemplars: bool = True) -> BenchResult:
     """Zero-shot classification of ``dataset``'s clips into its labels.
 
     Each label's text vector averages ``prompts`` filled with the label (None: the encoder's
-    ``default_prompts``; engine/bench/prompts.py).
+    ``default_prompts``; engine/bench/prompts.py). With ``exemplars`` a clip's score for a label
+    also counts the encoder's exemplar support for the bare label, as search ranks a sound for
+    that text (the embedded encoder since v12; no other encoder has any), in the dense and concept
+    rows; not in the adapter rows, whose clip vectors the adapter has moved out of the audio space
+    the exemplars live in.
 
     Metrics per row: accuracy (mean over the evaluated folds when the dataset has folds), mAP,
     micro/macro F1 of top-1 decisions, per-class and per-fold accuracy. ``folds`` limits the
@@ -203,6 +209,11 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
     emb, emb_key = clip_embeddings(dataset, encoder, cache, progress=progress, pooling=pooling)
     concepts = _Concepts(encoder, tuple(vocabularies), cache, progress) if vocabularies else None
     text = label_text(labels, prompts, lambda texts: cached_text(texts, encoder, cache, desc="prompts"))
+    supports = encoder.query_support([lab.replace("_", " ") for lab in labels]) if exemplars else [None] * len(labels)
+
+    def scores(vectors: np.ndarray, class_text: np.ndarray) -> np.ndarray:
+        """(n, K) cosine with each label's text vector, plus its exemplar support term."""
+        return C.zero_shot_scores(vectors, class_text) + support_matrix(vectors, supports)
     index = {lab: k for k, lab in enumerate(labels)}
     targets = np.zeros((len(dataset), len(labels)), bool)
     for i, it in enumerate(dataset.items):
@@ -215,14 +226,14 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
     mean = emb.mean(axis=0)
     key = {"embeddings": emb_key}
     with _bar(n_rows, "classify", progress) as bar:
-        m, pc, pf = _class_metrics(C.zero_shot_scores(emb[eval_rows], text), ev_targets, ev_folds, labels)
+        m, pc, pf = _class_metrics(scores(emb[eval_rows], text), ev_targets, ev_folds, labels)
         rows.append(BenchRow("dense", m, per_class=pc, per_fold=pf))
         bar.update()
         for name in vocabularies:
             for sp in sps:
                 codes = concepts.codes(name, emb, mean, sp, key)
                 rec = concepts.recomposed(name, codes, mean)
-                m, pc, pf = _class_metrics(C.zero_shot_scores(rec[eval_rows], text), ev_targets, ev_folds, labels)
+                m, pc, pf = _class_metrics(scores(rec[eval_rows], text), ev_targets, ev_folds, labels)
                 rows.append(concepts.row("concept", name, sp, m, codes.l0[eval_rows], codes.fidelity[eval_rows],
                                          pc, pf))
                 bar.update()
@@ -239,7 +250,8 @@ def run_classify(dataset: Dataset, encoder: Encoder, *, vocabularies: tuple[str,
         rows=rows,
         chance=_classify_chance(ev_targets, ev_folds, seed),
         provenance=_provenance(encoder, concepts, seed, command, {
-            "prompts": list(prompts), "embeddings_key": emb_key, "clip_pooling": pooling, "adapter": adapter,
+            "prompts": list(prompts), "exemplar_support": sum(x is not None for x in supports),
+            "embeddings_key": emb_key, "clip_pooling": pooling, "adapter": adapter,
             "adapter_alpha": alpha if adapter else None,
             "fold_assignment": "dataset" if dataset.folds else (f"{n_folds} seeded folds" if adapter else "none")}),
     )

@@ -102,6 +102,16 @@ class Encoder(abc.ABC):
         """
         return self.embed_text([text])[0], self.borrowed_labels(text)
 
+    def query_support(self, texts: Sequence[str]) -> list[Any]:
+        """Per text, the labelled training sounds it names and how they score a sound (a
+        ``sound_prototypes.QuerySupport``), or None.
+
+        Only the embedded encoder ships its training sounds (exemplars, since v12); search and
+        `bench classify` add their support term to a sound's cosine with the text vector. None
+        for every text of the other encoders: the cosine alone ranks.
+        """
+        return [None] * len(texts)
+
 
 def fingerprint_of(state: dict[str, Any] | None, config: dict[str, Any]) -> str:
     """Hash a torch state dict (or None) together with a JSON config: 16 hex digits."""

@@ -130,6 +130,12 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             state["sound_prototypes.keys"] = prototypes.keys
             state["sound_prototypes.prototypes"] = prototypes.prototypes
         fp = fingerprint_of(state, config)
+        if prototypes is not None and prototypes.exemplars is not None:
+            # Not in the fingerprint: the exemplars rank (search, bench classify) but change no
+            # embedding, so libraries, caches and the L-MAC decoder made with these weights stay valid.
+            config["sound_exemplars"] = {"sounds": len(prototypes.exemplars), "weight": prototypes.exemplar_weight,
+                                         "top_m": prototypes.exemplar_top_m,
+                                         "min_similarity": prototypes.exemplar_min_similarity}
         enc = cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config, prototypes)
         if path:
             # The spec a library records and reopens with: other weights than the shipped ones
@@ -198,6 +204,17 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         """The training labels whose mean sound :meth:`text_tensor` blended into ``text``'s vector
         (the same prompts, keys and gate), heaviest first; [] when no label passed the gate."""
         return self._query(text, n)[1]
+
+    def query_support(self, texts: Sequence[str]) -> list[Any]:
+        """Per text, the exemplars of the training labels it names (SoundPrototypes.support: the
+        same lookup sentence and keys as the blend, the exemplar gate), or None."""
+        texts = [str(t) for t in texts]
+        if self.prototypes is None or not self.prototypes.has_support or not texts:
+            return [None] * len(texts)
+        with self._torch.no_grad():
+            sentences = self._prompt_sentences(texts)
+            lookup = self._lookup_sentences(texts, sentences.view(len(texts), -1, sentences.shape[-1]))
+        return [sup if _names_something(t) else None for t, sup in zip(texts, self.prototypes.support(lookup))]
 
     def embed_query(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """:meth:`embed_text` and :meth:`borrowed_labels` of one query from one text-tower pass."""

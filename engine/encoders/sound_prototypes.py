@@ -17,6 +17,18 @@ weights always sum to one.
 Measured on the everyday-category benchmark (leave-one-package-out, docs/model-card.md); τ, k,
 β and g are recorded in the checkpoint. Nothing here looks at the sounds being searched: the
 prototypes are fixed at training time from the training corpus.
+
+Since v12 the checkpoint also keeps the labelled training sounds themselves (the *exemplars*,
+one unit embedding per sound). A mean prototype blurs a label whose sounds differ (footsteps on
+gravel, on wood, on metal); a query's *support* is every exemplar of the labels whose key
+reaches the exemplar gate g_e, and a sound scores, on top of its cosine with the query vector,
+
+    λ · mean of its m highest cosines with the support's exemplars
+
+so it only has to resemble a few of the sounds the query names, not their average (a kNN read
+of the training corpus, as Tip-Adapter and SuS-X read a labelled support set). The support term
+ranks (search, `bench classify`); it changes no embedding, so the encoder's fingerprint, the
+library's vectors and concept codes do not depend on it.
 """
 from __future__ import annotations
 
@@ -24,6 +36,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .exemplar_support import QuerySupport
 
 
 @dataclass
@@ -46,6 +60,14 @@ class SoundPrototypes:
     # and machine-gun fire) and speech labels, whose captions use their own templates, drift out
     # of reach of "speech" (docs/model-card.md, v11).
     bare_lookup: bool = False
+    # The labelled training sounds (v12; None before): (N, dim) unit embeddings and (N,) each one's
+    # label index. A query's support is every exemplar of the labels whose key cosine reaches
+    # exemplar_min_similarity; exemplar_weight 0 turns the support term off.
+    exemplars: torch.Tensor | None = None
+    exemplar_labels: torch.Tensor | None = None
+    exemplar_min_similarity: float = 0.6
+    exemplar_top_m: int = 3
+    exemplar_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.keys.ndim != 2 or self.prototypes.ndim != 2 or len(self.keys) != len(self.prototypes):
@@ -56,6 +78,20 @@ class SoundPrototypes:
             raise ValueError("temperature > 0, top_k ≥ 1 and weight ≥ 0 are required")
         if not -1.0 <= self.min_similarity <= 1.0:
             raise ValueError(f"min_similarity must be a cosine in [-1, 1], got {self.min_similarity}")
+        if (self.exemplars is None) != (self.exemplar_labels is None):
+            raise ValueError("exemplars and exemplar_labels come together")
+        if self.exemplars is not None:
+            lab = self.exemplar_labels
+            if self.exemplars.ndim != 2 or lab.ndim != 1 or len(lab) != len(self.exemplars):
+                raise ValueError("exemplars must be (N, dim) with one label index each")
+            if self.exemplars.shape[1] != self.prototypes.shape[1]:
+                raise ValueError("exemplars and prototypes must have the same dimension")
+            if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= len(self.labels)):
+                raise ValueError("exemplar label indices must index labels")
+        if self.exemplar_top_m < 1 or self.exemplar_weight < 0:
+            raise ValueError("exemplar_top_m ≥ 1 and exemplar_weight ≥ 0 are required")
+        if not -1.0 <= self.exemplar_min_similarity <= 1.0:
+            raise ValueError(f"exemplar_min_similarity must be a cosine in [-1, 1], got {self.exemplar_min_similarity}")
 
     def looks_up_bare_text(self, ensembled: bool) -> bool:
         """Whether a query looks the keys up by its bare text rather than by its prompts' mean
@@ -81,6 +117,28 @@ class SoundPrototypes:
         proto = F.normalize((w.unsqueeze(-1) * protos[idx]).sum(1), dim=-1)  # a zero row stays zero
         return F.normalize(F.normalize(projected, dim=-1) + self.weight * proto, dim=-1)
 
+    @property
+    def has_support(self) -> bool:
+        """Whether queries get a support term (exemplars shipped and a weight above 0)."""
+        return self.exemplars is not None and self.exemplar_weight > 0
+
+    def support(self, sentence: torch.Tensor) -> list[QuerySupport | None]:
+        """Per (384,) lookup sentence of (B, 384): the exemplars of every label whose key cosine
+        reaches the exemplar gate, or None when none does (or the checkpoint has no exemplars)."""
+        if not self.has_support:
+            return [None] * len(sentence)
+        sim = F.normalize(sentence.detach().float().cpu(), dim=-1) @ self.keys.T
+        out: list[QuerySupport | None] = []
+        for row in sim:
+            chosen = torch.nonzero(row[self.exemplar_labels] >= self.exemplar_min_similarity).flatten()
+            if len(chosen) == 0:
+                out.append(None)
+                continue
+            out.append(QuerySupport(self.exemplars[chosen].float().numpy(),
+                                    [self.labels[int(i)] for i in self.exemplar_labels[chosen]],
+                                    self.exemplar_top_m, self.exemplar_weight))
+        return out
+
     def nearest_labels(self, sentence: torch.Tensor, n: int = 5) -> list[list[tuple[str, float]]]:
         """The training labels a query borrows from most, with their blend weights (for explanations);
         labels below the gate are left out, so a query that borrows nothing gets an empty list."""
@@ -89,14 +147,27 @@ class SoundPrototypes:
                 for ri, rw in zip(idx, w)]
 
     def to_payload(self) -> dict:
-        """Checkpoint form (float32 tensors, plain values)."""
-        return {"keys": self.keys.float().contiguous(), "prototypes": self.prototypes.float().contiguous(),
-                "labels": list(self.labels), "temperature": float(self.temperature),
-                "top_k": int(self.top_k), "weight": float(self.weight),
-                "min_similarity": float(self.min_similarity), "bare_lookup": bool(self.bare_lookup)}
+        """Checkpoint form (float32 tensors, plain values; the exemplars in float16, half the
+        bytes, as their cosines need no more)."""
+        d = {"keys": self.keys.float().contiguous(), "prototypes": self.prototypes.float().contiguous(),
+             "labels": list(self.labels), "temperature": float(self.temperature),
+             "top_k": int(self.top_k), "weight": float(self.weight),
+             "min_similarity": float(self.min_similarity), "bare_lookup": bool(self.bare_lookup)}
+        if self.exemplars is not None:
+            d["exemplars"] = {"vectors": self.exemplars.half().contiguous(),
+                              "labels": self.exemplar_labels.long().contiguous(),
+                              "min_similarity": float(self.exemplar_min_similarity),
+                              "top_m": int(self.exemplar_top_m), "weight": float(self.exemplar_weight)}
+        return d
 
     @classmethod
     def from_payload(cls, d: dict) -> "SoundPrototypes":
+        ex = d.get("exemplars")
+        extra = {}
+        if ex is not None:
+            extra = {"exemplars": ex["vectors"].float(), "exemplar_labels": ex["labels"].long(),
+                     "exemplar_min_similarity": float(ex["min_similarity"]), "exemplar_top_m": int(ex["top_m"]),
+                     "exemplar_weight": float(ex["weight"])}
         return cls(d["keys"].float(), d["prototypes"].float(), list(d["labels"]), float(d["temperature"]),
                    int(d["top_k"]), float(d["weight"]), float(d.get("min_similarity", -1.0)),
-                   bool(d.get("bare_lookup", False)))
+                   bool(d.get("bare_lookup", False)), **extra)

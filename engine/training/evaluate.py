@@ -69,6 +69,7 @@ def evaluate(
     categories: list[str],
     caption_emb: np.ndarray,
     caption_labels: list[str],
+    support: np.ndarray | None = None,
 ) -> RetrievalMetrics:
     """All figures from unit-norm embeddings.
 
@@ -78,12 +79,15 @@ def evaluate(
         category_emb: (K, d) prompt-ensembled embedding per category (label), in ``categories`` order.
         caption_emb: (M, d) embeddings of the raw captions of the validation sounds.
         caption_labels: (M,) the label each caption describes.
+        support: (N, K) exemplar support terms added to the category scores (text→audio and
+            zero-shot), as search and `bench classify` add them; None: cosines alone.
     """
     labels = np.asarray(sound_labels)
     cats = np.asarray(categories)
     relevant = cats[:, None] == labels[None, :]
-    t2a = text_to_audio(category_emb @ audio.T, relevant)
-    zs = float(np.mean(cats[np.argmax(audio @ category_emb.T, axis=1)] == labels))
+    scores = audio @ category_emb.T if support is None else audio @ category_emb.T + support
+    t2a = text_to_audio(scores.T, relevant)
+    zs = float(np.mean(cats[np.argmax(scores, axis=1)] == labels))
     cap_labels = np.asarray(caption_labels)
     a2t = float(np.mean(cap_labels[np.argmax(audio @ caption_emb.T, axis=1)] == labels))
     return RetrievalMetrics(t2a["r1"], t2a["r5"], t2a["r10"], t2a["map10"], a2t, zs, len(labels), len(cats))

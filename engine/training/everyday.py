@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from ..encoders.exemplar_support import support_matrix
 from .corpus import CorpusItem
 from .features import FeatureSet
 from .train import _rows_in, sound_embeddings
@@ -90,14 +91,15 @@ def zero_shot_fold(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[
 
 
 def zero_shot_predictions(model, fs: FeatureSet, items: list[CorpusItem], sounds: list[int],
-                          category_emb: np.ndarray, pool: str = "mean",
-                          centre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          category_emb: np.ndarray, pool: str = "mean", centre: np.ndarray | None = None,
+                          support: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(predicted, true) category per sound of nearest-category classification, sorted by sound index.
 
     ``pool``: "mean" scores the mean of a sound's window embeddings (the model card's figure);
     "max" scores each category by its best window, as search ranks a sound by its best window.
     ``centre``: a (dim,) vector subtracted from every sound's embedding (renormalised) before
     scoring, e.g. a weighted :func:`library_mean` (transductive centring, a hubness correction).
+    ``support``: each category's exemplar support (train.label_support), added as search adds it.
     """
     cats = np.asarray(list(CATEGORIES))
     rows = _plain_rows(fs, sounds)
@@ -108,6 +110,8 @@ def zero_shot_predictions(model, fs: FeatureSet, items: list[CorpusItem], sounds
         audio = audio - centre
         audio /= np.maximum(np.linalg.norm(audio, axis=1, keepdims=True), 1e-12)
     scores = audio @ category_emb.T
+    if support is not None:
+        scores = scores + support_matrix(audio, support)
     if pool == "max":  # per-window scores → each sound's best window per category
         scores = np.stack([scores[fs.item[rows] == s].max(0) for s in sound_ids])
     pred = cats[np.argmax(scores, axis=1)]

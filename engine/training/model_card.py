@@ -22,6 +22,8 @@ def metrics_table(metrics_path: str | Path) -> str:
     other = ("without prompt ensembling", v["model_without_prompt_ensemble"]) if m["prompt_ensemble"] \
         else ("with prompt ensembling", v["model_with_prompt_ensemble"])
     cols = [("trained (shipped recipe)", v["model"])]
+    if "model_without_exemplar_support" in v and m.get("config", {}).get("exemplar_weight", 0) > 0:  # v12 on
+        cols.append(("without exemplar support", v["model_without_exemplar_support"]))
     if "model_without_sound_prototypes" in v:  # runs before 2026-12-04 had none
         cols.append(("without sound prototypes", v["model_without_sound_prototypes"]))
     cols += [other, ("baseline: untrained projection", v["baseline_untrained_projection"]), ("chance", v["chance"])]
