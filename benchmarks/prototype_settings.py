@@ -13,10 +13,14 @@ time only):
 
 The grid: prompts plain, or ensembled with the lookup by the bare query or by the templated
 prompts' mean, × τ {0.2, 0.3, 0.5, 1.0} × gate {0.5, 0.55, 0.6, 0.7} × k {10, 20} × weight {2, 4, 8}
-(288 settings). The rule: of the settings that keep the demo test's bar (every answer in the top 3,
->= 85 % first, the speech queries first), the best mean over the data seeds.
+(288 settings), without exemplar support (v11's choice). ``--exemplars`` scores instead the
+exemplar support (v12) at the recipe's own prototype settings: gate g_e {0.5, 0.55, 0.6, 0.65, 0.7}
+× m {1, 2, 3, 5} × λ {0, 0.5, 1, 1.5, 2, 3} (λ 0: none), and also the validation split's zero-shot
+top-1 and text→audio mAP@10 (the model `earmark train-encoder` measures, trained once). The rule:
+of the settings that keep the demo test's bar (every answer in the top 3, >= 85 % first, the
+speech queries first), the best mean over the data seeds.
 
-    python benchmarks/prototype_settings.py [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
+    python benchmarks/prototype_settings.py [--exemplars] [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
 
 ~4 min per data seed (five fold models) and ~4 min for the demo grid on 2 cores.
 """
@@ -38,9 +42,10 @@ from earmark.engine.library import Library
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import CATEGORIES, _plain_rows, category_of, folds
 from earmark.engine.training.features import compute_features
+from earmark.engine.encoders.exemplar_support import support_matrix
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, _rows_in, aisfx_checkpoint, caption_embeddings, ensembled_text, fit,
-    sound_embeddings, sound_prototypes, training_texts,
+    TrainConfig, _new_model, aisfx_checkpoint, caption_embeddings, ensembled_text, label_support, measure,
+    sound_embeddings, train_on, training_texts,
 )
 from earmark.engine.user_cache import cache_root
 
@@ -48,20 +53,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_demo_queries import QUERIES, SPEECH  # noqa: E402  (the demo test's own table)
 
 LOOKUPS = {"plain": (False, True), "ensembled, bare lookup": (True, True), "ensembled, templated lookup": (True, False)}
-GRID = list(itertools.product(LOOKUPS, (0.2, 0.3, 0.5, 1.0), (0.5, 0.55, 0.6, 0.7), (10, 20), (2.0, 4.0, 8.0)))
 
 
-def setting_key(lookup: str, tau: float, gate: float, k: int, weight: float) -> str:
-    return f"{lookup}; τ {tau:g}, gate {gate:g}, k {k}, weight {weight:g}"
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A query side: prompt ensembling on or off, and SoundPrototypes fields to replace."""
+
+    name: str
+    ensemble: bool
+    fields: tuple[tuple[str, object], ...]
+
+    def apply(self, protos):
+        return dataclasses.replace(protos, **dict(self.fields))
 
 
-def with_setting(protos, lookup: str, tau: float, gate: float, k: int, weight: float):
-    return dataclasses.replace(protos, temperature=tau, min_similarity=gate, top_k=k, weight=weight,
-                               bare_lookup=LOOKUPS[lookup][1])
+def lookup_grid() -> list[Setting]:
+    """v11's grid: lookup × τ × gate × k × weight, no exemplar support."""
+    return [Setting(f"{lookup}; τ {tau:g}, gate {gate:g}, k {k}, weight {w:g}", LOOKUPS[lookup][0],
+                    (("temperature", tau), ("min_similarity", gate), ("top_k", k), ("weight", w),
+                     ("bare_lookup", LOOKUPS[lookup][1]), ("exemplar_weight", 0.0)))
+            for lookup, tau, gate, k, w in itertools.product(LOOKUPS, (0.2, 0.3, 0.5, 1.0), (0.5, 0.55, 0.6, 0.7),
+                                                             (10, 20), (2.0, 4.0, 8.0))]
 
 
-def stand_in(cache: Path, data_seed: int) -> dict[str, float]:
-    """Pooled top-1 over the stand-in's folds for every setting of the grid, at one data seed."""
+def exemplar_grid(ensemble: bool) -> list[Setting]:
+    """v12's grid: exemplar gate × m × λ at the recipe's prototype settings."""
+    out = [Setting("no exemplar support", ensemble, (("exemplar_weight", 0.0),))]
+    for gate, m, lam in itertools.product((0.5, 0.55, 0.6, 0.65, 0.7), (1, 2, 3, 5), (0.5, 1.0, 1.5, 2.0, 3.0)):
+        out.append(Setting(f"exemplars: gate {gate:g}, m {m}, λ {lam:g}", ensemble,
+                           (("exemplar_min_similarity", gate), ("exemplar_top_m", m), ("exemplar_weight", lam))))
+    return out
+
+
+def category_scores(model, audio, cats, text, setting: Setting, protos) -> np.ndarray:
+    """(N, 27) scores of sounds for the category prompts under ``setting``: cosine plus support."""
+    chosen = setting.apply(protos)
+    cat_emb = ensembled_text(model, cats, text, setting.ensemble, chosen)
+    return audio @ cat_emb.T + support_matrix(audio, label_support(cats, text, setting.ensemble, chosen))
+
+
+def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, float]:
+    """Pooled top-1 over the stand-in's folds for every setting of ``grid``, at one data seed."""
     base = TrainConfig()
     torch.set_num_threads(base.threads)
     items = build_corpus(cache, tuple(base.packages), procedural_variants=base.procedural_variants,
@@ -73,37 +105,58 @@ def stand_in(cache: Path, data_seed: int) -> dict[str, float]:
     cats = list(CATEGORIES)
     text = caption_embeddings(training_texts(sorted(set(fs.labels)), cats), cache, progress=False)
     packages = {it.package for it in items} - {PROCEDURAL}
-    right: dict[str, list[bool]] = {setting_key(*s): [] for s in GRID}
+    right: dict[str, list[bool]] = {st.name: [] for st in grid}
     for p, sounds in folds(items, fs).items():
         if p == PROCEDURAL:
             continue
         train_pk = packages - {p} | ({PROCEDURAL} if base.procedural_variants else set())
-        model = _new_model(base.model_config(), cnn, base.seed)
-        fit(model, fs, _rows_in(fs, items, base.fit_packages(train_pk), base.row_kinds()), text, base,
-            progress=False, items=items)
-        protos = sound_prototypes(model, fs, items, train_pk, text, base)
+        model, protos, _ = train_on(base, cnn, fs, items, text, train_pk)
         ids, audio = sound_embeddings(model, fs, _plain_rows(fs, sounds))
         truth = np.asarray([category_of(items[s].label) for s in ids])
-        for s in GRID:
-            cat_emb = ensembled_text(model, cats, text, LOOKUPS[s[0]][0], with_setting(protos, *s))
-            right[setting_key(*s)] += (np.asarray(cats)[(audio @ cat_emb.T).argmax(1)] == truth).tolist()
+        for st in grid:
+            pred = np.asarray(cats)[category_scores(model, audio, cats, text, st, protos).argmax(1)]
+            right[st.name] += (pred == truth).tolist()
         print(f"data seed {data_seed}: {p} done", flush=True)
     return {k: float(np.mean(v)) for k, v in right.items()}
 
 
-def demo(encoder: str) -> dict[str, dict]:
-    """The demo test's queries under every setting of the grid, on ``encoder``'s weights."""
+def validation(cache: Path, grid: list[Setting]) -> dict[str, dict[str, float]]:
+    """Validation-split zero-shot top-1 and text→audio mAP@10 under every setting of ``grid``
+    (the validation model `earmark train-encoder` trains, at its own data seed)."""
+    base = TrainConfig()
+    items = build_corpus(cache, tuple(base.packages), procedural_variants=base.procedural_variants,
+                         procedural_generators=base.procedural_generators)
+    cnn = aisfx_checkpoint(cache)
+    fs = compute_features(items, _new_model(base.model_config(), cnn, base.seed).audio, cache, seed=base.seed,
+                          max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
+                          acoustic_views=base.acoustic_views, progress=False)
+    labels = sorted(set(fs.labels))
+    text = caption_embeddings(training_texts(labels, labels), cache, progress=False)
+    packages = {it.package for it in items}
+    val = set(base.val_packages) & packages
+    model, protos, _ = train_on(base, cnn, fs, items, text, packages - val)
+    out = {}
+    for st in grid:
+        r = measure(model, fs, items, val, text, st.ensemble, st.apply(protos))
+        out[st.name] = {"zero_shot_top1": r.zero_shot_top1, "t2a_map10": r.t2a_map10}
+    return out
+
+
+def demo(encoder: str, grid: list[Setting]) -> dict[str, dict]:
+    """The demo test's queries under every setting of ``grid``, on ``encoder``'s weights."""
     folder = tempfile.mkdtemp(prefix="earmark-demo-grid-")
     run_demo(folder, ["speech"], k=3, encoder=encoder, progress=False)
     lib = Library(folder)
     enc = lib.encoder
     base = enc.prototypes
     out = {}
-    for s in GRID:
-        enc.prompt_ensemble, enc.prototypes = LOOKUPS[s[0]][0], with_setting(base, *s)
+    if base.exemplars is None and any(dict(st.fields).get("exemplar_weight", 0) > 0 for st in grid):
+        raise SystemExit(f"{encoder}: its checkpoint has no exemplars to score the exemplar grid with")
+    for st in grid:
+        enc.prompt_ensemble, enc.prototypes = st.ensemble, st.apply(base)
         top = {q: [h.path.rsplit("/", 1)[-1].removesuffix(".ogg") for h in lib.search(q, k=3).hits] for q, _ in QUERIES}
         wrong = [q for q, answers in QUERIES if top[q][0] not in answers]
-        out[setting_key(*s)] = {
+        out[st.name] = {
             "first": len(QUERIES) - len(wrong), "top3": sum(bool(set(top[q]) & set(a)) for q, a in QUERIES),
             "speech_first": top["speech"][0] in SPEECH and top["+speech"][0] in SPEECH, "wrong_first": wrong}
     return out
@@ -119,21 +172,31 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=cache_root() / "corpus")
     ap.add_argument("--data-seed", type=int, action="append", help="repeatable; default 0 and 1")
     ap.add_argument("--demo-encoder", default="embedded", help="checkpoint whose demo library is searched")
+    ap.add_argument("--exemplars", action="store_true",
+                    help="score the exemplar-support grid (v12) instead of v11's lookup grid, and the validation split")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     seeds = args.data_seed or [0, 1]
-    pooled = {seed: stand_in(args.cache, seed) for seed in seeds}
-    gate = demo(args.demo_encoder)
+    grid = exemplar_grid(TrainConfig().prompt_ensemble == "on") if args.exemplars else lookup_grid()
+    pooled = {seed: stand_in(args.cache, seed, grid) for seed in seeds}
+    val = validation(args.cache, grid) if args.exemplars else {}
+    gate = demo(args.demo_encoder, grid)
     rows = sorted(((float(np.mean([pooled[s][k] for s in seeds])), k) for k in gate), reverse=True)
-    head = "| setting | mean | " + " | ".join(f"data seed {s}" for s in seeds) + " | demo first / top 3 | demo bar |"
-    print("\n" + head + "\n|---|---|" + "---|" * len(seeds) + "---|---|")
+    val_head = " validation zero-shot / mAP@10 |" if val else ""
+    head = ("| setting | mean | " + " | ".join(f"data seed {s}" for s in seeds) + " | demo first / top 3 | demo bar |"
+            + val_head)
+    print("\n" + head + "\n|---|---|" + "---|" * len(seeds) + "---|---|" + ("---|" if val else ""))
     shown = [r for r in rows[: args.top]] + [r for r in rows if passes(gate[r[1]])][: args.top]
+    if args.exemplars:
+        shown.append((float(np.mean([pooled[s]["no exemplar support"] for s in seeds])), "no exemplar support"))
     for mean, k in dict.fromkeys(shown):
+        v = f" {val[k]['zero_shot_top1']:.3f} / {val[k]['t2a_map10']:.3f} |" if val else ""
         print(f"| {k} | {mean:.3f} | " + " | ".join(f"{pooled[s][k]:.3f}" for s in seeds)
-              + f" | {gate[k]['first']} / {gate[k]['top3']} | {'kept' if passes(gate[k]) else 'missed'} |")
+              + f" | {gate[k]['first']} / {gate[k]['top3']} | {'kept' if passes(gate[k]) else 'missed'} |" + v)
     if args.json:
-        args.json.write_text(json.dumps({"data_seeds": seeds, "pooled": pooled, "demo": gate}, indent=1))
+        args.json.write_text(json.dumps({"data_seeds": seeds, "pooled": pooled, "demo": gate, "validation": val},
+                                        indent=1))
 
 
 if __name__ == "__main__":
