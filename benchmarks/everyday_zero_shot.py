@@ -17,7 +17,10 @@ rows ∝ count^-0.5, no prototypes) on request; the trials recorded in docs/mode
 repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-positives`` and
 ``views+positives`` (on v2), ``label-softmax``, ``label-softmax+positives``, ``positives`` and the
 seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-seed-1`` (on v4), and ``block4``
-(the CNN's block 4 trained with the heads, ``TrainConfig.block4_scale`` 0.1; engine/training/tuned_block4.py).
+(the CNN's block 4 trained with the heads, ``TrainConfig.block4_scale`` 0.1; engine/training/tuned_block4.py);
+``v11`` (the shipped heads without exemplar support), ``exemplars-2`` (the support at λ 2) and
+``exemplar-fallback`` (a query that reaches no label takes its nearest label's exemplars). Every
+recipe with exemplars adds their support term to the category scores, as search and bench classify do.
 Features get acoustic views only when a selected recipe asks for them, and
 recipes without views never train on view rows, so ``shipped`` scores the same either way.
 Each fold trains one model (~40 s on 2 cores), so a recipe takes ~4 minutes; a recipe that tunes block 4
@@ -97,6 +100,9 @@ BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
     "v11": BEFORE_V12,  # the shipped recipe until v12 (2026-12-07; the same heads without exemplar support)
+    # 2026-12-07: v12's trials: the support at λ 2, and the nearest-label fallback at 0.5
+    "exemplars-2": {"exemplar_weight": 2.0},
+    "exemplar-fallback": {"exemplar_fallback_similarity": 0.5},
     "v9": BEFORE_V11,  # the shipped recipe until v11 (2026-12-07; score it with --prompts plain, as v9 chose)
     "v8": V8_GENERATORS,  # the shipped recipe until v9 (2026-12-07; 27 generators)
     "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)

@@ -55,12 +55,27 @@ def test_support_is_every_exemplar_of_the_labels_past_the_gate() -> None:
     assert not off.has_support and off.support(torch.tensor([[1.0, 0, 0, 0]])) == [None]
 
 
+def test_a_query_reaching_no_label_falls_back_to_the_nearest_one_above_the_fallback() -> None:
+    # cosine 0.55 with "rain"'s key, 0.3 with the other: under the gate (0.6), over the fallback
+    near = torch.tensor([[0.55, 0.3, 0.779, 0.0]])
+    far = torch.tensor([[0.45, 0.3, 0.841, 0.0]])
+    assert prototypes().support(near) == [None]  # no fallback by default
+    fallback = prototypes(exemplar_fallback_similarity=0.5)
+    (sup,) = fallback.support(near)
+    assert sup is not None and sup.labels == ["rain", "rain"]
+    assert fallback.support(far) == [None]
+    # a query that reaches a label at the gate takes every such label, as without the fallback
+    (both,) = fallback.support(torch.tensor([[1.0, 1.0, 0, 0]]))
+    assert sorted(both.labels) == ["a dog barking", "rain", "rain"]
+
+
 def test_exemplars_round_trip_through_the_checkpoint_payload_and_old_payloads_have_none() -> None:
     p = prototypes()
     d = p.to_payload()
     assert d["exemplars"]["vectors"].dtype == torch.float16  # half the bytes on disk
     back = SoundPrototypes.from_payload(d)
     assert back.exemplar_labels.tolist() == [0, 0, 1] and back.exemplar_top_m == 2 and back.exemplar_weight == 2.0
+    assert SoundPrototypes.from_payload(prototypes(exemplar_fallback_similarity=0.5).to_payload()).exemplar_fallback_similarity == 0.5
     assert torch.allclose(back.exemplars, p.exemplars, atol=1e-3)
     del d["exemplars"]
     old = SoundPrototypes.from_payload(d)
@@ -73,6 +88,7 @@ def test_exemplars_round_trip_through_the_checkpoint_payload_and_old_payloads_ha
     ({"exemplar_labels": torch.tensor([0, 1])}, "one label index each"),
     ({"exemplar_top_m": 0}, "exemplar_top_m"),
     ({"exemplar_min_similarity": 1.5}, "exemplar_min_similarity"),
+    ({"exemplar_fallback_similarity": -2.0}, "exemplar_fallback_similarity"),
 ])
 def test_malformed_exemplars_are_refused(bad, message) -> None:
     with pytest.raises(ValueError, match=message):

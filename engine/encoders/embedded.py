@@ -135,7 +135,8 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
             # embedding, so libraries, caches and the L-MAC decoder made with these weights stay valid.
             config["sound_exemplars"] = {"sounds": len(prototypes.exemplars), "weight": prototypes.exemplar_weight,
                                          "top_m": prototypes.exemplar_top_m,
-                                         "min_similarity": prototypes.exemplar_min_similarity}
+                                         "min_similarity": prototypes.exemplar_min_similarity,
+                                         "fallback_similarity": prototypes.exemplar_fallback_similarity}
         enc = cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config, prototypes)
         if path:
             # The spec a library records and reopens with: other weights than the shipped ones

@@ -68,6 +68,11 @@ class SoundPrototypes:
     exemplar_min_similarity: float = 0.6
     exemplar_top_m: int = 3
     exemplar_weight: float = 0.0
+    # A query none of whose labels reaches exemplar_min_similarity takes its nearest label's
+    # exemplars when that key reaches this: a one-word query sits lower against multi-word keys
+    # ("chicken" reaches "a chicken clucking" at 0.54) and would otherwise get no term while the
+    # categories it is compared with do. 1.0: no fallback.
+    exemplar_fallback_similarity: float = 1.0
 
     def __post_init__(self) -> None:
         if self.keys.ndim != 2 or self.prototypes.ndim != 2 or len(self.keys) != len(self.prototypes):
@@ -90,8 +95,9 @@ class SoundPrototypes:
                 raise ValueError("exemplar label indices must index labels")
         if self.exemplar_top_m < 1 or self.exemplar_weight < 0:
             raise ValueError("exemplar_top_m ≥ 1 and exemplar_weight ≥ 0 are required")
-        if not -1.0 <= self.exemplar_min_similarity <= 1.0:
-            raise ValueError(f"exemplar_min_similarity must be a cosine in [-1, 1], got {self.exemplar_min_similarity}")
+        for name in ("exemplar_min_similarity", "exemplar_fallback_similarity"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a cosine in [-1, 1], got {getattr(self, name)}")
 
     def looks_up_bare_text(self, ensembled: bool) -> bool:
         """Whether a query looks the keys up by its bare text rather than by its prompts' mean
@@ -124,13 +130,17 @@ class SoundPrototypes:
 
     def support(self, sentence: torch.Tensor) -> list[QuerySupport | None]:
         """Per (384,) lookup sentence of (B, 384): the exemplars of every label whose key cosine
-        reaches the exemplar gate, or None when none does (or the checkpoint has no exemplars)."""
+        reaches the exemplar gate (else of the nearest label, when it reaches the fallback), or None
+        when none does (or the checkpoint has no exemplars)."""
         if not self.has_support:
             return [None] * len(sentence)
         sim = F.normalize(sentence.detach().float().cpu(), dim=-1) @ self.keys.T
         out: list[QuerySupport | None] = []
         for row in sim:
-            chosen = torch.nonzero(row[self.exemplar_labels] >= self.exemplar_min_similarity).flatten()
+            gate = self.exemplar_min_similarity
+            if float(row.max()) < gate:
+                gate = max(float(row.max()), self.exemplar_fallback_similarity)  # the nearest label alone
+            chosen = torch.nonzero(row[self.exemplar_labels] >= gate).flatten()
             if len(chosen) == 0:
                 out.append(None)
                 continue
@@ -157,7 +167,8 @@ class SoundPrototypes:
             d["exemplars"] = {"vectors": self.exemplars.half().contiguous(),
                               "labels": self.exemplar_labels.long().contiguous(),
                               "min_similarity": float(self.exemplar_min_similarity),
-                              "top_m": int(self.exemplar_top_m), "weight": float(self.exemplar_weight)}
+                              "top_m": int(self.exemplar_top_m), "weight": float(self.exemplar_weight),
+                              "fallback_similarity": float(self.exemplar_fallback_similarity)}
         return d
 
     @classmethod
@@ -167,7 +178,8 @@ class SoundPrototypes:
         if ex is not None:
             extra = {"exemplars": ex["vectors"].float(), "exemplar_labels": ex["labels"].long(),
                      "exemplar_min_similarity": float(ex["min_similarity"]), "exemplar_top_m": int(ex["top_m"]),
-                     "exemplar_weight": float(ex["weight"])}
+                     "exemplar_weight": float(ex["weight"]),
+                     "exemplar_fallback_similarity": float(ex.get("fallback_similarity", 1.0))}
         return cls(d["keys"].float(), d["prototypes"].float(), list(d["labels"]), float(d["temperature"]),
                    int(d["top_k"]), float(d["weight"]), float(d.get("min_similarity", -1.0)),
                    bool(d.get("bare_lookup", False)), **extra)
