@@ -395,7 +395,7 @@ def print_result(result, as_json: bool) -> None:
         n = sum(x.sounds for x in q.support)
         named = ", ".join(f"{x.label} ({x.sounds})" for x in q.support[:4])
         more = f" and {len(q.support) - 4} more labels" if len(q.support) > 4 else ""
-        click.echo(f"also ranked by nearness to {n} training sounds of: {named}{more}")
+        click.echo(f"also ranked by nearness to {n} training sound{'' if n == 1 else 's'} of: {named}{more}")
     if q.excluded:
         click.echo(f"excluded: {', '.join(q.excluded)}")
     if not result.hits:

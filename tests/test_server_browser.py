@@ -171,3 +171,28 @@ if __name__ == "__main__":
     import sys
 
     screenshot(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "church bell ringing")
+
+
+def test_page_names_the_training_sounds_a_hit_was_ranked_by(tmp_path, browser):
+    """With exemplar support (the embedded encoder since v12) the query line says which training
+    sounds ranked the hits, and each hit its support term and the nearest of them."""
+    from conftest import TEST_VOCAB, write_known_sounds
+    from test_exemplar_support import SupportedFakeEncoder
+
+    from earmark.engine.library import Library
+    from earmark.engine.server import create_app
+
+    lib = Library.init(tmp_path / "lib", encoder=SupportedFakeEncoder(), vocabulary=str(TEST_VOCAB))
+    lib.index([write_known_sounds(tmp_path / "known")])
+    with ServerThread(create_app(lib.path, library=lib)) as server:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server.url + "/")
+        page.wait_for_function("document.querySelector('#library-status').textContent.includes('sounds')")
+        page.fill("#q", "a thing")
+        page.press("#q", "Enter")
+        page.wait_for_selector("#results .hit", timeout=15000)
+        assert "ranked by nearness to 1 training sound of a hum" in page.inner_text("#query-info")
+        first = page.query_selector("#results .hit")
+        assert first.query_selector(".path").inner_text() == "hum.flac"
+        assert "≈ a hum" in first.query_selector(".score").inner_text()
+        page.close()

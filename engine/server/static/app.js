@@ -212,6 +212,10 @@ function describeQuery(query, label) {
     if (Array.isArray(query.borrowed_from) && query.borrowed_from.length) {
       parts.push("sounds like " + query.borrowed_from.slice(0, 3).map((b) => `${b.label} ${fmt(b.weight, 2)}`).join(", "));
     }
+    if (Array.isArray(query.support) && query.support.length) {
+      const n = query.support.reduce((sum, x) => sum + x.sounds, 0);
+      parts.push(`ranked by nearness to ${n} training sound${n === 1 ? "" : "s"} of ` + query.support.slice(0, 3).map((x) => x.label).join(", "));
+    }
     if (Array.isArray(query.excluded) && query.excluded.length) parts.push("without " + query.excluded.join(", "));
     const filters = Object.entries(query.filters || {}).filter(([, v]) => v !== null && v !== undefined);
     if (filters.length) parts.push(filters.map(([k, v]) => `${k} ${v}`).join(", "));
@@ -236,7 +240,13 @@ function renderHit(hit, rank, ranking) {
   $(".rank", li).textContent = `${rank}.`;
   $(".path", li).textContent = hit.path;
   $(".path", li).title = hit.abs_path || hit.path;
-  $(".score", li).textContent = `score ${fmt(hit.score)} · dense ${fmt(hit.dense_score)} · concept ${fmt(hit.concept_score)}`;
+  let score = `score ${fmt(hit.score)} · dense ${fmt(hit.dense_score)} · concept ${fmt(hit.concept_score)}`;
+  if (Array.isArray(hit.support_examples) && hit.support_examples.length) {
+    // the exemplar support term in the score, and the training sound the hit is nearest
+    const near = hit.support_examples[0];
+    score += ` · support ${fmt(hit.support_score)} (≈ ${near.label} ${fmt(near.similarity, 2)})`;
+  }
+  $(".score", li).textContent = score;
   const audio = $(".player", li);
   audio.src = hit.audio_url || `/api/sounds/${hit.sound_id}/audio`;
   const hasRange = typeof hit.start === "number" && typeof hit.end === "number";
