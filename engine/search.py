@@ -455,8 +455,8 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
 def _supported_segments(lib: "Library", idx, plan: _Plan, support: QuerySupport, found: set[int], k: int,
                         allowed: np.ndarray | None) -> dict[int, tuple[float, float]]:
     """Segment → (cosine with the query vector, exemplar support term) for the dense search's
-    segments and the ``k`` (the sounds asked for) nearest each exemplar (the SUPPORT_SEARCHES nearest the query vector),
-    within ``allowed`` and without segments carrying an excluded concept."""
+    segments and the ``k`` (the sounds asked for) nearest each of the SUPPORT_SEARCHES exemplars
+    nearest the query vector, within ``allowed``, without segments carrying an excluded concept."""
     order = np.argsort(-(support.vectors @ plan.dense), kind="stable")[:SUPPORT_SEARCHES]
     nb = idx.dense.search(support.vectors[order], k, allowed_ids=allowed)
     candidates = found | {int(i) for i in nb.ids.ravel() if i >= 0}
