@@ -239,9 +239,8 @@ def plan_query(lib: "Library", parsed: ParsedQuery) -> _Plan:
     borrowed: list[tuple[str, float]] = []
     support = None
     if parsed.free_text:
-        vec, borrowed = enc.embed_query(parsed.free_text)
+        vec, borrowed, support = enc.query_parts(parsed.free_text)
         parts.append(vec)
-        support = enc.query_support([parsed.free_text])[0]
     for like in parsed.like:
         parts.append(_like_vector(lib, like.path, like.start, like.end))
     positives = [t for t in parsed.concepts if t.weight > 0]

@@ -231,6 +231,23 @@ def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: Embedded
     np.testing.assert_allclose(batch[0], head.numpy(), atol=1e-5)
 
 
+def test_query_parts_are_embed_query_and_query_support_in_one_pass(enc: EmbeddedEncoder) -> None:
+    """The shipped weights (v12) carry exemplars: a query naming a training label gets their support."""
+    for query in ("a crackling campfire", "sheep", "qwxz zzkj vlorp", "   "):
+        vec, borrowed, support = enc.query_parts(query)
+        q_vec, q_borrowed = enc.embed_query(query)
+        np.testing.assert_allclose(vec, q_vec, atol=1e-6)
+        assert borrowed == q_borrowed
+        (alone,) = enc.query_support([query])
+        assert (support is None) == (alone is None)
+        if support is not None:
+            assert support.labels == alone.labels and np.allclose(support.vectors, alone.vectors)
+    fire = enc.query_parts("a crackling campfire")[2]
+    assert fire is not None and "fire crackling" in fire.labels and fire.weight > 0
+    assert enc.query_parts("qwxz zzkj vlorp")[2] is None and enc.query_parts("   ")[2] is None
+    assert enc.config()["sound_exemplars"]["sounds"] == len(enc.prototypes.exemplars)
+
+
 def test_bench_prompts_are_the_bare_label_and_the_sentence_unless_the_checkpoint_templates(enc: EmbeddedEncoder) -> None:
     # v4 and v5 embed text as typed, so bench averages both; a templating checkpoint gets the label alone
     assert enc.default_prompts == (("{}",) if enc.prompt_ensemble else ("{}", "This is a sound of {}"))

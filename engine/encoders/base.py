@@ -102,6 +102,12 @@ class Encoder(abc.ABC):
         """
         return self.embed_text([text])[0], self.borrowed_labels(text)
 
+    def query_parts(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]], Any]:
+        """:meth:`embed_query` and :meth:`query_support` of one free-text query: what search needs
+        of it. Encoders that can should override it so the text tower runs once for all three."""
+        vec, borrowed = self.embed_query(text)
+        return vec, borrowed, self.query_support([text])[0]
+
     def query_support(self, texts: Sequence[str]) -> list[Any]:
         """Per text, the labelled training sounds it names and how they score a sound (a
         ``sound_prototypes.QuerySupport``), or None.

@@ -221,6 +221,14 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
         """:meth:`embed_text` and :meth:`borrowed_labels` of one query from one text-tower pass."""
         return self._query(text, 5)
 
+    def query_parts(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]], Any]:
+        """:meth:`embed_query` and :meth:`query_support` of one query from one text-tower pass."""
+        emb, lookup = self._text_and_sentences([str(text)])
+        named = _names_something(text)
+        borrowed = self.prototypes.nearest_labels(lookup, 5)[0] if self._blends() and named else []
+        support = self.prototypes.support(lookup)[0] if self.prototypes is not None and named else None
+        return emb[0].cpu().numpy().astype(np.float32), borrowed, support
+
     def _query(self, text: str, n: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
         emb, sentences = self._text_and_sentences([str(text)])
         borrowed = self.prototypes.nearest_labels(sentences, n)[0] if self._blends() and _names_something(text) else []
