@@ -105,12 +105,20 @@ def main() -> None:
                          "run used fusion, the default before 2026-12-06)")
     ap.add_argument("--aggregate", choices=AGGREGATES, default=None,
                     help="windows → sounds (default: the ranking's own, pooled for dense)")
+    ap.add_argument("--no-exemplars", action="store_true",
+                    help="rank without the embedded encoder's exemplar support (v12), to time what it costs")
     args = ap.parse_args()
     from sqlalchemy import select
 
     from earmark.index.store import Segment
 
     lib = build(args.dir, args.segments)
+    protos = getattr(lib.encoder, "prototypes", None)
+    if args.no_exemplars and protos is not None:
+        import dataclasses
+
+        lib.encoder.prototypes = dataclasses.replace(protos, exemplar_weight=0.0)
+    exemplars = protos is not None and lib.encoder.prototypes.has_support
     lib.search("warm up", k=10, ranking=args.ranking, aggregate=args.aggregate)  # loads the indexes and the dictionary once
     stages: dict[str, list[float]] = {}
     for _ in range(args.repeats):
@@ -134,7 +142,8 @@ def main() -> None:
             assert len(top)
     n = lib.status().segments
     print(f"\n# earmark query latency, {n} segments, {len(QUERIES) * args.repeats} queries, ranking "
-          f"{res.query.ranking}/{res.query.aggregate}, {datetime.now(timezone.utc):%Y-%m-%d}\n")
+          f"{res.query.ranking}/{res.query.aggregate}, exemplar support {'on' if exemplars else 'off'}, "
+          f"{datetime.now(timezone.utc):%Y-%m-%d}\n")
     print("| stage | p50 ms | p90 ms | p99 ms |\n|---|---|---|---|")
     for k in ("parse", "encode", "search", "rank", "explain", "total"):
         v = stages[k]

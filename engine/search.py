@@ -45,9 +45,25 @@ if TYPE_CHECKING:
 SEGMENTS_PER_HIT = 8  # segment candidates fetched per requested sound (several windows per file)
 TOP_CONCEPTS = 8
 # At most this many of a query's exemplars (those nearest its text vector) look for candidates of
-# their own; every exemplar still scores every candidate. Each is one more pass over a flat index
-# (at 100,000 segments ~5 ms), and the text vector already leans towards the support's labels.
-SUPPORT_SEARCHES = 16
+# their own; every exemplar still scores every candidate. Each adds ~k candidate sounds to pool and
+# score (at 100,000 segments, p50 of a query 31 ms with none, 38 ms with 4, 54 ms with 16;
+# docs/query-language.md), and the text vector already leans towards the support's labels.
+SUPPORT_SEARCHES = 4
+
+
+_THREADPOOLS = None  # threadpoolctl's scan of the loaded BLAS libraries, made once
+
+
+def _one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread. A query's products are small; OpenBLAS's
+    threads would spin on after them and slow the next query's text tower ~2x (encode p50 18 → 38 ms
+    at 100,000 segments)."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -328,7 +344,8 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     support = plan.support if ranking == "dense" and want_dense else None
     supported: dict[int, tuple[float, float]] = {}  # segment → (cosine, support term)
     if support is not None:
-        supported = _supported_segments(lib, idx, plan, support, set(dense_hits), k, allowed)
+        with _one_blas_thread():
+            supported = _supported_segments(lib, idx, plan, support, set(dense_hits), k, allowed)
         dense_hits = {sid: cos for sid, (cos, _) in supported.items()}
         scored = {sid: cos + term for sid, (cos, term) in supported.items()}
     t["search"] = time.perf_counter()
@@ -352,7 +369,8 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     pooled_support: dict[int, float] = {}
     if support is not None and pooled:
         ids = list(pooled)
-        pooled_support = dict(zip(ids, support.scores(np.stack([pooled[i][0] for i in ids])).tolist()))
+        with _one_blas_thread():
+            pooled_support = dict(zip(ids, support.scores(np.stack([pooled[i][0] for i in ids])).tolist()))
         pooled_scores = {sid: sc + pooled_support[sid] for sid, sc in pooled_scores.items()}
     excluded = set(exclude_sounds)
     sounds = [h for h in aggregate_segments(seg_hits, mode=aggregate, pooled=pooled_scores) if h.sound_id not in excluded]
@@ -361,7 +379,8 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     t["rank"] = time.perf_counter()
     hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book, pooled)
     if support is not None:
-        _explain_support(lib, support, hits, pooled, pooled_support, supported)
+        with _one_blas_thread():
+            _explain_support(lib, support, hits, pooled, pooled_support, supported)
     t["explain"] = time.perf_counter()
     form = _query_form(query, parsed, plan, book, ranking, aggregate, notes, support)
     stages = ["load", "parse", "encode", "search", "rank", "explain"]
