@@ -342,12 +342,12 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
                                 ranking=ranking, allowed_ids=allowed, exclude=plan.exclude)
     dense_hits, concept_hits, scored = found.dense, found.concept, found.fused
     support = plan.support if ranking == "dense" and want_dense else None
-    supported: dict[int, tuple[float, float]] = {}  # segment → (cosine, support term)
+    supported: dict[int, tuple[float, float, np.ndarray]] = {}  # segment → (cosine, support term, vector)
     if support is not None:
         with _one_blas_thread():
             supported = _supported_segments(lib, idx, plan, support, set(dense_hits), k, allowed)
-        dense_hits = {sid: cos for sid, (cos, _) in supported.items()}
-        scored = {sid: cos + term for sid, (cos, term) in supported.items()}
+        dense_hits = {sid: cos for sid, (cos, _, _) in supported.items()}
+        scored = {sid: cos + term for sid, (cos, term, _) in supported.items()}
     t["search"] = time.perf_counter()
     seg_ids = list(scored)
     meta = _segment_meta(lib, seg_ids)
@@ -380,7 +380,7 @@ def search(lib: "Library", query: str | bytes, *, k: int = 10, ranking: str = DE
     hits = _explain(lib, idx, plan, sounds, sound_meta, dense_hits, concept_hits, book, pooled)
     if support is not None:
         with _one_blas_thread():
-            _explain_support(lib, support, hits, pooled, pooled_support, supported)
+            _explain_support(support, hits, pooled, pooled_support, supported)
     t["explain"] = time.perf_counter()
     form = _query_form(query, parsed, plan, book, ranking, aggregate, notes, support)
     stages = ["load", "parse", "encode", "search", "rank", "explain"]
@@ -471,8 +471,8 @@ def _explain(lib, idx, plan: _Plan, sounds, sound_meta, dense_hits, concept_hits
 
 
 def _supported_segments(lib: "Library", idx, plan: _Plan, support: QuerySupport, found: set[int], k: int,
-                        allowed: np.ndarray | None) -> dict[int, tuple[float, float]]:
-    """Segment → (cosine with the query vector, exemplar support term) for the dense search's
+                        allowed: np.ndarray | None) -> dict[int, tuple[float, float, np.ndarray]]:
+    """Segment → (cosine with the query vector, exemplar support term, stored vector) for the dense search's
     segments and the ``k`` (the sounds asked for) nearest each of the SUPPORT_SEARCHES exemplars
     nearest the query vector, within ``allowed``, without segments carrying an excluded concept."""
     order = np.argsort(-(support.vectors @ plan.dense), kind="stable")[:SUPPORT_SEARCHES]
@@ -490,28 +490,20 @@ def _supported_segments(lib: "Library", idx, plan: _Plan, support: QuerySupport,
     vectors = np.stack([np.frombuffer(blob, np.float32) for _, blob in rows])
     cos = vectors @ plan.dense
     terms = support.scores(vectors)
-    return {int(sid): (float(c), float(t)) for (sid, _), c, t in zip(rows, cos, terms)}
+    return {int(sid): (float(c), float(t), v) for (sid, _), c, t, v in zip(rows, cos, terms, vectors)}
 
 
-def _explain_support(lib: "Library", support: QuerySupport, hits: list[Hit], pooled: dict[int, tuple[np.ndarray, int]],
-                     pooled_support: dict[int, float], supported: dict[int, tuple[float, float]]) -> None:
-    """Each hit's support term and the exemplars behind it (of the sound as ranked, or its window)."""
-    vectors: dict[int, np.ndarray] = {h.sound_id: pooled[h.sound_id][0] for h in hits if h.sound_id in pooled}
-    windows = [h.segment_id for h in hits if h.sound_id not in vectors]
-    if windows:
-        with lib.session() as s:
-            blobs = dict(s.execute(select(Segment.id, Segment.embedding).where(Segment.id.in_(windows))).all())
-        for h in hits:
-            if h.sound_id not in vectors and h.segment_id in blobs:
-                vectors[h.sound_id] = np.frombuffer(blobs[h.segment_id], np.float32)
+def _explain_support(support: QuerySupport, hits: list[Hit], pooled: dict[int, tuple[np.ndarray, int]],
+                     pooled_support: dict[int, float], supported: dict[int, tuple[float, float, np.ndarray]]) -> None:
+    """Each hit's support term and the exemplars behind it, of what it was ranked as: its pooled
+    vector, or its best window (every ranked window is one of ``supported``'s segments)."""
     for h in hits:
-        if h.sound_id not in vectors:
-            continue
-        idx, sims = support.nearest(vectors[h.sound_id][None, :])
+        if h.sound_id in pooled:
+            vector, h.support_score = pooled[h.sound_id][0], pooled_support[h.sound_id]
+        else:
+            _, h.support_score, vector = supported[h.segment_id]
+        idx, sims = support.nearest(vector[None, :])
         h.support_examples = [SupportExample(support.labels[int(i)], float(c)) for i, c in zip(idx[0], sims[0])]
-        h.support_score = pooled_support.get(h.sound_id, supported.get(h.segment_id, (0.0, None))[1])
-        if h.support_score is None:
-            h.support_score = float(support.scores(vectors[h.sound_id][None, :])[0])
 
 
 def _pooled_vectors(lib: "Library", sound_ids: set[int]) -> tuple[dict[int, tuple[np.ndarray, int]], int]:
