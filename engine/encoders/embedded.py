@@ -219,20 +219,19 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
 
     def embed_query(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """:meth:`embed_text` and :meth:`borrowed_labels` of one query from one text-tower pass."""
-        return self._query(text, 5)
+        return self._query(text, 5)[:2]
 
     def query_parts(self, text: str) -> tuple[np.ndarray, list[tuple[str, float]], Any]:
         """:meth:`embed_query` and :meth:`query_support` of one query from one text-tower pass."""
-        emb, lookup = self._text_and_sentences([str(text)])
-        named = _names_something(text)
-        borrowed = self.prototypes.nearest_labels(lookup, 5)[0] if self._blends() and named else []
-        support = self.prototypes.support(lookup)[0] if self.prototypes is not None and named else None
-        return emb[0].cpu().numpy().astype(np.float32), borrowed, support
+        vec, borrowed, lookup = self._query(text, 5)
+        support = self.prototypes.support(lookup)[0] if self.prototypes is not None and _names_something(text) else None
+        return vec, borrowed, support
 
-    def _query(self, text: str, n: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    def _query(self, text: str, n: int) -> tuple[np.ndarray, list[tuple[str, float]], "torch.Tensor"]:
+        """One query's unit vector, the ``n`` labels it borrows most, and its (1, 384) lookup sentence."""
         emb, sentences = self._text_and_sentences([str(text)])
         borrowed = self.prototypes.nearest_labels(sentences, n)[0] if self._blends() and _names_something(text) else []
-        return emb[0].cpu().numpy().astype(np.float32), borrowed
+        return emb[0].cpu().numpy().astype(np.float32), borrowed, sentences
 
     def _text_and_sentences(self, texts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """(B, dim) unit text embeddings and the (B, 384) sentence each text looks the prototypes up by."""
