@@ -92,8 +92,8 @@ def category_scores(model, audio, cats, text, setting: Setting, protos) -> np.nd
     return audio @ cat_emb.T + support_matrix(audio, label_support(cats, text, setting.ensemble, chosen))
 
 
-def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, float]:
-    """Pooled top-1 over the stand-in's folds for every setting of ``grid``, at one data seed."""
+def corpus(cache: Path, data_seed: int, acoustic_views: int):
+    """The recipe's corpus, aiSFX's CNN state and the cached features of one augmentation draw."""
     base = TrainConfig()
     torch.set_num_threads(base.threads)
     items = build_corpus(cache, tuple(base.packages), procedural_variants=base.procedural_variants,
@@ -101,7 +101,14 @@ def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, floa
     cnn = aisfx_checkpoint(cache)
     fs = compute_features(items, _new_model(base.model_config(), cnn, base.seed).audio, cache, seed=data_seed,
                           max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
-                          acoustic_views=0, progress=False)
+                          acoustic_views=acoustic_views, progress=False)
+    return items, cnn, fs
+
+
+def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, float]:
+    """Pooled top-1 over the stand-in's folds for every setting of ``grid``, at one data seed."""
+    base = TrainConfig()
+    items, cnn, fs = corpus(cache, data_seed, acoustic_views=0)
     cats = list(CATEGORIES)
     text = caption_embeddings(training_texts(sorted(set(fs.labels)), cats), cache, progress=False)
     packages = {it.package for it in items} - {PROCEDURAL}
@@ -124,12 +131,7 @@ def validation(cache: Path, grid: list[Setting]) -> dict[str, dict[str, float]]:
     """Validation-split zero-shot top-1 and text→audio mAP@10 under every setting of ``grid``
     (the validation model `earmark train-encoder` trains, at its own data seed)."""
     base = TrainConfig()
-    items = build_corpus(cache, tuple(base.packages), procedural_variants=base.procedural_variants,
-                         procedural_generators=base.procedural_generators)
-    cnn = aisfx_checkpoint(cache)
-    fs = compute_features(items, _new_model(base.model_config(), cnn, base.seed).audio, cache, seed=base.seed,
-                          max_windows=base.max_windows, pitch_prob=base.pitch_prob, n_mixes=base.n_mixes,
-                          acoustic_views=base.acoustic_views, progress=False)
+    items, cnn, fs = corpus(cache, base.seed, acoustic_views=base.acoustic_views)
     labels = sorted(set(fs.labels))
     text = caption_embeddings(training_texts(labels, labels), cache, progress=False)
     packages = {it.package for it in items}

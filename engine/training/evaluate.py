@@ -85,7 +85,9 @@ def evaluate(
     labels = np.asarray(sound_labels)
     cats = np.asarray(categories)
     relevant = cats[:, None] == labels[None, :]
-    scores = audio @ category_emb.T if support is None else audio @ category_emb.T + support
+    scores = audio @ category_emb.T
+    if support is not None:
+        scores = scores + support
     t2a = text_to_audio(scores.T, relevant)
     zs = float(np.mean(cats[np.argmax(scores, axis=1)] == labels))
     cap_labels = np.asarray(caption_labels)
