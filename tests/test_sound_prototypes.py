@@ -125,3 +125,60 @@ def test_the_lookup_mode_round_trips_and_old_payloads_look_up_by_prompts() -> No
     old = bank.to_payload()
     del old["bare_lookup"]  # written before the field existed
     assert SoundPrototypes.from_payload(old).bare_lookup is False
+
+
+def _aliased(alias_gate: float = 0.8, **kw) -> SoundPrototypes:
+    """Labels on sentence axes 0-2; "dog" also named by a word on axis 3 (its alias key)."""
+    return SoundPrototypes(F.normalize(torch.eye(3, 4), dim=-1), torch.eye(3, 6), ["rain", "dog", "bell"], 1.0, 3, 1.0,
+                           min_similarity=0.4, alias_keys=torch.tensor([[0.0, 0.0, 0.0, 1.0]]),
+                           alias_labels=torch.tensor([1]), alias_words=["pup"], alias_min_similarity=alias_gate, **kw)
+
+
+def test_an_alias_word_lets_a_query_reach_a_label_its_key_does_not() -> None:
+    projected = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
+    word = torch.tensor([[0.0, 0.0, 0.0, 1.0]])  # the alias itself: cosine 0 with every label's key
+    bank = _aliased()
+    assert [lab for lab, _ in bank.nearest_labels(word)[0]] == ["dog"]
+    assert float(bank.blend(word, projected)[0, 1]) > 0.5
+    # the same bank with the alias gate above the query's alias cosine borrows nothing
+    assert bank.nearest_labels(torch.tensor([[0.0, 0.0, 0.8, 0.6]]))[0] == [("bell", 1.0)]
+    assert _aliased(alias_gate=1.0).nearest_labels(torch.tensor([[0.0, 0.0, 0.0, 0.99]]))[0] == [("dog", 1.0)]
+    no_alias = SoundPrototypes(bank.keys, bank.prototypes, bank.labels, 1.0, 3, 1.0, min_similarity=0.4)
+    assert no_alias.nearest_labels(word) == [[]]
+    assert torch.equal(no_alias.blend(word, projected), projected)
+
+
+def test_an_alias_decides_which_labels_blend_not_how_much() -> None:
+    # cos 0.5 with "rain"'s key (passes the 0.4 gate); "dog" reached only through its alias (0.87)
+    s = torch.tensor([[0.5, 0.0, 0.0, 0.866]])
+    weights = dict(_aliased().nearest_labels(s)[0])
+    assert set(weights) == {"rain", "dog"}
+    # the weights are the softmax of the keys' cosines (0.5 and 0 at τ 1), not of the alias's 0.87
+    assert weights["rain"] == pytest.approx(torch.softmax(torch.tensor([0.5, 0.0]), 0)[0].item(), abs=1e-5)
+
+
+def test_an_alias_reaches_the_labels_exemplars() -> None:
+    ex = torch.eye(4, 6)  # one training sound per label, and a second "dog"
+    bank = _aliased(exemplars=ex, exemplar_labels=torch.tensor([0, 1, 2, 1]), exemplar_min_similarity=0.6,
+                    exemplar_top_m=1, exemplar_weight=1.0)
+    sup = bank.support(torch.tensor([[0.0, 0.0, 0.0, 1.0]]))[0]
+    assert sup is not None and sup.labels == ["dog", "dog"]
+    assert bank.support(torch.tensor([[0.0, 0.0, 0.8, 0.6]]))[0].labels == ["bell"]
+
+
+def test_aliases_round_trip_and_malformed_ones_are_refused() -> None:
+    bank = _aliased(alias_gate=0.85)
+    again = SoundPrototypes.from_payload(bank.to_payload())
+    assert torch.equal(again.alias_keys, bank.alias_keys) and again.alias_labels.tolist() == [1]
+    assert again.alias_words == ["pup"] and again.alias_min_similarity == pytest.approx(0.85)
+    assert SoundPrototypes.from_payload(_bank().to_payload()).alias_keys is None  # v12 and before: none
+    base = dict(keys=bank.keys, prototypes=bank.prototypes, labels=bank.labels, temperature=1.0, top_k=3, weight=1.0)
+    for bad, match in ((dict(alias_keys=torch.zeros(1, 4)), "come together"),
+                       (dict(alias_keys=torch.zeros(1, 5), alias_labels=torch.tensor([0])), r"\(A, d\)"),
+                       (dict(alias_keys=torch.zeros(1, 4), alias_labels=torch.tensor([3])), "index labels"),
+                       (dict(alias_keys=torch.zeros(1, 4), alias_labels=torch.tensor([0]), alias_words=["a", "b"]),
+                        "one word"),
+                       (dict(alias_keys=torch.zeros(1, 4), alias_labels=torch.tensor([0]), alias_min_similarity=2.0),
+                        "alias_min_similarity")):
+        with pytest.raises(ValueError, match=match):
+            SoundPrototypes(**base, **bad)

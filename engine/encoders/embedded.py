@@ -129,6 +129,11 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
                 config["sound_prototypes"]["min_similarity"] = prototypes.min_similarity
             state["sound_prototypes.keys"] = prototypes.keys
             state["sound_prototypes.prototypes"] = prototypes.prototypes
+            if prototypes.alias_keys is not None:  # they change which labels a query blends (v13)
+                config["sound_prototypes"]["aliases"] = {"words": len(prototypes.alias_keys),
+                                                         "min_similarity": prototypes.alias_min_similarity}
+                state["sound_prototypes.alias_keys"] = prototypes.alias_keys
+                state["sound_prototypes.alias_labels"] = prototypes.alias_labels
         fp = fingerprint_of(state, config)
         if prototypes is not None and prototypes.exemplars is not None:
             # Not in the fingerprint: the exemplars rank (search, bench classify) but change no

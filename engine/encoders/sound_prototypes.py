@@ -29,6 +29,15 @@ so it only has to resemble a few of the sounds the query names, not their averag
 of the training corpus, as Tip-Adapter and SuS-X read a labelled support set). The support term
 ranks (search, `bench classify`); it changes no embedding, so the encoder's fingerprint, the
 library's vectors and concept codes do not depend on it.
+
+Since v13 a label may also be reached through *alias keys*: the words that named its training
+files (engine/training/label_words.py: "dog" for "a dog barking", "gun" for "a gunshot"). A
+one-word query sits far from a label's multi-word captions in MiniLM's space ("dog" reaches "a
+dog barking" at 0.51, under the gate) though it is the very word the corpus labelled the sounds
+by. A label whose alias the query's sentence reaches at a_g (near-identical words) passes both
+gates; the blend's weights stay the cosines with the labels' own keys, so an alias decides which
+labels a query names, not how much each counts, and queries that reach their labels without an
+alias blend exactly as before.
 """
 from __future__ import annotations
 
@@ -73,6 +82,13 @@ class SoundPrototypes:
     # ("chicken" reaches "a chicken clucking" at 0.54) and would otherwise get no term while the
     # categories it is compared with do. 1.0: no fallback.
     exemplar_fallback_similarity: float = 1.0
+    # The words that named the labels' training files (v13; None before): (A, 384) unit sentence
+    # embeddings, (A,) each one's label index, and the words. A lookup sentence that reaches a word
+    # at alias_min_similarity reaches its label (see the module docstring).
+    alias_keys: torch.Tensor | None = None
+    alias_labels: torch.Tensor | None = None
+    alias_words: list[str] | None = None
+    alias_min_similarity: float = 0.8
 
     def __post_init__(self) -> None:
         if self.keys.ndim != 2 or self.prototypes.ndim != 2 or len(self.keys) != len(self.prototypes):
@@ -95,7 +111,19 @@ class SoundPrototypes:
                 raise ValueError("exemplar label indices must index labels")
         if self.exemplar_top_m < 1 or self.exemplar_weight < 0:
             raise ValueError("exemplar_top_m ≥ 1 and exemplar_weight ≥ 0 are required")
-        for name in ("exemplar_min_similarity", "exemplar_fallback_similarity"):
+        if (self.alias_keys is None) != (self.alias_labels is None):
+            raise ValueError("alias_keys and alias_labels come together")
+        if self.alias_keys is not None:
+            lab = self.alias_labels
+            if self.alias_keys.ndim != 2 or self.alias_keys.shape[1] != self.keys.shape[1]:
+                raise ValueError("alias_keys must be (A, d) with the keys' d")
+            if lab.ndim != 1 or len(lab) != len(self.alias_keys):
+                raise ValueError("one label index per alias key")
+            if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= len(self.labels)):
+                raise ValueError("alias label indices must index labels")
+            if self.alias_words is not None and len(self.alias_words) != len(lab):
+                raise ValueError("one word per alias key")
+        for name in ("exemplar_min_similarity", "exemplar_fallback_similarity", "alias_min_similarity"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a cosine in [-1, 1], got {getattr(self, name)}")
 
@@ -104,13 +132,28 @@ class SoundPrototypes:
         (the two are the same sentence when the encoder does not ensemble prompts)."""
         return ensembled and self.bare_lookup
 
+    def _reach(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) cosines of (B, 384) lookup sentences with the labels' keys, and how near each
+        label is reached: that cosine, raised to the best of the label's alias cosines that pass
+        the alias gate (the same tensor when the checkpoint has no aliases)."""
+        unit = F.normalize(sentence, dim=-1)
+        sim = unit @ self.keys.to(unit.device, unit.dtype).T
+        if self.alias_keys is None or len(self.alias_keys) == 0:
+            return sim, sim
+        alias = unit @ self.alias_keys.to(unit.device, unit.dtype).T
+        alias = alias.masked_fill(alias < self.alias_min_similarity, -1.0)
+        index = self.alias_labels.to(unit.device).expand(len(unit), -1)
+        best = torch.full_like(sim, -1.0).scatter_reduce(1, index, alias, "amax")
+        return sim, torch.maximum(sim, best)
+
     def _weights(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, k) softmax weights over each query's k nearest labels that pass the gate (0 for the
-        rest; a row of zeros when none passes), and those labels' indices."""
-        sim = F.normalize(sentence, dim=-1) @ self.keys.to(sentence.device, sentence.dtype).T
-        top, idx = sim.topk(min(self.top_k, sim.shape[1]), dim=1)
+        rest; a row of zeros when none passes), and those labels' indices. Labels are ranked and
+        gated by their reach, weighted by their keys' cosines."""
+        sim, reach = self._reach(sentence)
+        top, idx = reach.topk(min(self.top_k, reach.shape[1]), dim=1)
         passed = top >= self.min_similarity
-        logits = (top / self.temperature).masked_fill(~passed, float("-inf"))
+        logits = (sim.gather(1, idx) / self.temperature).masked_fill(~passed, float("-inf"))
         any_passed = passed.any(dim=1, keepdim=True)
         # softmax of an all -inf row is NaN: give such rows finite logits, then zero them
         w = torch.softmax(logits.masked_fill(~any_passed, 0.0), dim=1) * any_passed
@@ -134,7 +177,7 @@ class SoundPrototypes:
         when none does (or the checkpoint has no exemplars)."""
         if not self.has_support:
             return [None] * len(sentence)
-        sim = F.normalize(sentence.detach().float().cpu(), dim=-1) @ self.keys.T
+        sim = self._reach(sentence.detach().float().cpu())[1]
         out: list[QuerySupport | None] = []
         for row in sim:
             gate = self.exemplar_min_similarity
@@ -169,6 +212,9 @@ class SoundPrototypes:
                               "min_similarity": float(self.exemplar_min_similarity),
                               "top_m": int(self.exemplar_top_m), "weight": float(self.exemplar_weight),
                               "fallback_similarity": float(self.exemplar_fallback_similarity)}
+        if self.alias_keys is not None:
+            d["aliases"] = {"keys": self.alias_keys.float().contiguous(), "labels": self.alias_labels.long().contiguous(),
+                            "words": list(self.alias_words or []), "min_similarity": float(self.alias_min_similarity)}
         return d
 
     @classmethod
@@ -180,6 +226,10 @@ class SoundPrototypes:
                      "exemplar_min_similarity": float(ex["min_similarity"]), "exemplar_top_m": int(ex["top_m"]),
                      "exemplar_weight": float(ex["weight"]),
                      "exemplar_fallback_similarity": float(ex.get("fallback_similarity", 1.0))}
+        al = d.get("aliases")
+        if al is not None:
+            extra.update({"alias_keys": al["keys"].float(), "alias_labels": al["labels"].long(),
+                          "alias_words": list(al["words"]) or None, "alias_min_similarity": float(al["min_similarity"])})
         return cls(d["keys"].float(), d["prototypes"].float(), list(d["labels"]), float(d["temperature"]),
                    int(d["top_k"]), float(d["weight"]), float(d.get("min_similarity", -1.0)),
                    bool(d.get("bare_lookup", False)), **extra)
