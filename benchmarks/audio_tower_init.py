@@ -32,12 +32,11 @@ from earmark.engine.training.train import (
     _new_model,
     _rows_in,
     aisfx_checkpoint,
-    caption_embeddings,
     fit,
     measure,
     sound_prototypes,
+    text_embeddings,
     train_on,
-    training_texts,
 )
 from earmark.engine.user_cache import cache_root
 
@@ -99,7 +98,7 @@ def main() -> None:
     if not (np.array_equal(mels.item, fs.item) and np.array_equal(mels.kind, fs.kind)):
         raise SystemExit(f"{args.cache / 'logmels'} holds other rows than the CNN features: delete it and run again")
     labels = sorted(set(fs.labels))
-    text = caption_embeddings(training_texts(labels, labels), args.cache, True)
+    text = text_embeddings(labels, labels, args.cache, True)
     packages = {it.package for it in items}
     val = set(cfg.val_packages) & packages
     train_pk = packages - val

@@ -18,7 +18,8 @@ repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-posi
 ``views+positives`` (on v2), ``label-softmax``, ``label-softmax+positives``, ``positives`` and the
 seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-seed-1`` (on v4), and ``block4``
 (the CNN's block 4 trained with the heads, ``TrainConfig.block4_scale`` 0.1; engine/training/tuned_block4.py);
-``v11`` (the shipped heads without exemplar support), ``exemplars-2`` (the support at λ 2) and
+``v12`` (the shipped heads and support without alias keys), ``v11`` (without exemplar support either),
+``exemplars-2`` (the support at λ 2) and
 ``exemplar-fallback`` (a query that reaches no label takes its nearest label's exemplars). Every
 recipe with exemplars adds their support term to the category scores, as search and bench classify do.
 Features get acoustic views only when a selected recipe asks for them, and
@@ -55,6 +56,11 @@ held-out sounds (k 5 and 10, weight 1), its neighbours drawn from the scored sou
 its package. ``--confusions`` prints, per recipe and category, what its misclassified sounds were called.
 ``--per-category`` adds a table of each category's top-1 over all folds, beside how many sounds
 of it the held-out sounds' training folds had (the other packages' sounds of that category).
+``--wording W`` (repeatable) types the category queries as everyday.WORDINGS[W] instead of by their names
+(``one-word``: "gun", "footstep", "dog", ...; ``issue/esc-50``: the issue's and ESC-50's words); every
+row is scored for each wording (rows of other wordings end in ", W wording"), from the same fold models
+(the wordings' prompts are embedded in a cache file of their own, so the training texts are the same).
+The transductive and ceiling rows score the first wording.
 """
 from __future__ import annotations
 
@@ -76,15 +82,16 @@ from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.exemplar_support import support_matrix
 from earmark.engine.user_cache import cache_root
 from earmark.engine.training import procedural as P
+from earmark.engine.training.captions import TEMPLATES
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
-    CATEGORIES, RawFeatures, category_centroids, category_of, confusions, folds, library_mean,
+    CATEGORIES, WORDINGS, RawFeatures, category_centroids, category_of, confusions, folds, library_mean,
     neighbour_smoothed_predictions, supervised_fold, zero_shot_fold, zero_shot_predictions,
 )
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
     TrainConfig, _new_model, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, label_support,
-    save_weights, train_on, training_texts,
+    save_weights, text_embeddings, train_on,
 )
 from earmark.engine.training.tuned_block4 import Block4TunedClap
 
@@ -92,17 +99,19 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
 # Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
 # still come out of the same command; so do recipes recorded before v8 added procedural sounds.
-BEFORE_V12 = {"exemplar_weight": 0.0}  # v12 added the exemplar support (its heads are v11's)
+BEFORE_V13 = {"alias_min_similarity": None}  # v13 added the alias keys (its heads are v11's)
+BEFORE_V12 = {"exemplar_weight": 0.0, **BEFORE_V13}  # v12 added the exemplar support (its heads are v11's)
 BEFORE_V11 = {"prototype_temperature": 0.3, **BEFORE_V12}  # v11 raised τ to 0.5 (with prompt ensembling, bare lookup)
 BEFORE_V8 = {"procedural_variants": 0, **BEFORE_V11}
 V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS, **BEFORE_V11}  # recipes recorded before v9 added five generators
 BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
+    "v12": BEFORE_V13,  # the shipped recipe until v13 (2026-12-07; the same heads and support without alias keys)
     "v11": BEFORE_V12,  # the shipped recipe until v12 (2026-12-07; the same heads without exemplar support)
     # 2026-12-07: v12's trials: the support at λ 2, and the nearest-label fallback at 0.5
-    "exemplars-2": {"exemplar_weight": 2.0},
-    "exemplar-fallback": {"exemplar_fallback_similarity": 0.5},
+    "exemplars-2": {"exemplar_weight": 2.0, **BEFORE_V13},
+    "exemplar-fallback": {"exemplar_fallback_similarity": 0.5, **BEFORE_V13},
     "v9": BEFORE_V11,  # the shipped recipe until v11 (2026-12-07; score it with --prompts plain, as v9 chose)
     "v8": V8_GENERATORS,  # the shipped recipe until v9 (2026-12-07; 27 generators)
     "v7": BEFORE_V8,  # the shipped recipe until 2026-12-07 (no procedural sounds)
@@ -170,6 +179,9 @@ def main() -> None:
     ap.add_argument("--prompts", choices=("shipped", "ensembled", "plain"), default="shipped",
                     help="category prompts: as the shipped checkpoint embeds queries (its prompt_ensemble "
                          "flag, chosen by its training run; default), always prompt-ensembled, or plain")
+    ap.add_argument("--wording", action="append", choices=sorted(WORDINGS),
+                    help="type the category queries this way (repeatable; default: stand-in, the category names). "
+                         "Rows of other wordings are named '..., WORDING wording'")
     ap.add_argument("--per-category", action="store_true", help="also print top-1 per category over all folds")
     ap.add_argument("--confusions", action="store_true",
                     help="also print, per recipe and category, what its misclassified sounds were called (cached "
@@ -245,7 +257,11 @@ def main() -> None:
     fs = features_for(untrained.audio)
     cats = list(CATEGORIES)
     labels = sorted(set(fs.labels))
-    text = caption_embeddings(training_texts(labels, cats), args.cache, progress=False)
+    text = text_embeddings(labels, cats, args.cache, progress=False)
+    wordings = list(dict.fromkeys(args.wording or ["stand-in"]))
+    typed = sorted({q for w in wordings for q in WORDINGS[w]} - set(cats))
+    if typed:  # in a cache file of their own: the training texts embed exactly as in a stand-in run
+        text.update(caption_embeddings([tpl.format(q) for q in typed for tpl in TEMPLATES], args.cache, progress=False))
     maps = None
     if any(cfg.block4_scale > 0 for cfg in configs.values()):  # those recipes train block 4 from block 3's maps
         maps = block3_maps(items, untrained.audio, args.cache / "block3-maps", fs, replace(base, acoustic_views=views),
@@ -278,7 +294,6 @@ def main() -> None:
         recipe_fs = (fs if cfg.band_limit_hz == base.band_limit_hz
                      else features_for(_new_model(cfg.model_config(), cnn, base.seed).audio))
         train_fs = maps if cfg.block4_scale > 0 else recipe_fs  # what the recipe's model reads
-        results[name] = {}
         if args.centroids:
             results[f"centroid ceiling: {name}"] = {}
         for p, sounds in held.items():
@@ -286,11 +301,17 @@ def main() -> None:
             train_pk = packages - {p} | ({PROCEDURAL} if cfg.procedural_variants else set())
             # the prototypes are the fold's training sounds' only
             model, protos, _ = train_on(cfg, cnn, recipe_fs, items, text, train_pk, train_fs)
-            cat_emb = ensembled_text(model, cats, text, ensemble, protos)
-            support = label_support(cats, text, ensemble, protos)  # the exemplars the categories name (v12)
-            pred, truth = zero_shot_predictions(model, train_fs, items, sounds, cat_emb, args.pool, support=support)
+            for w in wordings:
+                queries = list(WORDINGS[w])
+                cat_emb = ensembled_text(model, queries, text, ensemble, protos)
+                support = label_support(queries, text, ensemble, protos)  # the exemplars the queries name (v12)
+                pred_w, truth = zero_shot_predictions(model, train_fs, items, sounds, cat_emb, args.pool,
+                                                      support=support)
+                results.setdefault(worded(name, w), {})[p] = (pred_w == truth).tolist()
+                if w == wordings[0]:
+                    pred, cat_emb_first = pred_w, cat_emb
+            cat_emb = cat_emb_first  # the transductive and ceiling rows below score the first wording
             ok = pred == truth
-            results[name][p] = ok.tolist()
             called.setdefault(name, ([], []))
             called[name][0].extend(pred.tolist()); called[name][1].extend(truth.tolist())
             if args.library_centred:
@@ -315,9 +336,9 @@ def main() -> None:
                 results[f"centroid ceiling: {name}"][p] = zero_shot_fold(
                     model, train_fs, items, sounds, cent, args.pool).tolist()
             if args.product_path:
-                for prompt, ok_p in product_path_fold(model, cfg, protos, ensemble, items, sounds,
-                                                      args.clip_pooling, args.search).items():
-                    results.setdefault(f"product path, {prompt}: {name}", {})[p] = ok_p.tolist()
+                for (w, prompt), ok_p in product_path_fold(model, cfg, protos, ensemble, items, sounds,
+                                                           args.clip_pooling, args.search, wordings).items():
+                    results.setdefault(worded(f"product path, {prompt}: {name}", w), {})[p] = ok_p.tolist()
             moved = f", block 4 moved {model.block4_change():.1%}" if cfg.block4_scale > 0 else ""
             print(f"{name:14s} {p:26s} {ok.mean():.3f} ({len(ok)} sounds, {time.time() - t0:.0f} s{moved})", flush=True)
 
@@ -350,12 +371,18 @@ def main() -> None:
                                          "results": results}, indent=1) + "\n")
 
 
+def worded(row: str, wording: str) -> str:
+    """A result row's name for the categories typed in ``wording`` (the stand-in's keeps its name)."""
+    return row if wording == "stand-in" else f"{row}, {wording} wording"
+
+
 def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, sounds: list[int],
-                      pooling: str = DEFAULT_POOLING, search: bool = False) -> dict[str, np.ndarray]:
-    """Per prompt template: per-sound correctness of ``sounds`` scored as a user's earmark would score
-    them, through ``model`` saved as a checkpoint and loaded as an encoder (see the module docstring).
-    With ``search``, also "search RANKING/AGGREGATE": the average precision of each category present
-    (:func:`search_fold`)."""
+                      pooling: str = DEFAULT_POOLING, search: bool = False,
+                      wordings: list[str] = ("stand-in",)) -> dict[tuple[str, str], np.ndarray]:
+    """Per (wording, prompt template): per-sound correctness of ``sounds`` scored as a user's earmark
+    would score them, through ``model`` saved as a checkpoint and loaded as an encoder (see the module
+    docstring), the categories typed as WORDINGS[wording]. With ``search``, also (wording, "search
+    RANKING/AGGREGATE"): the average precision of each category present (:func:`search_fold`)."""
     cats = list(CATEGORIES)
     final = model.folded() if isinstance(model, Block4TunedClap) else model
     with tempfile.TemporaryDirectory() as tmp:
@@ -368,21 +395,24 @@ def product_path_fold(model, cfg: TrainConfig, protos, ensemble: bool, items, so
                       items=tuple(Item(path=items[s].path, labels=(str(t),)) for s, t in zip(sounds, truth)))
     audio, _ = clip_embeddings(dataset, encoder, cache_dir=None, pooling=pooling)
     out = {}
-    support = support_matrix(audio, encoder.query_support(cats))  # as bench classify adds it
-    for prompts in (*((p,) for p in PRODUCT_PROMPTS), encoder.default_prompts):
-        text = label_text(cats, prompts, encoder.embed_text)
-        out[repr(" + ".join(prompts))] = np.asarray(cats)[np.argmax(audio @ text.T + support, axis=1)] == truth
+    for w in wordings:
+        queries = list(WORDINGS[w])
+        support = support_matrix(audio, encoder.query_support(queries))  # as bench classify adds it
+        for prompts in (*((p,) for p in PRODUCT_PROMPTS), encoder.default_prompts):
+            text = label_text(queries, prompts, encoder.embed_text)
+            out[w, repr(" + ".join(prompts))] = np.asarray(cats)[np.argmax(audio @ text.T + support, axis=1)] == truth
     if search:
-        out.update(search_fold(encoder, [items[s].path for s in sounds], truth))
+        out.update(search_fold(encoder, [items[s].path for s in sounds], truth, wordings))
     return out
 
 
-def search_fold(encoder, paths: list[str], truth: np.ndarray) -> dict[str, np.ndarray]:
+def search_fold(encoder, paths: list[str], truth: np.ndarray,
+                wordings: list[str] = ("stand-in",)) -> dict[tuple[str, str], np.ndarray]:
     """Average precision of each category present in ``truth``, ranked through Library.search.
 
     The files are copied into one folder and indexed into a fresh library bound to ``encoder``
-    (the shipped vocabulary and λ); each category's bare name is the query, every ranking and
-    aggregate, k = all files. A relevant file the search does not return counts as never found;
+    (the shipped vocabulary and λ); each category as typed in each wording is the query, every
+    ranking and aggregate, k = all files. A relevant file the search does not return counts as never found;
     identical files (shown once, with duplicates) count at their hit's rank.
     """
     import shutil
@@ -390,7 +420,7 @@ def search_fold(encoder, paths: list[str], truth: np.ndarray) -> dict[str, np.nd
     from earmark.engine.library import Library
     from earmark.engine.query.rank import AGGREGATES, RANKINGS, aggregate_error
 
-    out: dict[str, list[float]] = {}
+    out: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "sounds"
         root.mkdir()
@@ -400,15 +430,17 @@ def search_fold(encoder, paths: list[str], truth: np.ndarray) -> dict[str, np.nd
         lib = Library.init(Path(tmp) / "library", encoder=encoder)
         lib.index([root])
         relevant_of = dict(zip(names, truth))
-        for c in [c for c in CATEGORIES if np.any(truth == c)]:
+        for w, (c, query) in [(w, cq) for w in wordings for cq in zip(CATEGORIES, WORDINGS[w])]:
+            if not np.any(truth == c):
+                continue
             n_rel = int(np.sum(truth == c))
             for ranking in RANKINGS:
                 for aggregate in [a for a in AGGREGATES if aggregate_error(ranking, a) is None]:
-                    res = lib.search(c, k=min(len(paths), 1000), ranking=ranking, aggregate=aggregate)
+                    res = lib.search(query, k=min(len(paths), 1000), ranking=ranking, aggregate=aggregate)
                     ranked = [name for h in res.hits for name in (h.path, *h.duplicates)]
                     rel = np.array([relevant_of.get(Path(n).name) == c for n in ranked], float)
                     ap = float(np.sum(np.cumsum(rel) / np.arange(1, len(rel) + 1) * rel) / n_rel)
-                    out.setdefault(f"search {ranking}/{aggregate}", []).append(ap)
+                    out.setdefault((w, f"search {ranking}/{aggregate}"), []).append(ap)
     return {k: np.asarray(v) for k, v in out.items()}
 
 

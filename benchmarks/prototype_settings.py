@@ -20,7 +20,12 @@ top-1 and text→audio mAP@10 (the model `earmark train-encoder` measures, train
 of the settings that keep the demo test's bar (every answer in the top 3, >= 85 % first, the
 speech queries first), the best mean over the data seeds.
 
-    python benchmarks/prototype_settings.py [--exemplars] [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
+``--aliases`` scores the alias keys (v13): none, or alias gate a_g {0.7, 0.75, 0.8, 0.85, 0.9}, each
+with the categories typed in every wording of everyday.WORDINGS (the stand-in's names, one word
+each, the issue's and ESC-50's words), and the validation split; ``--demo-encoder`` must then name
+weights with alias keys (a v13 checkpoint).
+
+    python benchmarks/prototype_settings.py [--exemplars | --aliases] [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
 
 ~4 min per data seed (five fold models) and ~4 min for the demo grid on 2 cores.
 """
@@ -40,12 +45,13 @@ import torch
 from earmark.engine.demo import run_demo
 from earmark.engine.library import Library
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
-from earmark.engine.training.everyday import CATEGORIES, _plain_rows, category_of, folds
+from earmark.engine.training.captions import TEMPLATES
+from earmark.engine.training.everyday import CATEGORIES, WORDINGS, _plain_rows, category_of, folds
 from earmark.engine.training.features import compute_features
 from earmark.engine.encoders.exemplar_support import support_matrix
 from earmark.engine.training.train import (
     TrainConfig, _new_model, aisfx_checkpoint, caption_embeddings, ensembled_text, label_support, measure,
-    sound_embeddings, train_on, training_texts,
+    sound_embeddings, text_embeddings, train_on,
 )
 from earmark.engine.user_cache import cache_root
 
@@ -62,6 +68,7 @@ class Setting:
     name: str
     ensemble: bool
     fields: tuple[tuple[str, object], ...]
+    wording: str = "stand-in"  # how the stand-in's categories are typed (everyday.WORDINGS)
 
     def apply(self, protos):
         return dataclasses.replace(protos, **dict(self.fields))
@@ -85,11 +92,21 @@ def exemplar_grid(ensemble: bool) -> list[Setting]:
     return out
 
 
-def category_scores(model, audio, cats, text, setting: Setting, protos) -> np.ndarray:
-    """(N, 27) scores of sounds for the category prompts under ``setting``: cosine plus support."""
+def alias_grid(ensemble: bool) -> list[Setting]:
+    """v13's grid: no alias keys, or alias gate a_g {0.7, 0.75, 0.8, 0.85, 0.9}, × the wordings of
+    the categories, at the recipe's other settings."""
+    gates = {"no alias keys": (("alias_keys", None), ("alias_labels", None), ("alias_words", None))}
+    gates.update({f"alias gate {g:g}": (("alias_min_similarity", g),) for g in (0.7, 0.75, 0.8, 0.85, 0.9)})
+    return [Setting(f"{name}; {w} wording", ensemble, fields, w) for name, fields in gates.items() for w in WORDINGS]
+
+
+def category_scores(model, audio, text, setting: Setting, protos) -> np.ndarray:
+    """(N, 27) scores of sounds for the category queries (typed as the setting's wording) under
+    ``setting``: cosine plus support."""
     chosen = setting.apply(protos)
-    cat_emb = ensembled_text(model, cats, text, setting.ensemble, chosen)
-    return audio @ cat_emb.T + support_matrix(audio, label_support(cats, text, setting.ensemble, chosen))
+    queries = list(WORDINGS[setting.wording])
+    cat_emb = ensembled_text(model, queries, text, setting.ensemble, chosen)
+    return audio @ cat_emb.T + support_matrix(audio, label_support(queries, text, setting.ensemble, chosen))
 
 
 def corpus(cache: Path, data_seed: int, acoustic_views: int):
@@ -110,7 +127,10 @@ def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, floa
     base = TrainConfig()
     items, cnn, fs = corpus(cache, data_seed, acoustic_views=0)
     cats = list(CATEGORIES)
-    text = caption_embeddings(training_texts(sorted(set(fs.labels)), cats), cache, progress=False)
+    text = text_embeddings(sorted(set(fs.labels)), cats, cache, progress=False)
+    typed = sorted({q for st in grid for q in WORDINGS[st.wording]} - set(cats))
+    if typed:  # a cache file of their own, so the training texts embed as in a stand-in run
+        text.update(caption_embeddings([tpl.format(q) for q in typed for tpl in TEMPLATES], cache, progress=False))
     packages = {it.package for it in items} - {PROCEDURAL}
     right: dict[str, list[bool]] = {st.name: [] for st in grid}
     for p, sounds in folds(items, fs).items():
@@ -121,7 +141,7 @@ def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, floa
         ids, audio = sound_embeddings(model, fs, _plain_rows(fs, sounds))
         truth = np.asarray([category_of(items[s].label) for s in ids])
         for st in grid:
-            pred = np.asarray(cats)[category_scores(model, audio, cats, text, st, protos).argmax(1)]
+            pred = np.asarray(cats)[category_scores(model, audio, text, st, protos).argmax(1)]
             right[st.name] += (pred == truth).tolist()
         print(f"data seed {data_seed}: {p} done", flush=True)
     return {k: float(np.mean(v)) for k, v in right.items()}
@@ -133,7 +153,7 @@ def validation(cache: Path, grid: list[Setting]) -> dict[str, dict[str, float]]:
     base = TrainConfig()
     items, cnn, fs = corpus(cache, base.seed, acoustic_views=base.acoustic_views)
     labels = sorted(set(fs.labels))
-    text = caption_embeddings(training_texts(labels, labels), cache, progress=False)
+    text = text_embeddings(labels, labels, cache, progress=False)
     packages = {it.package for it in items}
     val = set(base.val_packages) & packages
     model, protos, _ = train_on(base, cnn, fs, items, text, packages - val)
@@ -176,13 +196,19 @@ def main() -> None:
     ap.add_argument("--demo-encoder", default="embedded", help="checkpoint whose demo library is searched")
     ap.add_argument("--exemplars", action="store_true",
                     help="score the exemplar-support grid (v12) instead of v11's lookup grid, and the validation split")
+    ap.add_argument("--aliases", action="store_true",
+                    help="score the alias-key grid (v13) under every wording of the categories, and the validation "
+                         "split (the demo encoder must have alias keys)")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     seeds = args.data_seed or [0, 1]
-    grid = exemplar_grid(TrainConfig().prompt_ensemble == "on") if args.exemplars else lookup_grid()
+    if args.exemplars and args.aliases:
+        ap.error("--exemplars and --aliases are two grids: choose one")
+    ensemble = TrainConfig().prompt_ensemble == "on"
+    grid = exemplar_grid(ensemble) if args.exemplars else alias_grid(ensemble) if args.aliases else lookup_grid()
     pooled = {seed: stand_in(args.cache, seed, grid) for seed in seeds}
-    val = validation(args.cache, grid) if args.exemplars else {}
+    val = validation(args.cache, grid) if args.exemplars or args.aliases else {}
     gate = demo(args.demo_encoder, grid)
     rows = sorted(((float(np.mean([pooled[s][k] for s in seeds])), k) for k in gate), reverse=True)
     val_head = " validation zero-shot / mAP@10 |" if val else ""
@@ -192,6 +218,8 @@ def main() -> None:
     shown = [r for r in rows[: args.top]] + [r for r in rows if passes(gate[r[1]])][: args.top]
     if args.exemplars:
         shown.append((float(np.mean([pooled[s]["no exemplar support"] for s in seeds])), "no exemplar support"))
+    if args.aliases:  # a small grid: every setting, in grid order
+        shown = [(float(np.mean([pooled[s][st.name] for s in seeds])), st.name) for st in grid]
     for mean, k in dict.fromkeys(shown):
         v = f" {val[k]['zero_shot_top1']:.3f} / {val[k]['t2a_map10']:.3f} |" if val else ""
         print(f"| {k} | {mean:.3f} | " + " | ".join(f"{pooled[s][k]:.3f}" for s in seeds)

@@ -5,7 +5,7 @@ import torch
 
 from earmark.engine.encoders.embedded_model import EmbeddedClap, ModelConfig
 from earmark.engine.training import captions as C
-from earmark.engine.training.everyday import CATEGORIES, category_of
+from earmark.engine.training.everyday import CATEGORIES, WORDINGS, category_of
 from earmark.engine.training.features import FeatureSet
 from earmark.engine.training.train import TrainConfig, fit
 
@@ -39,6 +39,13 @@ def _one_window_corpus(labels: list[str], packages: list[str], feats: np.ndarray
     n = len(labels)
     return items, FeatureSet(np.asarray(feats, np.float32), np.arange(n), -np.ones(n, np.int64), np.zeros(n, np.int64),
                              list(labels))
+
+
+def test_every_wording_types_each_category_once_in_category_order():
+    assert WORDINGS["stand-in"] == tuple(CATEGORIES)
+    for name, typed in WORDINGS.items():
+        assert len(typed) == len(CATEGORIES) == len(set(typed)), name
+        assert all(q.strip() == q and q for q in typed), name
 
 
 def test_linear_heads_keep_residual_zero_and_learn():
