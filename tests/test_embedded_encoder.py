@@ -232,7 +232,7 @@ def test_embed_query_is_embed_text_and_borrowed_labels_in_one_pass(enc: Embedded
 
 
 def test_query_parts_are_embed_query_and_query_support_in_one_pass(enc: EmbeddedEncoder) -> None:
-    """The shipped weights (v12) carry exemplars: a query naming a training label gets their support."""
+    """The shipped weights (since v12) carry exemplars: a query naming a training label gets their support."""
     for query in ("a crackling campfire", "sheep", "qwxz zzkj vlorp", "   "):
         vec, borrowed, support = enc.query_parts(query)
         q_vec, q_borrowed = enc.embed_query(query)
@@ -246,6 +246,26 @@ def test_query_parts_are_embed_query_and_query_support_in_one_pass(enc: Embedded
     assert fire is not None and "fire crackling" in fire.labels and fire.weight > 0
     assert enc.query_parts("qwxz zzkj vlorp")[2] is None and enc.query_parts("   ")[2] is None
     assert enc.config()["sound_exemplars"]["sounds"] == len(enc.prototypes.exemplars)
+
+
+def test_one_word_queries_reach_the_labels_their_word_named(enc: EmbeddedEncoder) -> None:
+    """The shipped weights (v13) carry alias keys: a query that is one of the words that named a
+    label's training files borrows that label and gets its support, though its sentence embedding
+    is far from the label's captions; without the words it borrowed nothing."""
+    import dataclasses
+
+    protos = enc.prototypes
+    assert protos.alias_keys is not None and len(protos.alias_words) == len(protos.alias_keys) > 100
+    assert enc.config()["sound_prototypes"]["aliases"]["words"] == len(protos.alias_keys)
+    expect = {"footstep": "footsteps", "gun": "a gunshot", "hen": "a chicken clucking", "birds": "birds chirping"}
+    for word, label in expect.items():
+        assert label in dict(enc.borrowed_labels(word)), word
+        assert label in enc.query_support([word])[0].labels, word
+    try:
+        enc.prototypes = dataclasses.replace(protos, alias_keys=None, alias_labels=None, alias_words=None)
+        assert all(enc.borrowed_labels(word) == [] for word in expect)  # why the words are there
+    finally:
+        enc.prototypes = protos
 
 
 def test_bench_prompts_are_the_bare_label_and_the_sentence_unless_the_checkpoint_templates(enc: EmbeddedEncoder) -> None:
