@@ -182,3 +182,11 @@ def test_aliases_round_trip_and_malformed_ones_are_refused() -> None:
                         "alias_min_similarity")):
         with pytest.raises(ValueError, match=match):
             SoundPrototypes(**base, **bad)
+
+
+def test_borrowed_labels_are_listed_heaviest_first_whatever_reached_them() -> None:
+    # "dog" is reached through its alias (reach 0.87) but weighs less than "rain" (key cosine 0.5
+    # against 0): the explanation lists by weight, not by the order the lookup ranked them in
+    s = torch.tensor([[0.5, 0.0, 0.0, 0.866]])
+    assert [lab for lab, _ in _aliased().nearest_labels(s)[0]] == ["rain", "dog"]
+    assert [lab for lab, _ in _aliased().nearest_labels(s, n=1)[0]] == ["rain"]

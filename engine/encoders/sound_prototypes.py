@@ -193,11 +193,16 @@ class SoundPrototypes:
         return out
 
     def nearest_labels(self, sentence: torch.Tensor, n: int = 5) -> list[list[tuple[str, float]]]:
-        """The training labels a query borrows from most, with their blend weights (for explanations);
-        labels below the gate are left out, so a query that borrows nothing gets an empty list."""
+        """The training labels a query borrows from most, heaviest first, with their blend weights
+        (for explanations); labels below the gate are left out, so a query that borrows nothing gets
+        an empty list. (Labels come out of the lookup ordered by reach, which an alias word can
+        raise above a heavier label's.)"""
         w, idx = self._weights(sentence.detach())
-        return [[(self.labels[int(i)], float(x)) for i, x in zip(ri[:n], rw[:n]) if x > 0]
-                for ri, rw in zip(idx, w)]
+        out = []
+        for ri, rw in zip(idx, w):
+            order = torch.argsort(rw, descending=True, stable=True)[:n]
+            out.append([(self.labels[int(ri[j])], float(rw[j])) for j in order if rw[j] > 0])
+        return out
 
     def to_payload(self) -> dict:
         """Checkpoint form (float32 tensors, plain values; the exemplars in float16, half the
