@@ -82,7 +82,6 @@ from earmark.engine.encoders.embedded import shipped_weights_path
 from earmark.engine.encoders.exemplar_support import support_matrix
 from earmark.engine.user_cache import cache_root
 from earmark.engine.training import procedural as P
-from earmark.engine.training.captions import TEMPLATES
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import (
     CATEGORIES, WORDINGS, RawFeatures, category_centroids, category_of, confusions, folds, library_mean,
@@ -90,7 +89,7 @@ from earmark.engine.training.everyday import (
 )
 from earmark.engine.training.features import compute_features
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, aisfx_checkpoint, block3_maps, caption_embeddings, ensembled_text, label_support,
+    TrainConfig, _new_model, aisfx_checkpoint, block3_maps, ensembled_text, label_support, prompt_embeddings,
     save_weights, text_embeddings, train_on,
 )
 from earmark.engine.training.tuned_block4 import Block4TunedClap
@@ -259,9 +258,7 @@ def main() -> None:
     labels = sorted(set(fs.labels))
     text = text_embeddings(labels, cats, args.cache, progress=False)
     wordings = list(dict.fromkeys(args.wording or ["stand-in"]))
-    typed = sorted({q for w in wordings for q in WORDINGS[w]} - set(cats))
-    if typed:  # in a cache file of their own: the training texts embed exactly as in a stand-in run
-        text.update(caption_embeddings([tpl.format(q) for q in typed for tpl in TEMPLATES], args.cache, progress=False))
+    text.update(prompt_embeddings(sorted({q for w in wordings for q in WORDINGS[w]} - set(cats)), args.cache))
     maps = None
     if any(cfg.block4_scale > 0 for cfg in configs.values()):  # those recipes train block 4 from block 3's maps
         maps = block3_maps(items, untrained.audio, args.cache / "block3-maps", fs, replace(base, acoustic_views=views),

@@ -45,12 +45,11 @@ import torch
 from earmark.engine.demo import run_demo
 from earmark.engine.library import Library
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
-from earmark.engine.training.captions import TEMPLATES
 from earmark.engine.training.everyday import CATEGORIES, WORDINGS, _plain_rows, category_of, folds
 from earmark.engine.training.features import compute_features
 from earmark.engine.encoders.exemplar_support import support_matrix
 from earmark.engine.training.train import (
-    TrainConfig, _new_model, aisfx_checkpoint, caption_embeddings, ensembled_text, label_support, measure,
+    TrainConfig, _new_model, aisfx_checkpoint, ensembled_text, label_support, measure, prompt_embeddings,
     sound_embeddings, text_embeddings, train_on,
 )
 from earmark.engine.user_cache import cache_root
@@ -128,9 +127,7 @@ def stand_in(cache: Path, data_seed: int, grid: list[Setting]) -> dict[str, floa
     items, cnn, fs = corpus(cache, data_seed, acoustic_views=0)
     cats = list(CATEGORIES)
     text = text_embeddings(sorted(set(fs.labels)), cats, cache, progress=False)
-    typed = sorted({q for st in grid for q in WORDINGS[st.wording]} - set(cats))
-    if typed:  # a cache file of their own, so the training texts embed as in a stand-in run
-        text.update(caption_embeddings([tpl.format(q) for q in typed for tpl in TEMPLATES], cache, progress=False))
+    text.update(prompt_embeddings(sorted({q for st in grid for q in WORDINGS[st.wording]} - set(cats)), cache))
     packages = {it.package for it in items} - {PROCEDURAL}
     right: dict[str, list[bool]] = {st.name: [] for st in grid}
     for p, sounds in folds(items, fs).items():

@@ -270,6 +270,14 @@ def text_embeddings(labels: list[str], prompted: list[str], cache_dir: Path, pro
     return {**text, **caption_embeddings(words, cache_dir, progress)} if words else text
 
 
+def prompt_embeddings(queries: list[str], cache_dir: Path, progress: bool = False) -> dict[str, np.ndarray]:
+    """MiniLM embeddings of ``queries`` written with every caption template (a benchmark's other
+    wordings of its categories), in a cache file of their own, so the training texts embed exactly
+    as in a run without them."""
+    new = sorted(set(queries))
+    return caption_embeddings([tpl.format(q) for q in new for tpl in C.TEMPLATES], cache_dir, progress) if new else {}
+
+
 def _rows_in(fs: FeatureSet, items: list[CorpusItem], packages: set[str], kinds: tuple[int, ...]) -> np.ndarray:
     pk = np.array([items[i].package in packages for i in range(len(items))])
     ok = pk[fs.item] & np.isin(fs.kind, kinds)
