@@ -196,11 +196,12 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
 
     Resumable: a run stopped midway is continued by running it again."""
     from .engine.encoders import load_encoder
+    from .engine.reembed import audio_unchanged
 
     lib = open_library(library_path)
     rec = lib.encoder_record()
     target = load_encoder(spec or rec.name)
-    if target.fingerprint != rec.fingerprint and not yes:
+    if target.fingerprint != rec.fingerprint and not yes and not audio_unchanged(lib, target):
         n = lib.status().sounds_indexed
         click.confirm(f"{lib.path} holds vectors of {rec.name} ({rec.fingerprint}); {target.name} has fingerprint "
                       f"{target.fingerprint}. Drop the vectors of its {n} indexed sounds and embed them again "
@@ -210,6 +211,7 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
         _print_json(rep.to_dict())
     else:
         what = (f"moved from {rep.previous_encoder} ({rep.previous_fingerprint}) to {rep.encoder} ({rep.fingerprint})"
+                + (", vectors kept" if rep.kept_vectors else "")
                 if rep.switched
                 else f"encoder {rep.encoder} ({rep.fingerprint})")
         click.echo(f"{what}: {rep.reembedded} of {rep.sounds} sounds embedded again, {rep.segments} segments, "

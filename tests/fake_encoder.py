@@ -74,21 +74,30 @@ class SlowFakeEncoder(FakeEncoder):
         return super().embed_audio(windows)
 
 
-class VersionedFakeEncoder(FakeEncoder):
-    """FakeEncoder whose "weights" change with env FAKE_ENCODER_VERSION: version 2 reverses the
-    band order, like an earmark upgrade that ships new weights under the same spec."""
+class _EnvVersioned(FakeEncoder):
+    """A FakeEncoder whose "weights" version is read from the environment variable ``VERSION_ENV``
+    (default 1) and named in its fingerprint under ``VERSION_KEY``."""
 
-    name = "py:fake_encoder:VersionedFakeEncoder"
+    VERSION_ENV = ""
+    VERSION_KEY = ""
 
     @property
     def version(self) -> int:
         import os
 
-        return int(os.environ.get("FAKE_ENCODER_VERSION", "1"))
+        return int(os.environ.get(self.VERSION_ENV, "1"))
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint_of(None, {"fake": 1, "bands": N_BANDS, "sr": self.sample_rate, "version": self.version})
+        return fingerprint_of(None, {"fake": 1, "bands": N_BANDS, "sr": self.sample_rate, self.VERSION_KEY: self.version})
+
+
+class VersionedFakeEncoder(_EnvVersioned):
+    """FakeEncoder whose "weights" change with env FAKE_ENCODER_VERSION: version 2 reverses the
+    band order, like an earmark upgrade that ships new weights under the same spec."""
+
+    name = "py:fake_encoder:VersionedFakeEncoder"
+    VERSION_ENV, VERSION_KEY = "FAKE_ENCODER_VERSION", "version"
 
     def _flip(self, v: np.ndarray) -> np.ndarray:
         return v[:, ::-1].copy() if self.version == 2 else v
@@ -98,6 +107,19 @@ class VersionedFakeEncoder(FakeEncoder):
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         return self._flip(super().embed_text(texts))
+
+
+class TextVersionedFakeEncoder(_EnvVersioned):
+    """FakeEncoder whose text side alone changes with env FAKE_ENCODER_TEXT_VERSION (version 2
+    rolls the text bands by one), like an upgrade that ships new text-side weights and the same
+    audio tower: the audio vectors stay, the fingerprint (and so the concept codes) change."""
+
+    name = "py:fake_encoder:TextVersionedFakeEncoder"
+    VERSION_ENV, VERSION_KEY = "FAKE_ENCODER_TEXT_VERSION", "text"
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        v = super().embed_text(texts)
+        return np.roll(v, 1, axis=1) if self.version == 2 else v
 
 
 class NarrowFakeEncoder(FakeEncoder):

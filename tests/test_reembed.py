@@ -261,3 +261,85 @@ def test_pinning_the_same_weights_under_another_spec_rebinds_without_reembedding
     assert reopened.search("a low hum", k=5).hits
     after = _vectors(tmp_path / "lib" / "earmark.db")
     assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def _codes(db: Path) -> dict[tuple[str, float], tuple[bytes, bytes]]:
+    """Every stored window's concept code under the library's active codebook."""
+    con = sqlite3.connect(db)
+    try:
+        book = int(con.execute("SELECT value FROM settings WHERE key = 'codebook_id'").fetchone()[0])
+        rows = con.execute("SELECT s.path, g.start, c.concept_ids, c.weights FROM codes c JOIN segments g ON g.id = "
+                           "c.segment_id JOIN sounds s ON s.id = g.sound_id WHERE c.codebook_id = ?", (book,)).fetchall()
+    finally:
+        con.close()
+    return {(p, round(a, 4)): (i, w) for p, a, i, w in rows}
+
+
+def test_a_text_side_upgrade_keeps_the_vectors_and_recomputes_the_codes(tmp_path, monkeypatch):
+    """New weights whose audio side is the old one's (as v13's alias words left v12's audio tower):
+    a few sounds are embedded again to prove it, every stored window stays (same rows, same
+    vectors) and only the concept codes and indexes are made again: as a fresh library's."""
+    from fake_encoder import TextVersionedFakeEncoder
+
+    sounds = write_known_sounds(tmp_path / "sounds")
+    monkeypatch.setenv("FAKE_ENCODER_TEXT_VERSION", "1")
+    lib = _fresh(tmp_path, "lib", "py:fake_encoder:TextVersionedFakeEncoder", sounds)
+    db = lib.path / "earmark.db"
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT id, sound_id, start, embedding, power FROM segments ORDER BY id").fetchall()
+    con.close()
+    old_codes = _codes(db)
+    monkeypatch.setenv("FAKE_ENCODER_TEXT_VERSION", "2")
+    lib = Library(tmp_path / "lib")
+    with pytest.raises(EncoderMismatch):
+        lib.search("beep")
+
+    rep = lib.reembed()
+
+    assert rep.switched and rep.kept_vectors and rep.reembedded == 0 and rep.pending == 0
+    assert any("stored vectors are kept" in n for n in rep.notes), rep.notes
+    assert lib.encoder_record().fingerprint == TextVersionedFakeEncoder().fingerprint
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT id, sound_id, start, embedding, power FROM segments ORDER BY id").fetchall() == rows
+    assert con.execute("SELECT count(DISTINCT encoder_id) FROM segments").fetchone() == (1,)
+    con.close()
+    fresh = _fresh(tmp_path, "fresh", "py:fake_encoder:TextVersionedFakeEncoder", sounds)
+    new_codes, fresh_codes = _codes(db), _codes(fresh.path / "earmark.db")
+    assert new_codes.keys() == fresh_codes.keys() == old_codes.keys()
+    for key in new_codes:  # the codes are the new encoder's, as a library built with it has them
+        np.testing.assert_allclose(np.frombuffer(new_codes[key][1], np.float32),
+                                   np.frombuffer(fresh_codes[key][1], np.float32), atol=1e-5)
+        assert new_codes[key][0] == fresh_codes[key][0]
+    assert any(new_codes[k] != old_codes[k] for k in new_codes)  # and not the old ones
+    assert lib.search("a high beep", k=3).hits[0].path == fresh.search("a high beep", k=3).hits[0].path
+    assert lib.check().ok
+
+
+def test_any_difference_in_the_audio_side_drops_the_vectors(tmp_path, monkeypatch):
+    from earmark.engine.reembed import audio_unchanged
+    from fake_encoder import TextVersionedFakeEncoder
+
+    sounds = write_known_sounds(tmp_path / "sounds")
+    monkeypatch.setenv("FAKE_ENCODER_VERSION", "1")
+    lib = _fresh(tmp_path, "lib", "py:fake_encoder:VersionedFakeEncoder", sounds)
+    monkeypatch.setenv("FAKE_ENCODER_VERSION", "2")  # its audio vectors change too
+    assert audio_unchanged(lib, VersionedFakeEncoder()) == 0
+    assert audio_unchanged(lib, NarrowFakeEncoder()) == 0  # another window and dimension
+    assert audio_unchanged(lib, TextVersionedFakeEncoder()) > 0  # v1's audio is FakeEncoder's
+    for f in sounds.rglob("*.*"):
+        f.unlink()  # nothing left to check against: no proof, so no shortcut
+    assert audio_unchanged(lib, TextVersionedFakeEncoder()) == 0
+    rep = lib.reembed(VersionedFakeEncoder())
+    assert rep.switched and not rep.kept_vectors and rep.pending == 5
+
+
+def test_the_cli_asks_nothing_when_no_vector_is_dropped(tmp_path):
+    sounds = write_known_sounds(tmp_path / "sounds")
+    lib_dir = tmp_path / "lib"
+    v1, v2 = subprocess_env(FAKE_ENCODER_TEXT_VERSION="1"), subprocess_env(FAKE_ENCODER_TEXT_VERSION="2")
+    for args in (("init", str(lib_dir), "--encoder", "py:fake_encoder:TextVersionedFakeEncoder", "--vocabulary",
+                  str(TEST_VOCAB)), ("index", "--library", str(lib_dir), str(sounds))):
+        subprocess.run(earmark_argv(*args), env=v1, check=True, capture_output=True)
+    res = subprocess.run(earmark_argv("reembed", "-L", str(lib_dir)), env=v2, capture_output=True, text=True, input="")
+    assert res.returncode == 0, res.stderr
+    assert "vectors kept" in res.stdout and "0 of 0 sounds embedded again" in res.stdout
