@@ -41,6 +41,7 @@ from .windows import iter_windows
 
 PROBE_SOUNDS = 4  # indexed sounds embedded again to tell whether the audio side changed
 PROBE_TOLERANCE = 1e-5  # largest difference of a vector component that still counts as the same
+PROBE_MAX_SECONDS = 30.0  # sounds checked are this short where the library has such (an hour-long file takes a minute)
 
 if TYPE_CHECKING:
     from .encoders import Encoder
@@ -72,15 +73,17 @@ class ReembedReport:
 
 def audio_unchanged(lib: "Library", target: "Encoder") -> int:
     """How many indexed sounds ``target`` embeds exactly as ``lib`` stored them (up to
-    PROBE_SOUNDS, spread over the library, each read and windowed as indexing does), or 0 when
+    PROBE_SOUNDS, spread over the library's short sounds, else its shortest ones, each read and
+    windowed as indexing does), or 0 when
     any differs, none could be read, or the window or dimension differ: the proof that a switch
     may keep the vectors."""
     old = lib.encoder_record()
     if (target.dim, target.sample_rate, target.window_seconds) != (old.dim, old.sample_rate, old.window_seconds):
         return 0
     with lib.session() as s:
-        ids = s.scalars(select(Sound.id).where(Sound.status == "indexed", Sound.encoder_id == old.id)
-                        .order_by(Sound.id)).all()
+        mine = select(Sound.id).where(Sound.status == "indexed", Sound.encoder_id == old.id)
+        ids = (s.scalars(mine.where(Sound.duration <= PROBE_MAX_SECONDS).order_by(Sound.id)).all()
+               or s.scalars(mine.order_by(Sound.duration, Sound.id).limit(PROBE_SOUNDS)).all())
         picked = [ids[int(i)] for i in np.unique(np.linspace(0, len(ids) - 1, min(PROBE_SOUNDS, len(ids))).round())] if ids else []
         sounds = [(Path(s.get(Root, snd.root_id).path) / snd.path,
                    s.execute(select(Segment.start, Segment.embedding).where(Segment.sound_id == snd.id)

@@ -264,12 +264,14 @@ def test_pinning_the_same_weights_under_another_spec_rebinds_without_reembedding
 
 
 def _codes(db: Path) -> dict[tuple[str, float], tuple[bytes, bytes]]:
-    """Every stored window's concept code under the library's active codebook."""
+    """Every stored window's concept code under the library's active codebook (none without one)."""
     con = sqlite3.connect(db)
     try:
-        book = int(con.execute("SELECT value FROM settings WHERE key = 'codebook_id'").fetchone()[0])
+        book = con.execute("SELECT value FROM settings WHERE key = 'codebook_id'").fetchone()[0]
+        if not book:  # no active codebook: no codes to read
+            return {}
         rows = con.execute("SELECT s.path, g.start, c.concept_ids, c.weights FROM codes c JOIN segments g ON g.id = "
-                           "c.segment_id JOIN sounds s ON s.id = g.sound_id WHERE c.codebook_id = ?", (book,)).fetchall()
+                           "c.segment_id JOIN sounds s ON s.id = g.sound_id WHERE c.codebook_id = ?", (int(book),)).fetchall()
     finally:
         con.close()
     return {(p, round(a, 4)): (i, w) for p, a, i, w in rows}
@@ -343,3 +345,28 @@ def test_the_cli_asks_nothing_when_no_vector_is_dropped(tmp_path):
     res = subprocess.run(earmark_argv("reembed", "-L", str(lib_dir)), env=v2, capture_output=True, text=True, input="")
     assert res.returncode == 0, res.stderr
     assert "vectors kept" in res.stdout and "0 of 0 sounds embedded again" in res.stdout
+
+
+def test_a_kept_vectors_switch_stopped_before_its_codes_is_finished_by_running_again(tmp_path, monkeypatch):
+    """The switch commits first; a run stopped before the codes were made again leaves a library on
+    the new encoder with no codes: `earmark reembed` again makes them and the concept indexes."""
+    from earmark.engine.reembed import audio_unchanged, keep_vectors_for
+    from fake_encoder import TextVersionedFakeEncoder
+
+    sounds = write_known_sounds(tmp_path / "sounds")
+    monkeypatch.setenv("FAKE_ENCODER_TEXT_VERSION", "1")
+    lib = _fresh(tmp_path, "lib", "py:fake_encoder:TextVersionedFakeEncoder", sounds)
+    monkeypatch.setenv("FAKE_ENCODER_TEXT_VERSION", "2")
+    lib = Library(tmp_path / "lib")
+    target = TextVersionedFakeEncoder()
+    keep_vectors_for(lib, target, audio_unchanged(lib, target))  # ... and the run stops here
+    assert _codes(lib.path / "earmark.db") == {}
+
+    rep = Library(tmp_path / "lib").reembed()
+
+    assert not rep.switched and rep.reembedded == 0
+    fresh = _fresh(tmp_path, "fresh", "py:fake_encoder:TextVersionedFakeEncoder", sounds)
+    assert _codes(lib.path / "earmark.db").keys() == _codes(fresh.path / "earmark.db").keys()
+    again = Library(tmp_path / "lib")
+    assert [h.path for h in again.search("+noise", k=2).hits] == [h.path for h in fresh.search("+noise", k=2).hits]
+    assert again.check().ok
