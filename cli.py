@@ -196,17 +196,19 @@ def reembed(spec: str | None, workers: int, yes: bool, wait: bool, library_path:
 
     Resumable: a run stopped midway is continued by running it again."""
     from .engine.encoders import load_encoder
-    from .engine.reembed import audio_unchanged
 
     lib = open_library(library_path)
     rec = lib.encoder_record()
     target = load_encoder(spec or rec.name)
-    if target.fingerprint != rec.fingerprint and not yes and not audio_unchanged(lib, target):
+
+    def confirm_drop() -> None:  # asked only when the new encoder's audio vectors differ from the stored ones
         n = lib.status().sounds_indexed
         click.confirm(f"{lib.path} holds vectors of {rec.name} ({rec.fingerprint}); {target.name} has fingerprint "
                       f"{target.fingerprint}. Drop the vectors of its {n} indexed sounds and embed them again "
                       "(searchable again as they are done)?", abort=True, err=True)
-    rep = lib.reembed(target, workers=workers, progress=not as_json and sys.stderr.isatty(), wait=wait)
+
+    rep = lib.reembed(target, workers=workers, progress=not as_json and sys.stderr.isatty(), wait=wait,
+                      confirm_drop=None if yes else confirm_drop)
     if as_json:
         _print_json(rep.to_dict())
     else:

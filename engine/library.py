@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import func, select
@@ -263,8 +263,11 @@ class Library:
 
     @property
     def hop_samples(self) -> int:
-        enc = self.encoder
-        return max(1, int(round(float(self.setting("hop_seconds")) * enc.sample_rate)))
+        return self.hop_samples_at(self.encoder.sample_rate)
+
+    def hop_samples_at(self, sample_rate: int) -> int:
+        """The library's hop in samples at ``sample_rate`` (an encoder it is not bound to yet, too)."""
+        return max(1, int(round(float(self.setting("hop_seconds")) * sample_rate)))
 
     # -- concept codes ------------------------------------------------------------------
     @property
@@ -552,12 +555,13 @@ class Library:
             lock.release()
 
     def reembed(self, encoder: str | Encoder | None = None, *, workers: int = 1, progress: bool = False,
-                wait: bool = False) -> "ReembedReport":
+                wait: bool = False, confirm_drop: "Callable[[], None] | None" = None) -> "ReembedReport":
         """Embed the sounds again: with another encoder (or this earmark's new weights for the
-        library's spec), or to fill window power older rows lack (engine/reembed.py)."""
+        library's spec), or to fill window power older rows lack (engine/reembed.py).
+        ``confirm_drop`` is called before a switch that drops the stored vectors (it raises to stop)."""
         from .reembed import reembed
 
-        return reembed(self, encoder, workers=workers, progress=progress, wait=wait)
+        return reembed(self, encoder, workers=workers, progress=progress, wait=wait, confirm_drop=confirm_drop)
 
     def status(self) -> "LibraryStatus":
         """Counts, settings, indexes, evidence decoder and disk use (engine/library_status.py)."""

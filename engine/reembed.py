@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import delete, exists, func, select, update
 
@@ -74,9 +74,8 @@ class ReembedReport:
 def audio_unchanged(lib: "Library", target: "Encoder") -> int:
     """How many indexed sounds ``target`` embeds exactly as ``lib`` stored them (up to
     PROBE_SOUNDS, spread over the library's short sounds, else its shortest ones, each read and
-    windowed as indexing does), or 0 when
-    any differs, none could be read, or the window or dimension differ: the proof that a switch
-    may keep the vectors."""
+    windowed as indexing does), or 0 when any differs, none could be read, or the window or
+    dimension differ: the proof that a switch may keep the vectors."""
     old = lib.encoder_record()
     if (target.dim, target.sample_rate, target.window_seconds) != (old.dim, old.sample_rate, old.window_seconds):
         return 0
@@ -89,7 +88,7 @@ def audio_unchanged(lib: "Library", target: "Encoder") -> int:
                    s.execute(select(Segment.start, Segment.embedding).where(Segment.sound_id == snd.id)
                              .order_by(Segment.start)).all())
                   for snd in (s.get(Sound, i) for i in picked)]
-    hop = max(1, int(round(float(lib.setting("hop_seconds")) * target.sample_rate)))
+    hop = lib.hop_samples_at(target.sample_rate)
     checked = 0
     for path, stored in sounds:
         try:
@@ -202,9 +201,12 @@ def _waiting(lib: "Library") -> dict[int, tuple[Path, list[Sound]]]:
 
 
 def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: int = 1,
-            progress: bool = False, wait: bool = False) -> ReembedReport:
+            progress: bool = False, wait: bool = False,
+            confirm_drop: "Callable[[], None] | None" = None) -> ReembedReport:
     """Embed ``lib``'s sounds again with ``encoder`` (a spec or an Encoder; default: the
-    library's own spec as this earmark loads it) — see the module docstring."""
+    library's own spec as this earmark loads it) — see the module docstring. ``confirm_drop``
+    is called, under the writer lock and after the audio check, before a switch that drops the
+    stored vectors; it raises to stop the run with nothing changed."""
     from .encoders import EncoderError, load_encoder
     from .library import LibraryError
 
@@ -219,6 +221,8 @@ def reembed(lib: "Library", encoder: "str | Encoder | None" = None, *, workers: 
             raise LibraryError(f"cannot load encoder '{spec}': {exc}") from exc
         switched = target.fingerprint != before.fingerprint
         checked = audio_unchanged(lib, target) if switched else 0
+        if switched and not checked and confirm_drop is not None:
+            confirm_drop()
         notes = (keep_vectors_for(lib, target, checked) if checked
                  else switch_encoder(lib, target) if switched else [])
         if not switched:
