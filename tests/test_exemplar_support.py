@@ -11,7 +11,7 @@ from fake_encoder import FakeEncoder
 from earmark.engine.bench.datasets import read_dataset
 from earmark.engine.bench.run import run_classify
 from earmark.engine.encoders.base import l2_normalise
-from earmark.engine.encoders.exemplar_support import QuerySupport, support_matrix
+from earmark.engine.encoders.exemplar_support import QuerySupport, hubness, support_matrix
 from earmark.engine.encoders.sound_prototypes import SoundPrototypes
 
 
@@ -31,6 +31,39 @@ def test_scores_average_the_m_nearest_exemplars_times_the_weight() -> None:
     assert sup.scores(np.zeros((0, 3), np.float32)).shape == (0,)
     m = support_matrix(v, [sup, None])
     assert m.shape == (2, 2) and m[:, 1].tolist() == [0.0, 0.0] and m[:, 0] == pytest.approx(sup.scores(v))
+
+
+def test_offsets_pick_and_score_the_exemplars_by_cosine_less_offset() -> None:
+    ex = unit_rows([1, 0, 0], [0.6, 0.8, 0], [0, 1, 0])
+    v = unit_rows([1, 0, 0])
+    plain = QuerySupport(ex, ["a", "b", "c"], top_m=1, weight=2.0)
+    assert plain.nearest(v)[0][0].tolist() == [0] and plain.scores(v) == pytest.approx([2.0])
+    # exemplar "a" is crowded (offset 0.5), "b" distinctive (0): 1 - 0.5 < 0.6 - 0, so "b" is the one
+    # behind the term, which is reported with its own cosine and scored less its offset
+    hub = QuerySupport(ex, ["a", "b", "c"], top_m=1, weight=2.0, offsets=np.array([0.5, 0.0, 0.0], np.float32))
+    idx, sims = hub.nearest(v)
+    assert idx[0].tolist() == [1] and sims[0] == pytest.approx([0.6])
+    assert hub.scores(v) == pytest.approx([2.0 * 0.6])
+    two = QuerySupport(ex, ["a", "b", "c"], top_m=2, weight=1.0, offsets=np.array([0.5, 0.0, 0.1], np.float32))
+    assert two.nearest(v)[0][0].tolist() == [1, 0] and two.scores(v) == pytest.approx([(0.6 + 0.5) / 2])
+
+
+def test_hubness_is_the_mean_cosine_with_the_k_nearest_other_exemplars() -> None:
+    ex = unit_rows([1, 0, 0], [0.8, 0.6, 0], [0.6, 0.8, 0], [0, 0, 1])
+    h = hubness(ex, 2)
+    sims = ex @ ex.T
+    for i in range(4):
+        others = np.sort(np.delete(sims[i], i))[::-1]
+        assert h[i] == pytest.approx(others[:2].mean(), abs=1e-6)
+    assert h[3] < h[1]  # the lone exemplar is the least crowded
+    assert hubness(ex, 10) == pytest.approx(np.array([np.delete(sims[i], i).mean() for i in range(4)]), abs=1e-6)
+    assert hubness(ex[:1], 5).tolist() == [0.0]
+    # blocks of 1,024 give what one matrix gives
+    rng = np.random.default_rng(0)
+    big = unit_rows(*rng.normal(size=(1500, 8)))
+    full = big @ big.T
+    np.fill_diagonal(full, -np.inf)
+    assert hubness(big, 7) == pytest.approx(np.sort(full, axis=1)[:, -7:].mean(1), abs=1e-5)
 
 
 def prototypes(**kw) -> SoundPrototypes:
@@ -69,6 +102,18 @@ def test_a_query_reaching_no_label_falls_back_to_the_nearest_one_above_the_fallb
     assert sorted(both.labels) == ["a dog barking", "rain", "rain"]
 
 
+def test_the_support_carries_each_chosen_exemplars_hubness_times_its_weight() -> None:
+    hub = torch.tensor([0.2, 0.4, 0.1])
+    p = prototypes(exemplar_hubness=hub, exemplar_hub_weight=1.5, exemplar_hub_k=2)
+    rain, both = p.support(torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]]))
+    assert rain.offsets == pytest.approx([0.3, 0.6])
+    assert sorted(both.offsets.tolist()) == pytest.approx([0.15, 0.3, 0.6])
+    assert prototypes(exemplar_hubness=hub).support(torch.tensor([[1.0, 0, 0, 0]]))[0].offsets is None  # weight 0
+    back = SoundPrototypes.from_payload(p.to_payload())
+    assert back.exemplar_hub_weight == 1.5 and back.exemplar_hub_k == 2 and torch.allclose(back.exemplar_hubness, hub)
+    assert SoundPrototypes.from_payload(prototypes().to_payload()).exemplar_hubness is None  # v12/v13 payloads
+
+
 def test_exemplars_round_trip_through_the_checkpoint_payload_and_old_payloads_have_none() -> None:
     p = prototypes()
     d = p.to_payload()
@@ -89,6 +134,10 @@ def test_exemplars_round_trip_through_the_checkpoint_payload_and_old_payloads_ha
     ({"exemplar_top_m": 0}, "exemplar_top_m"),
     ({"exemplar_min_similarity": 1.5}, "exemplar_min_similarity"),
     ({"exemplar_fallback_similarity": -2.0}, "exemplar_fallback_similarity"),
+    ({"exemplar_hubness": torch.zeros(2)}, "one value per exemplar"),
+    ({"exemplar_hub_weight": 1.0}, "exemplar_hub_weight"),
+    ({"exemplar_hubness": torch.zeros(3), "exemplar_hub_weight": -1.0}, "exemplar_hub_weight"),
+    ({"exemplars": None, "exemplar_labels": None, "exemplar_hubness": torch.zeros(3)}, "needs exemplars"),
 ])
 def test_malformed_exemplars_are_refused(bad, message) -> None:
     with pytest.raises(ValueError, match=message):

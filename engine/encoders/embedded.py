@@ -142,6 +142,9 @@ class EmbeddedEncoder(Encoder, DifferentiableAudioEncoder):
                                          "top_m": prototypes.exemplar_top_m,
                                          "min_similarity": prototypes.exemplar_min_similarity,
                                          "fallback_similarity": prototypes.exemplar_fallback_similarity}
+            if prototypes.exemplar_hubness is not None:  # v14
+                config["sound_exemplars"].update({"hub_weight": prototypes.exemplar_hub_weight,
+                                                  "hub_k": prototypes.exemplar_hub_k})
         enc = cls(model, text_encoder, config["prompt_ensemble"], config["templates"], device, fp, config, prototypes)
         if path:
             # The spec a library records and reopens with: other weights than the shipped ones

@@ -37,7 +37,10 @@ dog barking" at 0.51, under the gate) though it is the very word the corpus labe
 by. A label whose alias the query's sentence reaches at a_g (near-identical words) passes both
 gates; the blend's weights stay the cosines with the labels' own keys, so an alias decides which
 labels a query names, not how much each counts, and queries that reach their labels without an
-alias blend exactly as before.
+alias blend exactly as before. Since v14 the aliases also hold each label's own action words
+("screaming" for "a man screaming in pain"), and the support is corrected for hubness: each
+exemplar's cosines count less α × its mean cosine with its K nearest fellow exemplars
+(exemplar_support's docstring).
 """
 from __future__ import annotations
 
@@ -82,6 +85,13 @@ class SoundPrototypes:
     # ("chicken" reaches "a chicken clucking" at 0.54) and would otherwise get no term while the
     # categories it is compared with do. 1.0: no fallback.
     exemplar_fallback_similarity: float = 1.0
+    # (N,) each exemplar's hubness (v14; None before): its mean cosine with its exemplar_hub_k nearest
+    # fellow exemplars (exemplar_support.hubness). A sound's cosine with an exemplar counts less
+    # exemplar_hub_weight × that, so exemplars in crowded parts of the corpus, near many sounds of
+    # every kind, count for less than distinctive ones (CSLS; exemplar_support's docstring).
+    exemplar_hubness: torch.Tensor | None = None
+    exemplar_hub_weight: float = 0.0
+    exemplar_hub_k: int = 0
     # The words that named the labels' training files (v13; None before): (A, 384) unit sentence
     # embeddings, (A,) each one's label index, and the words. A lookup sentence that reaches a word
     # at alias_min_similarity reaches its label (see the module docstring).
@@ -109,6 +119,12 @@ class SoundPrototypes:
                 raise ValueError("exemplars and prototypes must have the same dimension")
             if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= len(self.labels)):
                 raise ValueError("exemplar label indices must index labels")
+            if self.exemplar_hubness is not None and self.exemplar_hubness.shape != (len(self.exemplars),):
+                raise ValueError("exemplar_hubness must hold one value per exemplar")
+        elif self.exemplar_hubness is not None:
+            raise ValueError("exemplar_hubness needs exemplars")
+        if self.exemplar_hub_weight < 0 or (self.exemplar_hub_weight > 0 and self.exemplar_hubness is None):
+            raise ValueError("exemplar_hub_weight must be ≥ 0, and above 0 only with exemplar_hubness")
         if self.exemplar_top_m < 1 or self.exemplar_weight < 0:
             raise ValueError("exemplar_top_m ≥ 1 and exemplar_weight ≥ 0 are required")
         if (self.alias_keys is None) != (self.alias_labels is None):
@@ -187,9 +203,11 @@ class SoundPrototypes:
             if len(chosen) == 0:
                 out.append(None)
                 continue
+            offsets = (self.exemplar_hub_weight * self.exemplar_hubness[chosen].float()).numpy() \
+                if self.exemplar_hub_weight > 0 else None
             out.append(QuerySupport(self.exemplars[chosen].float().numpy(),
                                     [self.labels[int(i)] for i in self.exemplar_labels[chosen]],
-                                    self.exemplar_top_m, self.exemplar_weight))
+                                    self.exemplar_top_m, self.exemplar_weight, offsets))
         return out
 
     def nearest_labels(self, sentence: torch.Tensor, n: int = 5) -> list[list[tuple[str, float]]]:
@@ -217,6 +235,10 @@ class SoundPrototypes:
                               "min_similarity": float(self.exemplar_min_similarity),
                               "top_m": int(self.exemplar_top_m), "weight": float(self.exemplar_weight),
                               "fallback_similarity": float(self.exemplar_fallback_similarity)}
+            if self.exemplar_hubness is not None:
+                d["exemplars"].update({"hubness": self.exemplar_hubness.float().contiguous(),
+                                       "hub_weight": float(self.exemplar_hub_weight),
+                                       "hub_k": int(self.exemplar_hub_k)})
         if self.alias_keys is not None:
             d["aliases"] = {"keys": self.alias_keys.float().contiguous(), "labels": self.alias_labels.long().contiguous(),
                             "words": list(self.alias_words or []), "min_similarity": float(self.alias_min_similarity)}
@@ -231,6 +253,9 @@ class SoundPrototypes:
                      "exemplar_min_similarity": float(ex["min_similarity"]), "exemplar_top_m": int(ex["top_m"]),
                      "exemplar_weight": float(ex["weight"]),
                      "exemplar_fallback_similarity": float(ex.get("fallback_similarity", 1.0))}
+            if "hubness" in ex:
+                extra.update({"exemplar_hubness": ex["hubness"].float(), "exemplar_hub_weight": float(ex["hub_weight"]),
+                              "exemplar_hub_k": int(ex["hub_k"])})
         al = d.get("aliases")
         if al is not None:
             extra.update({"alias_keys": al["keys"].float(), "alias_labels": al["labels"].long(),
