@@ -18,6 +18,8 @@ repeatable, or ``--recipe all``): ``seed-1``, ``acoustic-views``, ``similar-posi
 ``views+positives`` (on v2), ``label-softmax``, ``label-softmax+positives``, ``positives`` and the
 seed-1 runs ``shipped-seed-1``, ``positives-seed-1``, ``label-softmax+positives-seed-1`` (on v4), and ``block4``
 (the CNN's block 4 trained with the heads, ``TrainConfig.block4_scale`` 0.1; engine/training/tuned_block4.py);
+``v13`` (the shipped heads without the labels' action words as aliases and without the support's hubness
+correction), ``action-words`` and ``hubness`` (v14's two changes one at a time),
 ``v12`` (the shipped heads and support without alias keys), ``v11`` (without exemplar support either),
 ``exemplars-2`` (the support at λ 2) and
 ``exemplar-fallback`` (a query that reaches no label takes its nearest label's exemplars). Every
@@ -98,7 +100,8 @@ from earmark.engine.training.tuned_block4 import Block4TunedClap
 # with v1's residual projection heads and sqrt balancing, to show what the v2 changes bought.
 # Recipes recorded before v7 turned domain confusion on keep it off, so their model-card figures
 # still come out of the same command; so do recipes recorded before v8 added procedural sounds.
-BEFORE_V13 = {"alias_min_similarity": None}  # v13 added the alias keys (its heads are v11's)
+BEFORE_V14 = {"alias_action_words": False, "exemplar_hub_weight": 0.0}  # v14: action-word aliases, hubness correction
+BEFORE_V13 = {"alias_min_similarity": None, **BEFORE_V14}  # v13 added the alias keys (its heads are v11's)
 BEFORE_V12 = {"exemplar_weight": 0.0, **BEFORE_V13}  # v12 added the exemplar support (its heads are v11's)
 BEFORE_V11 = {"prototype_temperature": 0.3, **BEFORE_V12}  # v11 raised τ to 0.5 (with prompt ensembling, bare lookup)
 BEFORE_V8 = {"procedural_variants": 0, **BEFORE_V11}
@@ -106,6 +109,10 @@ V8_GENERATORS = {"procedural_generators": P.V8_GENERATORS, **BEFORE_V11}  # reci
 BEFORE_V7 = {"package_adversary_weight": 0.0, **BEFORE_V8}
 RECIPES = {
     "shipped": {},
+    "v13": BEFORE_V14,  # the shipped recipe until v14 (2026-12-08; the same heads, aliases without action words, no hubness)
+    # 2026-12-08: v14's two changes one at a time
+    "action-words": {"exemplar_hub_weight": 0.0},
+    "hubness": {"alias_action_words": False},
     "v12": BEFORE_V13,  # the shipped recipe until v13 (2026-12-07; the same heads and support without alias keys)
     "v11": BEFORE_V12,  # the shipped recipe until v12 (2026-12-07; the same heads without exemplar support)
     # 2026-12-07: v12's trials: the support at λ 2, and the nearest-label fallback at 0.5

@@ -25,7 +25,13 @@ with the categories typed in every wording of everyday.WORDINGS (the stand-in's 
 each, the issue's and ESC-50's words), and the validation split; ``--demo-encoder`` must then name
 weights with alias keys (a v13 checkpoint).
 
-    python benchmarks/prototype_settings.py [--exemplars | --aliases] [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
+``--hubness`` scores v14's two query-side changes: the labels' action words as alias keys or not
+(label_words.action_words), × no hubness correction of the exemplar support or weight α {0.5, 1,
+1.5, 2} × neighbours K {30, 100, 300} (exemplar_support.hubness), each in every wording, and the
+validation split; ``--demo-encoder`` must name weights with exemplars and action words (v14).
+Every grid holds the recipe's other settings at their current values.
+
+    python benchmarks/prototype_settings.py [--exemplars | --aliases | --hubness] [--data-seed 0 --data-seed 1] [--demo-encoder SPEC] [--json OUT]
 
 ~4 min per data seed (five fold models) and ~4 min for the demo grid on 2 cores.
 """
@@ -47,7 +53,8 @@ from earmark.engine.library import Library
 from earmark.engine.training.corpus import PROCEDURAL, build_corpus
 from earmark.engine.training.everyday import CATEGORIES, WORDINGS, _plain_rows, category_of, folds
 from earmark.engine.training.features import compute_features
-from earmark.engine.encoders.exemplar_support import support_matrix
+from earmark.engine.training.label_words import label_words
+from earmark.engine.encoders.exemplar_support import hubness, support_matrix
 from earmark.engine.training.train import (
     TrainConfig, _new_model, aisfx_checkpoint, ensembled_text, label_support, measure, prompt_embeddings,
     sound_embeddings, text_embeddings, train_on,
@@ -68,9 +75,21 @@ class Setting:
     ensemble: bool
     fields: tuple[tuple[str, object], ...]
     wording: str = "stand-in"  # how the stand-in's categories are typed (everyday.WORDINGS)
+    hub_k: int = 0  # > 0: the exemplars' hubness recomputed over this many neighbours (v14)
+    action_words: bool = True  # False: the alias keys without the labels' action words (v14)
 
     def apply(self, protos):
-        return dataclasses.replace(protos, **dict(self.fields))
+        out = dataclasses.replace(protos, **dict(self.fields))
+        if self.hub_k and out.exemplars is not None:
+            out = dataclasses.replace(out, exemplar_hub_k=self.hub_k, exemplar_hubness=torch.from_numpy(
+                hubness(out.exemplars.float().numpy(), self.hub_k)))
+        if not self.action_words and out.alias_keys is not None:
+            table = label_words(out.labels)
+            keep = [i for i, (lab, w) in enumerate(zip(out.alias_labels.tolist(), out.alias_words))
+                    if w in table.get(out.labels[lab], ())]
+            out = dataclasses.replace(out, alias_keys=out.alias_keys[keep], alias_labels=out.alias_labels[keep],
+                                      alias_words=[out.alias_words[i] for i in keep])
+        return out
 
 
 def lookup_grid() -> list[Setting]:
@@ -89,6 +108,17 @@ def exemplar_grid(ensemble: bool) -> list[Setting]:
         out.append(Setting(f"exemplars: gate {gate:g}, m {m}, λ {lam:g}", ensemble,
                            (("exemplar_min_similarity", gate), ("exemplar_top_m", m), ("exemplar_weight", lam))))
     return out
+
+
+def hubness_grid(ensemble: bool) -> list[Setting]:
+    """v14's grid: the labels' action words as aliases or not, × no hubness correction or weight α
+    {0.5, 1, 1.5, 2} × neighbours K {30, 100, 300}, × the wordings of the categories."""
+    hubs = {"no hubness correction": ((("exemplar_hub_weight", 0.0),), 0)}
+    hubs.update({f"hubness α {a:g}, K {k}": ((("exemplar_hub_weight", a),), k)
+                 for a, k in itertools.product((0.5, 1.0, 1.5, 2.0), (30, 100, 300))})
+    return [Setting(f"{'action words' if actions else 'no action words'}, {name}; {w} wording", ensemble, fields, w,
+                    hub_k, actions)
+            for actions in (False, True) for name, (fields, hub_k) in hubs.items() for w in WORDINGS]
 
 
 def alias_grid(ensemble: bool) -> list[Setting]:
@@ -196,16 +226,21 @@ def main() -> None:
     ap.add_argument("--aliases", action="store_true",
                     help="score the alias-key grid (v13) under every wording of the categories, and the validation "
                          "split (the demo encoder must have alias keys)")
+    ap.add_argument("--hubness", action="store_true",
+                    help="score the labels' action words as aliases and the support's hubness correction (v14) under "
+                         "every wording of the categories, and the validation split (the demo encoder must have "
+                         "exemplars and the action words: a v14 checkpoint)")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     seeds = args.data_seed or [0, 1]
-    if args.exemplars and args.aliases:
-        ap.error("--exemplars and --aliases are two grids: choose one")
+    if args.exemplars + args.aliases + args.hubness > 1:
+        ap.error("--exemplars, --aliases and --hubness are three grids: choose one")
     ensemble = TrainConfig().prompt_ensemble == "on"
-    grid = exemplar_grid(ensemble) if args.exemplars else alias_grid(ensemble) if args.aliases else lookup_grid()
+    grid = (exemplar_grid(ensemble) if args.exemplars else alias_grid(ensemble) if args.aliases
+            else hubness_grid(ensemble) if args.hubness else lookup_grid())
     pooled = {seed: stand_in(args.cache, seed, grid) for seed in seeds}
-    val = validation(args.cache, grid) if args.exemplars or args.aliases else {}
+    val = validation(args.cache, grid) if args.exemplars or args.aliases or args.hubness else {}
     gate = demo(args.demo_encoder, grid)
     rows = sorted(((float(np.mean([pooled[s][k] for s in seeds])), k) for k in gate), reverse=True)
     val_head = " validation zero-shot / mAP@10 |" if val else ""
@@ -215,7 +250,7 @@ def main() -> None:
     shown = [r for r in rows[: args.top]] + [r for r in rows if passes(gate[r[1]])][: args.top]
     if args.exemplars:
         shown.append((float(np.mean([pooled[s]["no exemplar support"] for s in seeds])), "no exemplar support"))
-    if args.aliases:  # a small grid: every setting, in grid order
+    if args.aliases or args.hubness:  # small grids: every setting, in grid order
         shown = [(float(np.mean([pooled[s][st.name] for s in seeds])), st.name) for st in grid]
     for mean, k in dict.fromkeys(shown):
         v = f" {val[k]['zero_shot_top1']:.3f} / {val[k]['t2a_map10']:.3f} |" if val else ""
