@@ -268,6 +268,44 @@ def test_one_word_queries_reach_the_labels_their_word_named(enc: EmbeddedEncoder
         enc.prototypes = protos
 
 
+def test_the_labels_action_words_reach_labels_no_word_table_names(enc: EmbeddedEncoder) -> None:
+    """v14: a label's own -ing words are aliases too. "screams" is far from "a man screaming in
+    pain" (cosine 0.52) and no word table names that label; through "screaming" it is reached."""
+    import dataclasses
+
+    from earmark.engine.training.label_words import label_words
+
+    protos = enc.prototypes
+    pain = "a man screaming in pain"
+    assert pain in protos.labels and "screaming" in protos.alias_words
+    assert pain in enc.query_support(["screams"])[0].labels
+    table = label_words(protos.labels)
+    keep = [i for i, (lab, w) in enumerate(zip(protos.alias_labels.tolist(), protos.alias_words))
+            if w in table.get(protos.labels[lab], ())]
+    try:
+        enc.prototypes = dataclasses.replace(protos, alias_keys=protos.alias_keys[keep],
+                                             alias_labels=protos.alias_labels[keep],
+                                             alias_words=[protos.alias_words[i] for i in keep])
+        assert pain not in enc.query_support(["screams"])[0].labels  # why the action words are there
+    finally:
+        enc.prototypes = protos
+
+
+def test_the_shipped_support_is_corrected_by_each_exemplars_hubness(enc: EmbeddedEncoder) -> None:
+    """v14: every exemplar carries its mean cosine with its 100 nearest fellow exemplars, and a
+    query's support subtracts it (× the weight) from that exemplar's cosines."""
+    from earmark.engine.encoders.exemplar_support import hubness
+
+    protos = enc.prototypes
+    assert protos.exemplar_hub_weight == 1.0 and protos.exemplar_hub_k == 100
+    assert enc.config()["sound_exemplars"]["hub_k"] == 100
+    # computed at training time from float32 exemplars; the checkpoint keeps them in float16
+    np.testing.assert_allclose(hubness(protos.exemplars.numpy(), 100), protos.exemplar_hubness.numpy(), atol=2e-3)
+    sup = enc.query_support(["a crackling campfire"])[0]
+    chosen = [i for i, lab in enumerate(protos.exemplar_labels.tolist()) if protos.labels[lab] in set(sup.labels)]
+    assert sorted(sup.offsets.tolist()) == pytest.approx(sorted(protos.exemplar_hubness[chosen].tolist()))
+
+
 def test_bench_prompts_are_the_bare_label_and_the_sentence_unless_the_checkpoint_templates(enc: EmbeddedEncoder) -> None:
     # v4 and v5 embed text as typed, so bench averages both; a templating checkpoint gets the label alone
     assert enc.default_prompts == (("{}",) if enc.prompt_ensemble else ("{}", "This is a sound of {}"))

@@ -81,4 +81,3 @@ def hubness(exemplars: np.ndarray, k: int) -> np.ndarray:
         sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf  # not itself
         out[start:start + len(sims)] = np.partition(sims, n - k, axis=1)[:, n - k:].mean(axis=1)
     return out
-
