@@ -221,21 +221,20 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=cache_root() / "corpus")
     ap.add_argument("--data-seed", type=int, action="append", help="repeatable; default 0 and 1")
     ap.add_argument("--demo-encoder", default="embedded", help="checkpoint whose demo library is searched")
-    ap.add_argument("--exemplars", action="store_true",
-                    help="score the exemplar-support grid (v12) instead of v11's lookup grid, and the validation split")
-    ap.add_argument("--aliases", action="store_true",
-                    help="score the alias-key grid (v13) under every wording of the categories, and the validation "
-                         "split (the demo encoder must have alias keys)")
-    ap.add_argument("--hubness", action="store_true",
-                    help="score the labels' action words as aliases and the support's hubness correction (v14) under "
-                         "every wording of the categories, and the validation split (the demo encoder must have "
-                         "exemplars and the action words: a v14 checkpoint)")
+    grids = ap.add_mutually_exclusive_group()  # one grid a run
+    grids.add_argument("--exemplars", action="store_true",
+                       help="score the exemplar-support grid (v12) instead of v11's lookup grid, and the validation split")
+    grids.add_argument("--aliases", action="store_true",
+                       help="score the alias-key grid (v13) under every wording of the categories, and the validation "
+                            "split (the demo encoder must have alias keys)")
+    grids.add_argument("--hubness", action="store_true",
+                       help="score the labels' action words as aliases and the support's hubness correction (v14) under "
+                            "every wording of the categories, and the validation split (the demo encoder must have "
+                            "exemplars and the action words: a v14 checkpoint)")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     seeds = args.data_seed or [0, 1]
-    if args.exemplars + args.aliases + args.hubness > 1:
-        ap.error("--exemplars, --aliases and --hubness are three grids: choose one")
     ensemble = TrainConfig().prompt_ensemble == "on"
     grid = (exemplar_grid(ensemble) if args.exemplars else alias_grid(ensemble) if args.aliases
             else hubness_grid(ensemble) if args.hubness else lookup_grid())
